@@ -1,0 +1,31 @@
+"""The toolkit's exceptions.
+
+Every error a user can cause (bad file, bad argument, missing dataset) is a ``BrainleaksError``;
+the CLI prints its message on one line and exits with status 2.
+
+- ``InputError``: a value or array handed in is wrong (shape, range, NaN, non-binary spikes).
+  It is also a ``ValueError``, so ``except ValueError`` keeps working.
+- ``DatasetError``: a dataset directory is missing or its files are malformed.
+- ``ModelFileError``: a model (.net / .h5) or reconstruction file is unreadable, truncated or inconsistent.
+- ``ConfigError``: an experiment config has an unknown key or a wrong type.
+"""
+
+
+class BrainleaksError(Exception):
+    """Base class of every error the toolkit raises on purpose."""
+
+
+class InputError(BrainleaksError, ValueError):
+    """A value, array or argument does not have the expected shape, range or type."""
+
+
+class DatasetError(BrainleaksError):
+    """A dataset directory is missing, incomplete or malformed."""
+
+
+class ModelFileError(BrainleaksError):
+    """A model or result file cannot be read or does not describe a usable network."""
+
+
+class ConfigError(InputError):
+    """An experiment config has an unknown key, a missing key or a wrong type."""
