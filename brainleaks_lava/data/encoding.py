@@ -1,0 +1,105 @@
+"""Rate (Bernoulli) coding of static images into spike trains, in lava-dl's NCT layout.
+
+Each pixel intensity p in [0, 1] becomes a spike train of ``steps`` time steps in which every step
+independently carries a spike with probability p. Randomness comes only from the explicit
+``torch.Generator`` handed in (a fresh generator seeded with 0 when none is given), never from
+torch's or numpy's global RNG, so encodings are reproducible and do not disturb other code.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+
+DEFAULT_SEED = 0
+
+
+def _check_steps(steps) -> int:
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)):
+        raise InputError(f"steps must be a positive integer, got {steps!r}")
+    if steps <= 0:
+        raise InputError(f"steps must be a positive integer, got {steps}")
+    return int(steps)
+
+
+def _as_intensities(images) -> torch.Tensor:
+    """``images`` as a float32 tensor of shape (N, features), checked to be finite and in [0, 1]."""
+    if isinstance(images, torch.Tensor):
+        x = images.detach()
+    else:
+        try:
+            x = torch.as_tensor(np.asarray(images))
+        except (TypeError, ValueError, RuntimeError) as e:
+            raise InputError(f"images must be a numeric array or tensor: {e}") from None
+    if x.dtype == torch.bool:
+        x = x.to(torch.float32)
+    if x.is_complex() or not (x.is_floating_point() or x.dtype in (
+            torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)):
+        raise InputError(f"images must be a real numeric array, got dtype {x.dtype}")
+    if x.ndim < 1:
+        raise InputError("images must have shape (N, ...), got a scalar")
+    if not x.is_floating_point():
+        x = x.to(torch.float64)  # range-check in the input's own precision, convert afterwards
+    if x.numel():
+        if not bool(torch.isfinite(x).all()):
+            raise InputError("images contain NaN or infinite values; intensities must be finite, in [0, 1]")
+        lo, hi = float(x.min()), float(x.max())
+        if lo < 0.0 or hi > 1.0:
+            raise InputError(
+                f"images must hold intensities in [0, 1], got values in [{lo:g}, {hi:g}] "
+                "(divide 8-bit pixels by 255 first)"
+            )
+    features = math.prod(x.shape[1:])
+    return x.to(torch.float32).reshape(x.shape[0], features)
+
+
+def rate_encode(images, steps: int = 25, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Bernoulli rate coding: (N, ...) intensities in [0, 1] -> float32 spikes (N, features, steps).
+
+    ``features`` is the product of the non-batch dimensions (images are flattened). Each spike is
+    1 with probability equal to its pixel's intensity, drawn independently per time step using
+    only ``generator`` (``torch.Generator().manual_seed(0)`` when None). The spikes are on the
+    generator's device.
+
+    Raises ``InputError`` for NaN/inf or out-of-range intensities and for non-positive ``steps``.
+    """
+    steps = _check_steps(steps)
+    if generator is None:
+        generator = torch.Generator().manual_seed(DEFAULT_SEED)
+    elif not isinstance(generator, torch.Generator):
+        raise InputError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+    p = _as_intensities(images).to(generator.device)
+    u = torch.rand((p.shape[0], p.shape[1], steps), generator=generator, device=generator.device,
+                   dtype=torch.float32)
+    # u is uniform on [0, 1): P(u < p) = p exactly, and p = 0 / p = 1 give no / all spikes.
+    return (u < p.unsqueeze(-1)).to(torch.float32)
+
+
+def rate_decode(spikes) -> torch.Tensor:
+    """Firing rate of binary spikes (N, features, T): float32 (N, features), the mean over time."""
+    s = spikes.detach() if isinstance(spikes, torch.Tensor) else torch.as_tensor(np.asarray(spikes))
+    if s.ndim != 3:
+        raise InputError(f"spikes must have shape (N, features, T), got {tuple(s.shape)}")
+    if s.shape[-1] == 0:
+        raise InputError("spikes have no time steps (T = 0)")
+    s = s.to(torch.float32)
+    if s.numel() and not bool(((s == 0) | (s == 1)).all()):
+        raise InputError("spikes must be binary (0 or 1); got other values")
+    return s.mean(dim=-1)
+
+
+@dataclass(frozen=True)
+class RateEncoder:
+    """A configured :func:`rate_encode`: ``RateEncoder(steps=25)(images, generator)``."""
+
+    steps: int = 25
+
+    def __post_init__(self) -> None:
+        _check_steps(self.steps)
+
+    def __call__(self, images, generator: torch.Generator | None = None) -> torch.Tensor:
+        return rate_encode(images, steps=self.steps, generator=generator)

@@ -1,0 +1,152 @@
+"""The spiking target: a stack of lava-dl SLAYER CUBA Dense blocks with Loihi semantics.
+
+Neuron model (what the paper's LIF becomes on Loihi)
+----------------------------------------------------
+The paper uses a LIF neuron ``v[t] = 0.7 v[t-1] + W x[t]`` with a soft reset (the threshold is
+subtracted on a spike). Loihi's CUBA neuron has two state variables::
+
+    u[t] = (1 - current_decay) * u[t-1] + W x[t]
+    v[t] = (1 - voltage_decay) * v[t-1] + u[t]        spike if v[t] > threshold, then v[t] = 0
+
+With ``current_decay = 1`` the current holds no memory (``u[t] = W x[t]``) and with
+``voltage_decay = 0.3`` the voltage keeps 70 % per step: exactly the paper's leak of 0.7.
+The difference is the reset: CUBA resets the voltage to 0 (hard reset) instead of subtracting the
+threshold, so charge above the threshold is lost; this is how Loihi behaves, and the target is trained
+with it. Weights go through SLAYER's default 8-bit quantizer (step 2/64) in training and export, and
+the decays/threshold map to Loihi's iDecay/vDecay (x4096) and vThMant (x64) losslessly for the
+defaults, which is what makes the Lava fixed-point replay bit-exact.
+
+Posterior (shared by training, attacks and the Lava replay)
+-----------------------------------------------------------
+The output layer's spike counts over the T steps, scaled by ``posterior_scale``, go through a softmax:
+``M(x) = softmax(posterior_scale * sum_t s_out[:, :, t])``. Training minimizes the cross-entropy of
+this posterior (the counts are accumulated over all T steps). Output spikes are what a Lava
+``RingBuffer`` sink observes, so the Lava replay computes the very same posterior from its outputs.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import torch
+
+from ..errors import InputError
+
+
+@dataclass(frozen=True)
+class NeuronConfig:
+    """CUBA neuron settings of every layer (see the module docstring)."""
+
+    threshold: float = 1.0
+    current_decay: float = 1.0
+    voltage_decay: float = 0.3
+    # surrogate gradient: lava-dl's exponential surrogate; the lava-dl defaults (1, 1) give an almost flat
+    # gradient, these (as in lava-dl's examples) give useful gradients for training and inversion.
+    tau_grad: float = 0.03
+    scale_grad: float = 3.0
+
+    def __post_init__(self):
+        for name in ("threshold", "tau_grad", "scale_grad"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and v > 0 and v == v):
+                raise InputError(f"neuron {name} must be a positive number, got {v!r}")
+        for name in ("current_decay", "voltage_decay"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and 0.0 <= v <= 1.0):
+                raise InputError(f"neuron {name} must be in [0, 1], got {v!r}")
+
+    def slayer_params(self) -> dict:
+        return {
+            "threshold": float(self.threshold),
+            "current_decay": float(self.current_decay),
+            "voltage_decay": float(self.voltage_decay),
+            "tau_grad": float(self.tau_grad),
+            "scale_grad": float(self.scale_grad),
+            "requires_grad": False,
+        }
+
+
+@dataclass(frozen=True)
+class SNNSpec:
+    """Everything needed to rebuild an SNN target's twin (stored in the sidecar)."""
+
+    sizes: tuple[int, ...]  # (inputs, hidden..., classes)
+    steps: int = 25
+    neuron: NeuronConfig = field(default_factory=NeuronConfig)
+    posterior_scale: float = 1.0
+
+    def __post_init__(self):
+        if len(self.sizes) < 2 or any((not isinstance(s, int)) or s <= 0 for s in self.sizes):
+            raise InputError(f"sizes must be >= 2 positive integers, got {self.sizes!r}")
+        if not isinstance(self.steps, int) or self.steps <= 0:
+            raise InputError(f"steps must be a positive integer, got {self.steps!r}")
+        if not self.posterior_scale > 0:
+            raise InputError(f"posterior_scale must be positive, got {self.posterior_scale!r}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SNNSpec":
+        d = dict(d)
+        neuron = NeuronConfig(**d.pop("neuron", {}))
+        return cls(sizes=tuple(int(s) for s in d.pop("sizes")), neuron=neuron, **d)
+
+
+def _import_slayer():
+    import lava.lib.dl.slayer as slayer  # heavy import, done lazily
+    return slayer
+
+
+class SpikingMLP(torch.nn.Module):
+    """input -> hidden CUBA layers -> output CUBA layer; spikes in and out as (N, features, T)."""
+
+    def __init__(self, spec: SNNSpec):
+        super().__init__()
+        slayer = _import_slayer()
+        self.spec = spec
+        params = spec.neuron.slayer_params()
+        self.blocks = torch.nn.ModuleList(
+            slayer.block.cuba.Dense(params, n_in, n_out, weight_norm=False, delay_shift=True)
+            for n_in, n_out in zip(spec.sizes[:-1], spec.sizes[1:])
+        )
+
+    @property
+    def num_classes(self) -> int:
+        return self.spec.sizes[-1]
+
+    @property
+    def num_inputs(self) -> int:
+        return self.spec.sizes[0]
+
+    def check_input(self, x: torch.Tensor, name: str = "spikes") -> None:
+        if x.ndim != 3 or x.shape[1] != self.num_inputs:
+            raise InputError(
+                f"{name} must have shape (batch, {self.num_inputs}, T), got {tuple(x.shape)}")
+
+    def forward(self, x: torch.Tensor, return_hidden: bool = False):
+        """Output spikes (N, classes, T); with ``return_hidden`` also a list of every layer's spikes."""
+        self.check_input(x)
+        layers = []
+        for block in self.blocks:
+            x = block(x)
+            layers.append(x)
+        return (x, layers) if return_hidden else x
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """``posterior_scale`` x output spike counts: the logits of the shared posterior."""
+        return spike_count_logits(self(x), self.spec.posterior_scale)
+
+    def posterior(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.logits(x), dim=1)
+
+
+def spike_count_logits(out_spikes: torch.Tensor, posterior_scale: float) -> torch.Tensor:
+    """Logits of the target's posterior from output spikes (N, C, T): scale * spike count."""
+    return posterior_scale * out_spikes.sum(dim=-1)
+
+
+def posterior_from_spikes(out_spikes, posterior_scale: float) -> torch.Tensor:
+    """The target's posterior from output spikes (N, C, T), from the twin or from Lava."""
+    out = torch.as_tensor(out_spikes, dtype=torch.float32)
+    return torch.softmax(spike_count_logits(out, posterior_scale), dim=1)
