@@ -36,8 +36,75 @@ def _run_dataset(args) -> int:
     return 0
 
 
+def _add_train(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", required=True, choices=["mnist", "att-faces"])
+    p.add_argument("--arch", required=True, choices=["snn", "ann"])
+    p.add_argument("--data-root", default=None, help="dataset directory (MNIST: vendored subset when omitted)")
+    p.add_argument("--out", required=True, help="output model file (.net for SNN, .h5 for ANN)")
+    p.add_argument("--hidden", type=int, default=3000)
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--steps", type=int, default=25, help="time steps T of the rate encoding (SNN)")
+    p.add_argument("--batch-size", type=int, default=100)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--downsample", type=int, default=1, help="integer image downsampling factor")
+    p.add_argument("--posterior-scale", type=float, default=1.0,
+                   help="SNN posterior = softmax(scale * output spike counts)")
+    p.add_argument("--tau-grad", type=float, default=0.03, help="SNN surrogate width")
+    p.add_argument("--scale-grad", type=float, default=3.0, help="SNN surrogate height")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+
+
+def _run_train(args) -> int:
+    from .models.snn import NeuronConfig
+    from .models.targets import TargetRequest, train_target
+    from .models.training import TrainConfig
+
+    req = TargetRequest(dataset=args.dataset, arch=args.arch, data_root=args.data_root, hidden=args.hidden,
+                        steps=args.steps, downsample=args.downsample, posterior_scale=args.posterior_scale,
+                        neuron=NeuronConfig(tau_grad=args.tau_grad, scale_grad=args.scale_grad))
+    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                      threads=args.threads, device=args.device)
+    meta = train_target(req, cfg, args.out)
+    print(f"wrote {args.out}: {args.arch} target, validation accuracy "
+          f"{100 * meta['validation_accuracy']:.2f}% on {meta['validation_images']} images")
+    return 0
+
+
+def _add_info(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="a .net SNN target or an .h5 model file")
+    p.add_argument("--json", action="store_true", help="print the metadata as JSON")
+
+
+def _run_info(args) -> int:
+    import json
+
+    from .models.files import load_target
+
+    t = load_target(args.model)
+    m = t.metadata
+    if args.json:
+        print(json.dumps({"path": str(t.path), "sha256": t.sha256, **m}, indent=2, sort_keys=True))
+        return 0
+    sizes = t.model.spec.sizes
+    print(f"model:      {t.path}  ({t.arch}, sha256 {t.sha256[:16]}...)")
+    print(f"topology:   {'-'.join(str(s) for s in sizes)}")
+    if t.arch == "snn":
+        n = t.model.spec.neuron
+        print(f"neuron:     CUBA threshold {n.threshold}, current_decay {n.current_decay}, voltage_decay "
+              f"{n.voltage_decay}; T={t.model.spec.steps}; posterior softmax({t.model.spec.posterior_scale} x spike count)")
+    if "dataset" in m:
+        print(f"dataset:    {m['dataset']} ({m.get('data_source', '?')})")
+    if "validation_accuracy" in m:
+        print(f"validation: {100 * m['validation_accuracy']:.2f}% on {m.get('validation_images', '?')} images")
+    return 0
+
+
 COMMANDS = {
     "dataset": ("check a dataset directory and print its splits", _add_dataset, _run_dataset),
+    "train": ("train an SNN or ANN target and write its model file", _add_train, _run_train),
+    "info": ("describe a model file (topology, neuron, validation accuracy)", _add_info, _run_info),
 }
 
 

@@ -94,7 +94,12 @@ class SNNSpec:
 
 
 def _import_slayer():
-    import lava.lib.dl.slayer as slayer  # heavy import, done lazily
+    """Import lava-dl's slayer lazily, hiding the banner it prints on stdout about an optional toolbox."""
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        import lava.lib.dl.slayer as slayer
     return slayer
 
 

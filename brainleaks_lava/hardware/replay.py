@@ -1,0 +1,126 @@
+"""Replay spike trains through an exported NetX file on Lava's fixed-point simulator.
+
+Streaming: one Lava run carries N samples. The network is built with ``reset_interval=T`` (neuron
+state is reset every T steps; ``reset_offset=1`` because our files have no input layer), the samples are
+concatenated in time and followed by L zero steps (L = number of dense layers, each adds one step of
+delay), and the output is cut back into windows of T steps. The first L steps of window k hold the
+tail of sample k-1; the twin never sees them (its output can only start L steps after its input), so
+they are zeroed. The Lava runtime is always stopped, also on errors and Ctrl-C.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ..errors import InputError
+from ..models.files import read_net_layers
+
+log = logging.getLogger(__name__)
+
+
+def _lava():
+    """Import Lava lazily.
+
+    Lava calls ``multiprocessing.set_start_method('fork')`` at import and fails when the default
+    context was already fixed (tqdm's lock does that on the first progress bar). If it was fixed to
+    'fork' (Linux's default) nothing changes by letting Lava set it again, so the choice is cleared.
+    """
+    import multiprocessing
+    import sys
+
+    if "lava.magma.runtime.message_infrastructure.multiprocessing" not in sys.modules:
+        ctx = multiprocessing.context._default_context
+        actual = getattr(ctx, "_actual_context", None)
+        if actual is not None:
+            if multiprocessing.get_start_method() != "fork":
+                raise RuntimeError("Lava needs the 'fork' multiprocessing start method, but "
+                                   f"'{multiprocessing.get_start_method()}' was set")
+            ctx._actual_context = None
+    with contextlib.redirect_stdout(io.StringIO()):
+        from lava.lib.dl import netx
+        from lava.magma.core.run_conditions import RunSteps
+        from lava.magma.core.run_configs import Loihi2SimCfg
+        from lava.proc.io.sink import RingBuffer as Sink
+        from lava.proc.io.source import RingBuffer as Source
+    return netx, RunSteps, Loihi2SimCfg, Source, Sink
+
+
+def check_spikes(spikes, num_inputs: int | None = None, name: str = "spikes") -> np.ndarray:
+    """Return ``spikes`` as a float32 (N, features, T) 0/1 array or raise ``InputError``."""
+    a = np.asarray(spikes)
+    if a.ndim != 3 or 0 in a.shape:
+        raise InputError(f"{name} must be a non-empty (N, features, T) array, got shape {a.shape}")
+    if num_inputs is not None and a.shape[1] != num_inputs:
+        raise InputError(f"{name} has {a.shape[1]} features but the model takes {num_inputs} inputs")
+    if a.dtype.kind not in "biuf":
+        raise InputError(f"{name} must be numeric, got dtype {a.dtype}")
+    if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+        raise InputError(f"{name} holds NaN or inf")
+    if not np.all((a == 0) | (a == 1)):
+        raise InputError(f"{name} must be binary (0/1 spikes); found other values")
+    return a.astype(np.float32)
+
+
+def _run_lava(net_path: Path, data: np.ndarray, reset_interval: int | None) -> np.ndarray:
+    """One Lava run of ``data`` (features, steps); returns output spikes (classes, steps)."""
+    netx, RunSteps, Loihi2SimCfg, Source, Sink = _lava()
+    steps = data.shape[1]
+    kwargs = {"reset_interval": reset_interval, "reset_offset": 1} if reset_interval else {}
+    with contextlib.redirect_stdout(io.StringIO()):
+        net = netx.hdf5.Network(net_config=str(net_path), **kwargs)
+    try:
+        net.net_config.f.close()  # NetX keeps the file open after building
+    except Exception:  # pragma: no cover - attribute layout of NetDict
+        pass
+    source = Source(data=data)
+    sink = Sink(shape=net.out.shape, buffer=steps)
+    source.s_out.connect(net.inp)
+    net.out.connect(sink.a_in)
+    try:
+        net.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+        out = np.asarray(sink.data.get())
+    finally:
+        net.stop()
+    return out
+
+
+def replay(net_path: str | Path, spikes, mode: str = "stream", chunk: int = 200,
+           progress: bool = True) -> np.ndarray:
+    """Output spikes (N, classes, T) of the Lava fixed-point simulation of ``net_path`` for ``spikes``.
+
+    ``mode="stream"`` runs ``chunk`` samples per Lava run with neuron reset between samples;
+    ``mode="per-sample"`` starts one Lava run per sample (slow; the reference for the streamed mode).
+    """
+    net_path = Path(net_path)
+    layers = read_net_layers(net_path)
+    n_layers = len(layers)
+    x = check_spikes(spikes, num_inputs=layers[0]["weight"].shape[1])
+    n, f, t = x.shape
+    if t <= n_layers:
+        raise InputError(f"spikes have T={t} steps; need more than the network's {n_layers} layer delays")
+    if mode not in ("stream", "per-sample"):
+        raise InputError(f"mode must be 'stream' or 'per-sample', got {mode!r}")
+    if not isinstance(chunk, int) or chunk <= 0:
+        raise InputError(f"chunk must be a positive integer, got {chunk!r}")
+    n_out = layers[-1]["weight"].shape[0]
+    out = np.zeros((n, n_out, t), dtype=np.float32)
+    group = chunk if mode == "stream" else 1
+    t0 = time.time()
+    with tqdm(total=n, desc=f"Lava replay ({mode})", unit="sample", disable=not progress, leave=False) as bar:
+        for start in range(0, n, group):
+            block = x[start:start + group]
+            k = len(block)
+            data = np.concatenate([block.transpose(1, 0, 2).reshape(f, k * t), np.zeros((f, n_layers), np.float32)], axis=1)
+            res = _run_lava(net_path, data, reset_interval=t if mode == "stream" else None)
+            res = res[:, : k * t].reshape(n_out, k, t).transpose(1, 0, 2)
+            out[start:start + k] = res
+            bar.update(k)
+    out[:, :, :n_layers] = 0.0
+    log.info("replayed %d samples (%s) in %.1f s", n, mode, time.time() - t0)
+    return out
