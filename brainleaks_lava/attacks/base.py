@@ -1,0 +1,200 @@
+"""The attack interface: target adapters, the result object and the shared optimisation helpers.
+
+A target adapter is the only hook into a model: ``posterior(x)`` gives the class posterior of a batch,
+with gradients, defined exactly as in the target's training (for SNNs: softmax of the scaled output
+spike counts), so the Lava replay can recompute it from the simulator's output spikes.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+
+log = logging.getLogger(__name__)
+
+SPIKES = "surrogate gradients w.r.t. input spikes"
+IMAGE = "input gradients of an ANN"
+
+
+class TargetAdapter:
+    """Posterior of each class for a batch of inputs, differentiable w.r.t. the inputs."""
+
+    provides: str = ""
+    input_shape: tuple[int, ...] = ()
+    num_classes: int = 0
+
+    def posterior(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+
+class SNNAdapter(TargetAdapter):
+    """An SNN twin: inputs are spike trains (N, features, T)."""
+
+    provides = SPIKES
+
+    def __init__(self, model):
+        self.model = model.eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.input_shape = (model.num_inputs, model.spec.steps)
+        self.num_classes = model.num_classes
+
+    def posterior(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.posterior(x)
+
+
+class ANNAdapter(TargetAdapter):
+    """An ANN: inputs are flattened images (N, features) in [0, 1]."""
+
+    provides = IMAGE
+
+    def __init__(self, model):
+        self.model = model.eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.input_shape = (model.num_inputs,)
+        self.num_classes = model.num_classes
+
+    def posterior(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.posterior(x)
+
+
+def adapter_for(target) -> TargetAdapter:
+    """Adapter for a loaded target (``SNNTarget``/``ANNTarget``) or a bare model."""
+    model = getattr(target, "model", target)
+    if hasattr(model, "blocks"):
+        return SNNAdapter(model)
+    return ANNAdapter(model)
+
+
+@dataclass
+class AttackResult:
+    """What an attack returns (one row per inverted class)."""
+
+    attack: str
+    mode: str
+    params: dict
+    seed: int
+    targets: np.ndarray  # (R,) target class of each reconstruction
+    samples: np.ndarray  # (R, features, T) binary spikes, or (R, features) images
+    confidence: np.ndarray  # (R,) target posterior of ``samples``
+    iterations: np.ndarray  # (R,) iterations used
+    loss_history: np.ndarray  # (I, R) loss per iteration (NaN after a row stopped)
+    probabilities: np.ndarray | None = None  # (R, features, T) Bernoulli parameters (BL-v2)
+    seconds: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def input_kind(self) -> str:
+        return "spikes" if self.samples.ndim == 3 else "image"
+
+
+@dataclass(frozen=True)
+class AttackParams:
+    """Base of the per-attack parameter dataclasses: validated on construction."""
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def _positive_int(self, name: str) -> None:
+        v = getattr(self, name)
+        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+            raise InputError(f"{name} must be a positive integer, got {v!r}")
+
+    def _in_range(self, name: str, lo: float, hi: float, lo_open: bool = False, hi_open: bool = False) -> None:
+        v = getattr(self, name)
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and v == v
+        if ok:
+            ok = (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
+        if not ok:
+            lb = "(" if lo_open else "["
+            rb = ")" if hi_open else "]"
+            raise InputError(f"{name} must be in {lb}{lo}, {hi}{rb}, got {v!r}")
+
+    def _mode(self) -> None:
+        if getattr(self, "mode", None) not in ("paper", "reference"):
+            raise InputError(f"mode must be 'paper' or 'reference', got {getattr(self, 'mode', None)!r}")
+
+
+class Attack:
+    """Base class: subclasses set ``name``, ``requires`` and implement ``_invert``."""
+
+    name: ClassVar[str] = ""
+    requires: ClassVar[str] = ""
+    params_class: ClassVar[type] = AttackParams
+
+    def __init__(self, adapter: TargetAdapter, params: AttackParams | None = None, **kwargs):
+        if params is None:
+            params = self.params_class(**kwargs)
+        elif kwargs:
+            raise InputError("pass either params or keyword parameters, not both")
+        if not isinstance(params, self.params_class):
+            raise InputError(f"params must be a {self.params_class.__name__}")
+        if adapter.provides != self.requires:
+            raise InputError(f"{self.name} needs a target that offers {self.requires}, "
+                             f"but this target offers {adapter.provides}")
+        self.adapter = adapter
+        self.params = params
+
+    def invert(self, classes=None, seed: int = 0, progress: bool = True) -> AttackResult:
+        """Invert ``classes`` (default: all classes) and return an ``AttackResult``."""
+        n = self.adapter.num_classes
+        if classes is None:
+            classes = list(range(n))
+        classes = np.asarray(classes)
+        if classes.ndim != 1 or classes.size == 0 or classes.dtype.kind not in "iu" or classes.min() < 0 or classes.max() >= n:
+            raise InputError(f"classes must be a non-empty list of class indices in [0, {n}), got {classes.tolist()}")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise InputError(f"seed must be a non-negative integer, got {seed!r}")
+        import time
+        t0 = time.time()
+        gen = torch.Generator(device="cpu").manual_seed(int(seed))
+        result = self._invert(torch.as_tensor(classes, dtype=torch.long), gen, progress)
+        result.seconds = time.time() - t0
+        result.seed = int(seed)
+        return result
+
+    def _invert(self, classes: torch.Tensor, gen: torch.Generator, progress: bool) -> AttackResult:  # pragma: no cover
+        raise NotImplementedError
+
+
+def target_posterior_and_grad(adapter: TargetAdapter, x: torch.Tensor, classes: torch.Tensor,
+                              extra_loss=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One batched forward/backward: returns (target posterior (B,), loss (B,), dloss/dx (B, ...)).
+
+    The loss is ``1 - M_y(x)`` (+ ``extra_loss(x)`` per row). Rows are independent, so the gradient of
+    the summed loss gives every row its own gradient in one pass.
+    """
+    x = x.detach().clone().requires_grad_(True)
+    post = adapter.posterior(x)
+    p_y = post.gather(1, classes.view(-1, 1).to(post.device)).squeeze(1)
+    loss = 1.0 - p_y
+    if extra_loss is not None:
+        loss = loss + extra_loss(x)
+    (grad,) = torch.autograd.grad(loss.sum(), x)
+    return p_y.detach(), loss.detach(), grad.detach()
+
+
+def params_json(params: AttackParams) -> str:
+    return json.dumps(params.to_dict(), sort_keys=True)
+
+
+def stack_history(history: list[np.ndarray], rows: int) -> np.ndarray:
+    if not history:
+        return np.zeros((0, rows), dtype=np.float32)
+    return np.stack(history).astype(np.float32)
+
+
+def as_any(x: Any) -> Any:  # small helper for JSON-able numpy scalars
+    return x.item() if hasattr(x, "item") else x

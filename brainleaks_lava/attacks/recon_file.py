@@ -1,0 +1,109 @@
+"""Reconstruction files (HDF5): what an attack produced, readable without trusting the file.
+
+Layout: attrs ``format`` (``brainleaks-recon/1``), ``attack``, ``mode``, ``params`` (JSON), ``seed``,
+``model_path``, ``model_sha256``, ``input_kind`` (``spikes`` | ``image``), ``seconds``, ``extra`` (JSON);
+datasets ``targets`` (R,), ``samples`` (R, features, T) uint8 or (R, features) float32,
+``confidence`` (R,), ``iterations`` (R,), ``loss_history`` (I, R), optional ``probabilities`` (R, features, T).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from ..errors import ModelFileError
+from ..fileio import atomic_path, open_h5
+from .base import AttackResult
+
+RECON_FORMAT = "brainleaks-recon/1"
+
+
+def save_recon(result: AttackResult, path: str | Path, model_path: str = "", model_sha256: str = "") -> Path:
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            f.attrs.update({
+                "format": RECON_FORMAT, "attack": result.attack, "mode": result.mode,
+                "params": json.dumps(result.params, sort_keys=True), "seed": int(result.seed),
+                "model_path": str(model_path), "model_sha256": model_sha256,
+                "input_kind": result.input_kind, "seconds": float(result.seconds),
+                "extra": json.dumps(result.extra, sort_keys=True),
+            })
+            f.create_dataset("targets", data=np.asarray(result.targets, dtype=np.int64))
+            f.create_dataset("samples", data=result.samples, compression="gzip")
+            f.create_dataset("confidence", data=np.asarray(result.confidence, dtype=np.float32))
+            f.create_dataset("iterations", data=np.asarray(result.iterations, dtype=np.int64))
+            f.create_dataset("loss_history", data=np.asarray(result.loss_history, dtype=np.float32))
+            if result.probabilities is not None:
+                f.create_dataset("probabilities", data=result.probabilities, compression="gzip")
+    return path
+
+
+def _attr_str(f, key: str, path: Path) -> str:
+    v = f.attrs.get(key)
+    if isinstance(v, bytes):
+        v = v.decode("utf-8", "replace")
+    if not isinstance(v, str):
+        raise ModelFileError(f"{path}: attribute '{key}' missing or not text")
+    return v
+
+
+def load_recon(path: str | Path) -> AttackResult:
+    """Read and validate a reconstruction file; every problem is a ``ModelFileError`` naming the field."""
+    path = Path(path)
+    with open_h5(path, "reconstruction file") as f:
+        try:
+            if _attr_str(f, "format", path) != RECON_FORMAT:
+                raise ModelFileError(f"{path}: not a brainleaks reconstruction file (format {f.attrs.get('format')!r})")
+            data = {}
+            for key in ("targets", "samples", "confidence", "iterations", "loss_history", "probabilities"):
+                if key in f:
+                    if not isinstance(f[key], h5py.Dataset):
+                        raise ModelFileError(f"{path}: '{key}' is not a dataset")
+                    data[key] = np.asarray(f[key][()])
+                elif key != "probabilities":
+                    raise ModelFileError(f"{path}: missing dataset '{key}'")
+            params = json.loads(_attr_str(f, "params", path))
+            extra = json.loads(f.attrs.get("extra", "{}")) if "extra" in f.attrs else {}
+            attrs = {k: _attr_str(f, k, path) for k in ("attack", "mode", "input_kind")}
+            model_path = str(f.attrs.get("model_path", ""))
+            model_sha = str(f.attrs.get("model_sha256", ""))
+            seed = int(np.asarray(f.attrs.get("seed", 0)).reshape(-1)[0])
+            seconds = float(np.asarray(f.attrs.get("seconds", 0.0)).reshape(-1)[0])
+        except ModelFileError:
+            raise
+        except (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError, json.JSONDecodeError) as e:
+            raise ModelFileError(f"{path}: corrupt reconstruction file ({type(e).__name__}: {e})") from None
+    if not isinstance(params, dict) or not isinstance(extra, dict):
+        raise ModelFileError(f"{path}: attributes 'params' and 'extra' must be JSON objects")
+    t, s = data["targets"], data["samples"]
+    r = len(t) if t.ndim == 1 else -1
+    if r <= 0 or t.dtype.kind not in "iu" or t.min() < 0:
+        raise ModelFileError(f"{path}: 'targets' must be a non-empty 1-D array of class indices")
+    kind = attrs["input_kind"]
+    if kind not in ("spikes", "image"):
+        raise ModelFileError(f"{path}: input_kind must be 'spikes' or 'image', got {kind!r}")
+    want_ndim = 3 if kind == "spikes" else 2
+    if s.ndim != want_ndim or s.shape[0] != r:
+        raise ModelFileError(f"{path}: 'samples' must have shape ({r}, features{', T' if want_ndim == 3 else ''}), got {s.shape}")
+    if s.dtype.kind not in "biuf" or (s.dtype.kind == "f" and not np.all(np.isfinite(s))):
+        raise ModelFileError(f"{path}: 'samples' must be finite numbers")
+    if kind == "spikes" and not np.all((s == 0) | (s == 1)):
+        raise ModelFileError(f"{path}: 'samples' must hold binary spikes (0/1)")
+    if kind == "image" and (s.min() < 0 or s.max() > 1):
+        raise ModelFileError(f"{path}: image 'samples' must lie in [0, 1]")
+    for key in ("confidence", "iterations"):
+        if data[key].shape != (r,):
+            raise ModelFileError(f"{path}: '{key}' must have shape ({r},), got {data[key].shape}")
+    prob = data.get("probabilities")
+    if prob is not None:
+        if prob.shape != s.shape or prob.dtype.kind != "f" or not np.all(np.isfinite(prob)) or prob.min() < 0 or prob.max() > 1:
+            raise ModelFileError(f"{path}: 'probabilities' must match 'samples' in shape and lie in [0, 1]")
+    return AttackResult(
+        attack=attrs["attack"], mode=attrs["mode"], params=params, seed=seed, targets=t.astype(np.int64),
+        samples=s.astype(np.uint8) if kind == "spikes" else s.astype(np.float32),
+        confidence=data["confidence"].astype(np.float32), iterations=data["iterations"].astype(np.int64),
+        loss_history=data["loss_history"], probabilities=None if prob is None else prob.astype(np.float32),
+        seconds=seconds, extra={**extra, "model_path": model_path, "model_sha256": model_sha})
