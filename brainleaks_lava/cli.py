@@ -9,6 +9,8 @@ import argparse
 import logging
 import sys
 
+import numpy as np
+
 from . import __version__
 from .errors import BrainleaksError
 
@@ -142,11 +144,58 @@ def _run_attack(args) -> int:
     return 0
 
 
+def _add_replay(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="the NetX .net file to run on Lava's fixed-point simulator")
+    p.add_argument("--recon", required=True, help="reconstruction file written by 'brainleaks attack'")
+    p.add_argument("--twin", default=None, help="model file of the twin to compare with (default: --model)")
+    p.add_argument("--draws", type=int, default=20, help="spike-train draws per BL-v2 reconstruction")
+    p.add_argument("--seed", type=int, default=0, help="seed of the draws")
+    p.add_argument("--per-sample", action="store_true", help="one Lava run per sample instead of streaming")
+    p.add_argument("--json", default=None, help="write the equivalence report as JSON")
+
+
+def _run_replay(args) -> int:
+    from .attacks.recon_file import load_recon, recon_draws
+    from .errors import InputError
+    from .fileio import write_json_atomic
+    from .hardware.equivalence import check_equivalence
+
+    rec = load_recon(args.recon)
+    if rec.input_kind != "spikes":
+        raise InputError(f"{args.recon}: holds images ({rec.attack}); only spiking reconstructions can be replayed")
+    d = recon_draws(rec, args.draws, args.seed)
+    n_draws, r = d.shape[:2]
+    spikes = d.reshape(n_draws * r, *d.shape[2:])
+    targets = np.tile(rec.targets, n_draws)
+    report = check_equivalence(args.model, spikes, targets, twin_path=args.twin,
+                               mode="per-sample" if args.per_sample else "stream")
+    conf_t = np.array([s.twin_confidence for s in report.samples])
+    conf_l = np.array([s.lava_confidence for s in report.samples])
+    print(f"replayed {len(spikes)} spike trains ({r} reconstructions x {n_draws} draws) of {args.recon} "
+          f"on Lava fixed_pt ({report.mode}, {report.seconds:.1f} s)")
+    print(f"agreement with the twin: {100 * report.agreement:.2f}% "
+          f"({len(spikes) - len(report.mismatches)}/{len(spikes)} identical spike for spike)")
+    print(f"mean target confidence: twin {conf_t.mean():.4f}, Lava {conf_l.mean():.4f}")
+    for c in sorted(set(rec.targets.tolist())):
+        sel = targets == c
+        print(f"  class {c}: twin {conf_t[sel].mean():.4f}  Lava {conf_l[sel].mean():.4f}  "
+              f"identical {int(sum(s.equal for s, m in zip(report.samples, sel) if m))}/{int(sel.sum())}")
+    if args.json:
+        write_json_atomic(args.json, {"recon": str(args.recon), "draws": n_draws, **report.to_dict()})
+    if report.mismatches:
+        print("mismatching samples (index: target, first differing neuron/step):", file=sys.stderr)
+        for s in report.mismatches:
+            print(f"  {s.index}: class {s.target}, neuron {s.first_diff[0]} step {s.first_diff[1]}", file=sys.stderr)
+        return 1
+    return 0
+
+
 COMMANDS = {
     "dataset": ("check a dataset directory and print its splits", _add_dataset, _run_dataset),
     "train": ("train an SNN or ANN target and write its model file", _add_train, _run_train),
     "info": ("describe a model file (topology, neuron, validation accuracy)", _add_info, _run_info),
     "attack": ("run a model-inversion attack and write the reconstructions (.h5)", _add_attack, _run_attack),
+    "replay": ("replay reconstructions on Lava's fixed-point simulator and compare with the twin", _add_replay, _run_replay),
 }
 
 

@@ -107,3 +107,22 @@ def load_recon(path: str | Path) -> AttackResult:
         confidence=data["confidence"].astype(np.float32), iterations=data["iterations"].astype(np.int64),
         loss_history=data["loss_history"], probabilities=None if prob is None else prob.astype(np.float32),
         seconds=seconds, extra={**extra, "model_path": model_path, "model_sha256": model_sha})
+
+
+def recon_draws(result: AttackResult, draws: int, seed: int = 0) -> np.ndarray:
+    """The reconstructions as (draws, R, ...) arrays.
+
+    With Bernoulli probabilities (BL-v2) these are ``draws`` independent seeded spike-train draws; without
+    them (BL-v1 spikes, MI-FACE images) the reconstruction is deterministic and is returned once.
+    """
+    import torch
+
+    from ..errors import InputError
+    from .brainleaks_v2 import draw_samples
+
+    if isinstance(draws, bool) or not isinstance(draws, int) or draws <= 0:
+        raise InputError(f"draws must be a positive integer, got {draws!r}")
+    if result.probabilities is None:
+        return result.samples[None]
+    d = draw_samples(result.probabilities, draws, torch.Generator().manual_seed(int(seed)))
+    return d.transpose(1, 0, 2, 3)

@@ -42,7 +42,7 @@ def _lava():
                 raise RuntimeError("Lava needs the 'fork' multiprocessing start method, but "
                                    f"'{multiprocessing.get_start_method()}' was set")
             ctx._actual_context = None
-    with contextlib.redirect_stdout(io.StringIO()):
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         from lava.lib.dl import netx
         from lava.magma.core.run_conditions import RunSteps
         from lava.magma.core.run_configs import Loihi2SimCfg
@@ -84,10 +84,14 @@ def _run_lava(net_path: Path, data: np.ndarray, reset_interval: int | None) -> n
     net.out.connect(sink.a_in)
     try:
         net.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
-        out = np.asarray(sink.data.get())
+        out = _collect(sink)
     finally:
-        net.stop()
+        net.stop()  # always: a runtime that is not stopped leaves worker processes behind
     return out
+
+
+def _collect(sink) -> np.ndarray:
+    return np.asarray(sink.data.get())
 
 
 def replay(net_path: str | Path, spikes, mode: str = "stream", chunk: int = 200,

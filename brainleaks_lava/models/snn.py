@@ -98,7 +98,7 @@ def _import_slayer():
     import contextlib
     import io
 
-    with contextlib.redirect_stdout(io.StringIO()):
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         import lava.lib.dl.slayer as slayer
     return slayer
 

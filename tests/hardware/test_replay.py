@@ -1,0 +1,144 @@
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from brainleaks_lava.attacks import adapter_for, make_attack
+from brainleaks_lava.attacks.recon_file import recon_draws, save_recon
+from brainleaks_lava.cli import main
+from brainleaks_lava.errors import InputError
+from brainleaks_lava.hardware import replay as replay_mod
+from brainleaks_lava.hardware.equivalence import check_equivalence, first_difference, twin_outputs
+from brainleaks_lava.hardware.replay import check_spikes, replay
+from brainleaks_lava.models.files import load_snn
+from bl_testutils import random_spikes
+
+
+def child_processes() -> list[int]:
+    """PIDs of all live descendants of this process (from /proc), except Python's multiprocessing
+    resource tracker: a single helper that the standard library starts on first use of shared memory
+    and keeps until the interpreter exits (it is not a Lava worker and runs no simulation)."""
+    parents = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text()
+                fields = stat[stat.rindex(")") + 2:].split()
+                if fields[0] != "Z":
+                    parents[int(d.name)] = int(fields[1])
+            except (OSError, ValueError):
+                continue
+    me, out, frontier = os.getpid(), [], [os.getpid()]
+    while frontier:
+        p = frontier.pop()
+        kids = [c for c, pp in parents.items() if pp == p]
+        out += kids
+        frontier += kids
+    return [p for p in out if not _is_resource_tracker(p)]
+
+
+def _is_resource_tracker(pid: int) -> bool:
+    try:
+        return b"multiprocessing.resource_tracker" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def snn(small_snn_path):
+    return load_snn(small_snn_path)
+
+
+@pytest.mark.slow
+def test_streamed_equals_per_sample_equals_twin(snn, small_snn_path):
+    x = random_spikes(30, 784, 12, p=0.2, seed=11).numpy()
+    res = make_attack("bl2", adapter_for(snn), iterations=8).invert(seed=3, progress=False)
+    x = np.concatenate([x, res.samples.astype(np.float32)])
+    assert x.shape == (40, 784, 12)
+    twin = twin_outputs(snn.model, x)
+    streamed = replay(small_snn_path, x, mode="stream", progress=False)
+    per_sample = replay(small_snn_path, x, mode="per-sample", progress=False)
+    assert twin.sum() > 50  # the comparison is about real spikes
+    np.testing.assert_array_equal(streamed, twin)
+    np.testing.assert_array_equal(per_sample, twin)
+    # streaming in several Lava runs (chunks) gives the same result
+    np.testing.assert_array_equal(replay(small_snn_path, x, chunk=7, progress=False), twin)
+    assert child_processes() == []
+
+
+@pytest.mark.slow
+def test_perturbed_file_reported_with_sample_and_step(snn, small_snn_path, tmp_path):
+    x = random_spikes(10, 784, 12, p=0.2, seed=12).numpy()
+    _, hidden = snn.model(torch.as_tensor(x), return_hidden=True)
+    busiest = int(hidden[0].sum(dim=(0, 2)).argmax())
+    bad = tmp_path / "perturbed.net"
+    bad.write_bytes(Path(small_snn_path).read_bytes())
+    with h5py.File(bad, "a") as f:
+        w = f["layer/1/weight"]
+        row = w[0]
+        row[busiest] = 254  # one weight changed to the largest 8-bit value
+        w[0] = row
+    report = check_equivalence(bad, x, targets=np.zeros(10, int), twin_path=small_snn_path, progress=False)
+    assert report.agreement < 1.0
+    first = report.mismatches[0]
+    lava = replay(bad, x[first.index:first.index + 1], progress=False)[0]
+    ref = twin_outputs(snn.model, x[first.index:first.index + 1])[0]
+    assert first.first_diff == first_difference(lava, ref)
+    assert first.first_diff[0] == 0  # the perturbed output neuron
+    assert child_processes() == []
+
+
+def test_first_difference():
+    a = np.zeros((3, 5))
+    b = a.copy()
+    assert first_difference(a, b) is None
+    b[2, 3] = 1
+    b[1, 4] = 1
+    assert first_difference(a, b) == (2, 3)
+
+
+def test_check_spikes_rejects_bad_input():
+    with pytest.raises(InputError, match="binary"):
+        check_spikes(np.full((1, 4, 5), 0.5), 4)
+    with pytest.raises(InputError, match="NaN"):
+        check_spikes(np.full((1, 4, 5), np.nan), 4)
+    with pytest.raises(InputError, match="3 features but the model takes 4"):
+        check_spikes(np.zeros((1, 3, 5)), 4)
+    with pytest.raises(InputError, match="shape"):
+        check_spikes(np.zeros((4, 5)), 4)
+
+
+@pytest.mark.slow
+def test_runtime_stopped_after_exception(small_snn_path, monkeypatch):
+    def boom(sink):
+        raise RuntimeError("injected failure while reading the sink")
+
+    monkeypatch.setattr(replay_mod, "_collect", boom)
+    with pytest.raises(RuntimeError, match="injected"):
+        replay(small_snn_path, random_spikes(3, 784, 12).numpy(), progress=False)
+    assert child_processes() == []
+
+
+@pytest.mark.slow
+def test_replay_cli_exit_codes(snn, small_snn_path, tmp_path, capsys):
+    res = make_attack("bl2", adapter_for(snn), iterations=5).invert(classes=[0, 1, 2], seed=0, progress=False)
+    rec = save_recon(res, tmp_path / "r.h5")
+    assert main(["replay", "--model", str(small_snn_path), "--recon", str(rec), "--draws", "3",
+                 "--json", str(tmp_path / "rep.json")]) == 0
+    out = capsys.readouterr().out
+    assert "agreement with the twin: 100.00% (9/9" in out
+    assert (tmp_path / "rep.json").exists()
+    # shape of the reconstructions does not match the model
+    other = tmp_path / "other.net"
+    from brainleaks_lava.models.files import export_snn
+    from brainleaks_lava.models.snn import SNNSpec, SpikingMLP
+    export_snn(SpikingMLP(SNNSpec(sizes=(100, 8, 10), steps=12)), other)
+    assert main(["replay", "--model", str(other), "--recon", str(rec)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "784 features but the model takes 100" in err[0]
+    assert main(["replay", "--model", str(small_snn_path), "--recon", str(tmp_path / "missing.h5")]) == 2
+    assert "missing.h5" in capsys.readouterr().err
+    assert child_processes() == []
