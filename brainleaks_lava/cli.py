@@ -190,11 +190,40 @@ def _run_replay(args) -> int:
     return 0
 
 
+def _add_evaluate(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--recon", required=True, help="reconstruction file written by 'brainleaks attack'")
+    p.add_argument("--evaluator", required=True, help="evaluation classifier (.h5)")
+    p.add_argument("--draws", type=int, default=20, help="Bernoulli draws per BL-v2 reconstruction")
+    p.add_argument("--seed", type=int, default=0, help="seed of the draws")
+    p.add_argument("--json", default=None, help="write the metrics as JSON")
+
+
+def _run_evaluate(args) -> int:
+    from .attacks.recon_file import load_recon
+    from .evaluation.classifiers import load_evaluator
+    from .evaluation.metrics import format_paper_table
+    from .evaluation.score import evaluate_result, format_per_class
+    from .fileio import write_json_atomic
+
+    rec = load_recon(args.recon)
+    ev = load_evaluator(args.evaluator)
+    res = evaluate_result(rec, ev, draws=args.draws, seed=args.seed)
+    n = res.summary["n_draws"]
+    print(f"{res.label} on {rec.extra.get('model_path') or '?'}: {len(rec.targets)} reconstructions, "
+          f"{n} draw{'s' if n > 1 else ''}, scored by {args.evaluator} ({ev.kind} evaluator)\n")
+    print(format_paper_table({res.label: res.summary}))
+    print(format_per_class(res, ev.classes))
+    if args.json:
+        write_json_atomic(args.json, {"recon": str(args.recon), "evaluator": str(args.evaluator), **res.to_dict()})
+    return 0
+
+
 COMMANDS = {
     "dataset": ("check a dataset directory and print its splits", _add_dataset, _run_dataset),
     "train": ("train an SNN or ANN target and write its model file", _add_train, _run_train),
     "info": ("describe a model file (topology, neuron, validation accuracy)", _add_info, _run_info),
     "attack": ("run a model-inversion attack and write the reconstructions (.h5)", _add_attack, _run_attack),
+    "evaluate": ("score reconstructions with an evaluation classifier (paper metrics)", _add_evaluate, _run_evaluate),
     "replay": ("replay reconstructions on Lava's fixed-point simulator and compare with the twin", _add_replay, _run_replay),
 }
 
