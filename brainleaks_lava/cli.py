@@ -218,12 +218,31 @@ def _run_evaluate(args) -> int:
     return 0
 
 
+def _add_demo(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default="runs/demo", help="output directory")
+    p.add_argument("--draws", type=int, default=20)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
+
+
+def _run_demo(args) -> int:
+    from .models.training import apply_threads
+    from .report.demo import run_demo
+
+    apply_threads(args.threads)
+    report = run_demo(args.out, draws=args.draws, seed=args.seed)
+    print(report.read_text())
+    print(f"report: {report}")
+    return 0
+
+
 COMMANDS = {
     "dataset": ("check a dataset directory and print its splits", _add_dataset, _run_dataset),
     "train": ("train an SNN or ANN target and write its model file", _add_train, _run_train),
     "info": ("describe a model file (topology, neuron, validation accuracy)", _add_info, _run_info),
     "attack": ("run a model-inversion attack and write the reconstructions (.h5)", _add_attack, _run_attack),
     "evaluate": ("score reconstructions with an evaluation classifier (paper metrics)", _add_evaluate, _run_evaluate),
+    "demo": ("attack the shipped MNIST targets, score, replay on Lava and write a report", _add_demo, _run_demo),
     "replay": ("replay reconstructions on Lava's fixed-point simulator and compare with the twin", _add_replay, _run_replay),
 }
 
