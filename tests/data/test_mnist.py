@@ -13,7 +13,8 @@ from brainleaks_lava.data import StaticDataset, load_mnist, load_static, vendore
 from brainleaks_lava.data.mnist import IMAGES_MAGIC, LABELS_MAGIC, read_idx
 from brainleaks_lava.errors import DatasetError, InputError
 
-SHARED_MNIST = Path("/work/shared/data/mnist")
+# the real MNIST test set, in ../shared beside the repository (as on our machines and in CI)
+SHARED_MNIST = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "mnist"
 REPO = Path(__file__).resolve().parents[2]
 
 
