@@ -218,19 +218,30 @@ def _run_evaluate(args) -> int:
     return 0
 
 
+def _add_run(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", help="experiment config (TOML), e.g. experiments/mnist.toml")
+    p.add_argument("--out", default=None, help="run directory (default: runs/<experiment name>)")
+    p.add_argument("--force", action="store_true", help="run every stage again")
+
+
+def _run_run(args) -> int:
+    from .report.runner import run_experiment
+
+    report = run_experiment(args.config, args.out, force=args.force)
+    print(report.read_text())
+    print(f"report: {report}")
+    return 0
+
+
 def _add_demo(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", default="runs/demo", help="output directory")
-    p.add_argument("--draws", type=int, default=20)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
+    p.add_argument("--out", default="runs/demo", help="run directory")
+    p.add_argument("--force", action="store_true", help="run every stage again")
 
 
 def _run_demo(args) -> int:
-    from .models.training import apply_threads
-    from .report.demo import run_demo
+    from .report.runner import demo_config, run_experiment
 
-    apply_threads(args.threads)
-    report = run_demo(args.out, draws=args.draws, seed=args.seed)
+    report = run_experiment(demo_config(), args.out, force=args.force)
     print(report.read_text())
     print(f"report: {report}")
     return 0
@@ -242,7 +253,8 @@ COMMANDS = {
     "info": ("describe a model file (topology, neuron, validation accuracy)", _add_info, _run_info),
     "attack": ("run a model-inversion attack and write the reconstructions (.h5)", _add_attack, _run_attack),
     "evaluate": ("score reconstructions with an evaluation classifier (paper metrics)", _add_evaluate, _run_evaluate),
-    "demo": ("attack the shipped MNIST targets, score, replay on Lava and write a report", _add_demo, _run_demo),
+    "run": ("run an experiment config: train, attack, evaluate, replay, report (resumable)", _add_run, _run_run),
+    "demo": ("run experiments/demo.toml: the shipped MNIST targets, offline", _add_demo, _run_demo),
     "replay": ("replay reconstructions on Lava's fixed-point simulator and compare with the twin", _add_replay, _run_replay),
 }
 

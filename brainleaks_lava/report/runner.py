@@ -1,0 +1,218 @@
+"""``brainleaks run CONFIG``: train -> attack -> evaluate -> replay -> report, resumable.
+
+Every unit of work (one target trained, one attack run, one evaluation, one replay, the report) is a
+*stage* with a fingerprint: the sha256 of its settings and of the bytes of every file it reads. Its
+outputs are written atomically into the run directory and the fingerprint is recorded in
+``state.json`` only after they are complete; a rerun skips every stage whose fingerprint and output
+files are unchanged, so an interrupted run resumes where it stopped.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .. import __version__
+from ..errors import ConfigError
+from ..fileio import atomic_path, sha256_file, write_json_atomic
+from .config import ExperimentConfig, load_config
+
+log = logging.getLogger(__name__)
+
+PAPER_TABLES = "paper"
+
+
+class Run:
+    def __init__(self, cfg: ExperimentConfig, out: Path, force: bool = False):
+        self.cfg = cfg
+        self.out = out
+        self.force = force
+        self.state_path = out / "state.json"
+        self.state = {}
+        if self.state_path.is_file() and not force:
+            try:
+                self.state = json.loads(self.state_path.read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                log.warning("%s is unreadable; every stage will run again", self.state_path)
+        self.ran: list[str] = []
+        self.skipped: list[str] = []
+
+    def stage(self, key: str, settings: dict, inputs: list[Path], outputs: list[Path], fn: Callable[[], dict | None]) -> dict:
+        """Run ``fn`` unless the stage's fingerprint and outputs are unchanged; returns its recorded info."""
+        h = hashlib.sha256(json.dumps({"settings": settings, "version": __version__}, sort_keys=True, default=str).encode())
+        for p in inputs:
+            h.update(sha256_file(p).encode())
+        fp = h.hexdigest()
+        rec = self.state.get(key)
+        if (rec and rec.get("fingerprint") == fp and all(p.is_file() for p in outputs)
+                and all(sha256_file(p) == rec["outputs"].get(str(p.relative_to(self.out))) for p in outputs)):
+            log.info("stage %s: unchanged, skipped", key)
+            self.skipped.append(key)
+            return rec.get("info", {})
+        log.info("stage %s: running", key)
+        t0 = time.time()
+        info = fn() or {}
+        self.state[key] = {"fingerprint": fp, "seconds": round(time.time() - t0, 2), "info": info,
+                           "outputs": {str(p.relative_to(self.out)): sha256_file(p) for p in outputs}}
+        write_json_atomic(self.state_path, self.state)
+        self.ran.append(key)
+        return info
+
+
+def _train_target(cfg: ExperimentConfig, t, out: Path) -> dict:
+    from ..models.snn import NeuronConfig
+    from ..models.targets import TargetRequest, train_target
+    from ..models.training import TrainConfig
+
+    tr = t.train
+    req = TargetRequest(dataset=cfg.dataset, arch=t.arch, data_root=str(cfg.data_root) if cfg.data_root else None,
+                        hidden=tr.get("hidden", 3000), steps=tr.get("steps", 25), downsample=cfg.downsample,
+                        posterior_scale=float(tr.get("posterior_scale", 1.0)), neuron=NeuronConfig())
+    tc = TrainConfig(epochs=tr.get("epochs", 10), batch_size=tr.get("batch_size", 100), lr=float(tr.get("lr", 1e-3)),
+                     seed=tr.get("seed", cfg.seed), threads=cfg.threads)
+    meta = train_target(req, tc, out)
+    return {"validation_accuracy": meta["validation_accuracy"]}
+
+
+def _train_evaluator(cfg: ExperimentConfig, e, out: Path) -> dict:
+    from ..evaluation.classifiers import train_evaluator
+    from ..models.training import TrainConfig
+
+    tr = e.train
+    tc = TrainConfig(epochs=tr.get("epochs", 5), batch_size=tr.get("batch_size", 100), lr=float(tr.get("lr", 1e-3)),
+                     seed=tr.get("seed", cfg.seed), threads=cfg.threads)
+    meta = train_evaluator(e.kind, cfg.dataset, str(cfg.data_root) if cfg.data_root else None, out, tc,
+                           steps=tr.get("steps", 25), downsample=cfg.downsample, validate_each_epoch=False)
+    return {"validation_accuracy": meta["validation_accuracy"]}
+
+
+def demo_config() -> Path:
+    """``experiments/demo.toml`` of the checkout this package runs from."""
+    p = Path(__file__).resolve().parents[2] / "experiments" / "demo.toml"
+    if not p.is_file():
+        raise ConfigError(f"the demo config is missing: expected {p} (run from a checkout of the repository)")
+    return p
+
+
+def run_experiment(config: str | Path, out: str | Path | None = None, force: bool = False,
+                   fail_after: str | None = None) -> Path:
+    """Run (or resume) the experiment of ``config``; returns the path of ``report.md``.
+
+    ``fail_after`` (testing aid) raises after the named stage kind ('train', 'attack', ...) completes.
+    """
+    from ..attacks import adapter_for, make_attack
+    from ..attacks.recon_file import load_recon, recon_draws, save_recon
+    from ..evaluation.classifiers import load_evaluator
+    from ..evaluation.score import evaluate_result
+    from ..hardware.equivalence import check_equivalence
+    from ..models.files import load_target
+    from ..models.training import apply_threads
+
+    cfg = load_config(config)
+    out = Path(out) if out else Path("runs") / cfg.name
+    out.mkdir(parents=True, exist_ok=True)
+    apply_threads(cfg.threads)
+    run = Run(cfg, out, force)
+
+    def maybe_fail(kind: str) -> None:
+        if fail_after == kind:
+            raise RuntimeError(f"injected failure after the {kind} stage")
+
+    # ---- train / locate targets and evaluators
+    target_files: dict[str, Path] = {}
+    for t in cfg.targets.values():
+        if t.model is not None:
+            target_files[t.name] = t.model
+            continue
+        dest = out / "models" / f"{t.name}.{'net' if t.arch == 'snn' else 'h5'}"
+        outputs = [dest] + ([dest.with_suffix(".json")] if t.arch == "snn" else [])
+        data_inputs = []
+        run.stage(f"train/{t.name}", {"target": t.__dict__, "dataset": cfg.dataset, "root": str(cfg.data_root),
+                                      "downsample": cfg.downsample, "seed": cfg.seed}, data_inputs, outputs,
+                  lambda t=t, dest=dest: _train_target(cfg, t, dest))
+        target_files[t.name] = dest
+    eval_files: dict[str, Path] = {}
+    for e in cfg.evaluators.values():
+        if e.model is not None:
+            eval_files[e.name] = e.model
+            continue
+        dest = out / "models" / f"eval_{e.name}.h5"
+        run.stage(f"train/eval_{e.name}", {"evaluator": e.__dict__, "dataset": cfg.dataset, "root": str(cfg.data_root),
+                                           "seed": cfg.seed}, [], [dest],
+                  lambda e=e, dest=dest: _train_evaluator(cfg, e, dest))
+        eval_files[e.name] = dest
+    maybe_fail("train")
+
+    # ---- attacks
+    recon_files: dict[str, Path] = {}
+    for a in cfg.attacks:
+        dest = out / "attacks" / f"{a.name}.h5"
+        tfile = target_files[a.target]
+
+        def do_attack(a=a, dest=dest, tfile=tfile):
+            target = load_target(tfile)
+            attack = make_attack(a.method, adapter_for(target), mode=a.mode, **a.params)
+            res = attack.invert(classes=list(a.classes) if a.classes else None, seed=cfg.seed)
+            save_recon(res, dest, model_path=str(tfile), model_sha256=target.sha256)
+            return {"confidence": res.confidence.tolist(), "iterations": res.iterations.tolist(),
+                    "seconds": round(res.seconds, 2)}
+
+        run.stage(f"attack/{a.name}", {"attack": a.__dict__, "seed": cfg.seed}, [tfile], [dest], do_attack)
+        recon_files[a.name] = dest
+    maybe_fail("attack")
+
+    # ---- evaluation
+    evaluations: dict[str, dict] = {}
+    for a in cfg.attacks:
+        if not a.evaluator:
+            continue
+        dest = out / "evaluation" / f"{a.name}.json"
+        efile = eval_files[a.evaluator]
+
+        def do_eval(a=a, dest=dest, efile=efile):
+            ev = evaluate_result(load_recon(recon_files[a.name]), load_evaluator(efile), draws=cfg.draws, seed=cfg.seed)
+            write_json_atomic(dest, {"evaluator": str(efile), **ev.to_dict()})
+            return {"accuracy": ev.summary["accuracy"]["mean"]}
+
+        run.stage(f"evaluate/{a.name}", {"draws": cfg.draws, "seed": cfg.seed}, [recon_files[a.name], efile], [dest], do_eval)
+        evaluations[a.name] = json.loads(dest.read_text())
+    maybe_fail("evaluate")
+
+    # ---- Lava replay of spiking reconstructions
+    replays: dict[str, dict] = {}
+    if cfg.replay:
+        for a in cfg.attacks:
+            if a.method == "miface" or cfg.targets[a.target].arch != "snn":
+                continue
+            dest = out / "replay" / f"{a.name}.json"
+            tfile = target_files[a.target]
+
+            def do_replay(a=a, dest=dest, tfile=tfile):
+                rec = load_recon(recon_files[a.name])
+                d = recon_draws(rec, cfg.replay_draws, cfg.seed)
+                spikes = d.reshape(-1, *d.shape[2:])
+                rep = check_equivalence(tfile, spikes, np.tile(rec.targets, len(d)))
+                write_json_atomic(dest, {"draws": len(d), **rep.to_dict()})
+                return {"agreement": rep.agreement}
+
+            run.stage(f"replay/{a.name}", {"draws": cfg.replay_draws, "seed": cfg.seed},
+                      [recon_files[a.name], tfile], [dest], do_replay)
+            replays[a.name] = json.loads(dest.read_text())
+    maybe_fail("replay")
+
+    # ---- report
+    from .report import write_report
+
+    report_inputs = list(recon_files.values()) + [out / "evaluation" / f"{n}.json" for n in evaluations] + \
+        [out / "replay" / f"{n}.json" for n in replays] + list(target_files.values()) + list(eval_files.values())
+    outputs = [out / "report.md", out / "metrics.json"] + [out / f"{a.name}.png" for a in cfg.attacks]
+    run.stage("report", {"paper": cfg.paper, "config": str(cfg.path)}, report_inputs, outputs,
+              lambda: write_report(cfg, out, target_files, eval_files, recon_files, evaluations, replays))
+    log.info("stages run: %s; skipped: %s", run.ran, run.skipped)
+    write_json_atomic(out / "last_run.json", {"ran": run.ran, "skipped": run.skipped})
+    return out / "report.md"
