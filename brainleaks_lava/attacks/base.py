@@ -158,6 +158,9 @@ class Attack:
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise InputError(f"seed must be a non-negative integer, got {seed!r}")
         import time
+        # The surrogate's exponential tails produce denormal floats, which make CPU math up to ~20x
+        # slower (measured: 100 BL-v2 iterations 32 s vs > 9 min); flushing them to zero changes no spike.
+        torch.set_flush_denormal(True)
         t0 = time.time()
         gen = torch.Generator(device="cpu").manual_seed(int(seed))
         result = self._invert(torch.as_tensor(classes, dtype=torch.long), gen, progress)

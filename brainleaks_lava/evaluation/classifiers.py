@@ -71,7 +71,10 @@ MIN_SIZE = 13  # smallest height/width the two conv(5) + pool(2) stages accept
 #: leak), threshold 1, and the surrogate gradient of our targets.
 DEFAULT_SNN_NEURON = NeuronConfig(threshold=1.0, current_decay=1.0, voltage_decay=0.3, tau_grad=0.03,
                                   scale_grad=3.0)
-DEFAULT_POSTERIOR_SCALE = 1.0
+#: logits = 0.25 x output spike counts: with T = 25 a count difference of 10 is a logit difference of 2.5.
+#: On MNIST it trains markedly better than 1.0 (one epoch on 2,000 images: 94 % vs 83 % validation accuracy),
+#: as full-scale counts saturate the softmax early.
+DEFAULT_POSTERIOR_SCALE = 0.25
 DEFAULT_POOL_WEIGHT = 1.1
 #: scale of the initial conv/dense weights: with PyTorch's default initialisation (scale 1) almost no spike
 #: reaches the output of a rate-coded MNIST digit; x2 gives a few output spikes per step window to learn from.

@@ -56,6 +56,9 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 
 def apply_threads(threads: int) -> None:
+    """Set the torch CPU thread count (0: keep torch's default) and flush denormal floats to zero
+    (surrogate-gradient tails otherwise slow CPU math many times over)."""
+    torch.set_flush_denormal(True)
     if threads > 0:
         torch.set_num_threads(threads)
 
