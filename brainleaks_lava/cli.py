@@ -114,7 +114,9 @@ def _add_attack(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, default=None, help="BL-v2 / MI-FACE learning rate")
     p.add_argument("--eta", type=float, default=None, help="BL-v1 quantization threshold (paper mode)")
     p.add_argument("--xi", type=float, default=None, help="BL-v2 sparsity penalty strength")
-    p.add_argument("--stop-confidence", type=float, default=None, help="stop a class at this target confidence")
+    p.add_argument("--stop-confidence", type=float, default=None,
+                   help="stop a class at this target confidence (paper mode default 0.99)")
+    p.add_argument("--no-stop", action="store_true", help="run all iterations (no confidence stop)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
     p.add_argument("--out", required=True, help="output reconstruction file (.h5)")
@@ -122,6 +124,7 @@ def _add_attack(p: argparse.ArgumentParser) -> None:
 
 def _run_attack(args) -> int:
     from .attacks import adapter_for, make_attack
+    from .errors import InputError
     from .attacks.recon_file import save_recon
     from .models.files import load_target
     from .models.training import apply_threads
@@ -134,6 +137,10 @@ def _run_attack(args) -> int:
     for name in ("population", "lr", "eta", "xi", "stop_confidence"):
         if getattr(args, name) is not None:
             overrides[name] = getattr(args, name)
+    if args.no_stop:
+        if args.method == "miface":
+            raise InputError("--no-stop applies to bl1 and bl2 (MI-FACE has its own stopping rules)")
+        overrides["stop_confidence"] = None
     attack = make_attack(args.method, adapter_for(target), mode=args.mode, **overrides)
     result = attack.invert(classes=args.classes, seed=args.seed)
     save_recon(result, args.out, model_path=str(args.model), model_sha256=target.sha256)

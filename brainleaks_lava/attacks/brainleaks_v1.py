@@ -25,7 +25,7 @@ class BLv1Params(AttackParams):
     mode: str = "paper"
     iterations: int = 100
     eta: float = 0.5  # quantization threshold on the max-normalised |grad| (paper mode)
-    stop_confidence: float | None = None  # stop a row once its target confidence reaches this (None: never)
+    stop_confidence: float | None = 0.99  # stop a row once its target confidence reaches this (None: never)
 
     def __post_init__(self):
         self._mode()
@@ -36,7 +36,7 @@ class BLv1Params(AttackParams):
 
     @classmethod
     def reference(cls, **overrides) -> "BLv1Params":
-        return cls(**{"mode": "reference", "iterations": 10, **overrides})
+        return cls(**{"mode": "reference", "iterations": 10, "stop_confidence": None, **overrides})
 
 
 def quantize_paper(grad: torch.Tensor, eta: float) -> torch.Tensor:

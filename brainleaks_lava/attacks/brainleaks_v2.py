@@ -36,7 +36,10 @@ class BLv2Params(AttackParams):
     xi: float = 0.01
     eps: float = 1e-8
     init_prob: float = 0.0
-    stop_confidence: float | None = None  # stop a row once its target confidence reaches this (None: never)
+    # stop a class once its population's mean target confidence reaches this (None: run all iterations).
+    # Measured on the shipped MNIST target: running on after the confidence saturates lets the sparsity
+    # term strip the reconstruction down to a few "corner-case" spikes the evaluator no longer recognises.
+    stop_confidence: float | None = 0.99
 
     def __post_init__(self):
         self._mode()
@@ -54,7 +57,7 @@ class BLv2Params(AttackParams):
     @classmethod
     def reference(cls, **overrides) -> "BLv2Params":
         base = dict(mode="reference", iterations=10, population=7, lr=1.0, momentum=0.9, rho=0.1,
-                    xi=0.01, eps=1e-10, init_prob=0.0)
+                    xi=0.01, eps=1e-10, init_prob=0.0, stop_confidence=None)
         return cls(**{**base, **overrides})
 
 

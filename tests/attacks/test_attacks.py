@@ -123,7 +123,7 @@ def test_bl1_raises_confidence_of_every_class_and_is_binary(snn):
 def test_bl2_raises_confidence_probabilities_in_unit_interval(snn, mode):
     a = adapter_for(snn)
     start = _start_conf(a, a.input_shape, 10)
-    res = make_attack("bl2", a, mode=mode, iterations=15).invert(seed=1, progress=False)
+    res = make_attack("bl2", a, mode=mode, iterations=15, stop_confidence=None).invert(seed=1, progress=False)
     assert res.probabilities.shape == (10, 784, 12)
     assert res.probabilities.min() >= 0 and res.probabilities.max() <= 1
     assert set(np.unique(res.samples)) <= {0, 1} and res.samples.shape == (10, 784, 12)
