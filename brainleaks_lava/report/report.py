@@ -49,13 +49,13 @@ def write_report(cfg, out: Path, target_files: dict, eval_files: dict, recon_fil
     for a in cfg.attacks:
         if a.name not in evaluations:
             continue
-        label = f"{a.name}: {METHOD_LABELS[a.method]} ({a.mode})"
+        label = f"{a.name}: {METHOD_LABELS[a.method]}, {a.mode} mode"
         columns[label] = evaluations[a.name]["summary"]
         metrics[a.name] = {"method": a.method, "mode": a.mode, "target": a.target,
                            "evaluation": evaluations[a.name]["summary"]}
         pk = METHOD_LABELS[a.method]
         if pk in cfg.paper:
-            paper_cols[f"{pk} (paper)"] = {m: cfg.paper[pk][m] / 100 for m in METRIC_NAMES if m in cfg.paper[pk]}
+            paper_cols[f"{pk} (published)"] = {m: cfg.paper[pk][m] / 100 for m in METRIC_NAMES if m in cfg.paper[pk]}
     if columns:
         lines += ["## Attack metrics (paper Table 3 layout; ours: mean ± std over draws)", "", format_paper_table(columns)]
         full = {k: v for k, v in paper_cols.items() if len(v) == len(METRIC_NAMES)}
@@ -98,12 +98,15 @@ def write_report(cfg, out: Path, target_files: dict, eval_files: dict, recon_fil
         conf = None
         if a.name in evaluations:
             conf = [row["target_confidence"] for row in evaluations[a.name]["per_class"]]
-        recon_grid(out / f"{a.name}.png", rec.samples, rec.targets, img_shape,
+        view = rec.probabilities if rec.probabilities is not None else rec.samples
+        recon_grid(out / f"{a.name}.png", view, rec.targets, img_shape,
                    f"{a.name}: {METHOD_LABELS[a.method]} ({a.mode}) on {Path(t.path).name}",
                    confidences=conf, real_examples=real)
         lines += [f"### {a.name}", "", f"![{a.name}]({a.name}.png)", "",
-                  "Top row: a real training image of the class. Bottom row: the reconstruction "
-                  "(rate-decoded for spikes), its target class and the evaluator's mean confidence.", "",
+                  "Top row: a real training image of the class. Bottom row: the reconstruction, its target "
+                  "class and the evaluator's mean confidence over draws. Spike trains are shown rate-decoded "
+                  "(time average); for BL-v2 the time average of the Bernoulli probabilities, i.e. the "
+                  "expected rate of its draws.", "",
                   f"Target confidence per class: {', '.join(f'{c:.3f}' for c in rec.confidence)}; "
                   f"{rec.seconds:.1f} s.", ""]
         metrics.setdefault(a.name, {})["target_confidence"] = rec.confidence.tolist()

@@ -1,0 +1,128 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from brainleaks_lava.cli import main
+from brainleaks_lava.errors import ConfigError
+from brainleaks_lava.report.config import load_config
+from brainleaks_lava.report.runner import run_experiment
+
+TINY = """
+[experiment]
+name = "tiny"
+seed = 3
+threads = 1
+
+[dataset]
+name = "mnist"
+
+[targets.snn]
+arch = "snn"
+train = { hidden = 16, epochs = 1, steps = 8, batch_size = 100 }
+
+[evaluators.ann]
+kind = "ann"
+train = { epochs = 1, batch_size = 100 }
+
+[[attacks]]
+name = "bl2"
+method = "bl2"
+target = "snn"
+evaluator = "ann"
+params = { iterations = 2, population = 3 }
+
+[evaluation]
+draws = 2
+
+[replay]
+enabled = true
+draws = 2
+"""
+
+
+def write(tmp_path, text, name="exp.toml"):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def no_partial_files(run_dir: Path) -> bool:
+    return not [p for p in run_dir.rglob("*") if p.name.endswith(".tmp")]
+
+
+@pytest.mark.slow
+def test_interrupted_run_resumes_without_redoing_train_or_attack(tmp_path):
+    cfg = write(tmp_path, TINY)
+    out = tmp_path / "run"
+    with pytest.raises(RuntimeError, match="injected failure after the attack stage"):
+        run_experiment(cfg, out, fail_after="attack")
+    state = json.loads((out / "state.json").read_text())
+    assert {"train/snn", "train/eval_ann", "attack/bl2"} <= set(state)
+    assert not (out / "report.md").exists()
+    assert no_partial_files(out)
+    attack_file = out / "attacks" / "bl2.h5"
+    mtime = attack_file.stat().st_mtime_ns
+
+    report = run_experiment(cfg, out)
+    last = json.loads((out / "last_run.json").read_text())
+    assert set(last["skipped"]) == {"train/snn", "train/eval_ann", "attack/bl2"}
+    assert set(last["ran"]) == {"evaluate/bl2", "replay/bl2", "report"}
+    assert attack_file.stat().st_mtime_ns == mtime
+    text = report.read_text()
+    assert "Attack Acc." in text and "identical to twin" in text and (out / "bl2.png").is_file()
+    assert no_partial_files(out)
+
+    run_experiment(cfg, out)  # nothing changed: every stage is skipped
+    last = json.loads((out / "last_run.json").read_text())
+    assert last["ran"] == []
+
+    # changing an attack parameter reruns that attack and what depends on it, not the training
+    write(tmp_path, TINY.replace("iterations = 2", "iterations = 3"))
+    run_experiment(cfg, out)
+    last = json.loads((out / "last_run.json").read_text())
+    assert "train/snn" in last["skipped"] and "attack/bl2" in last["ran"] and "report" in last["ran"]
+
+
+@pytest.mark.parametrize("mutation,key", [
+    (("[dataset]\nname = \"mnist\"", "[dataset]\nname = \"mnist\"\nroots = \"x\""), "dataset.roots"),
+    (("seed = 3", "seed = \"three\""), "experiment.seed"),
+    (("draws = 2\n\n[replay]", "draws = 2.5\n\n[replay]"), "evaluation.draws"),
+    (("enabled = true", "enabled = 1"), "replay.enabled"),
+    (("params = { iterations = 2, population = 3 }", "params = 5"), "attacks[0].params"),
+    (("method = \"bl2\"", "method = \"bl9\""), "attacks[0].method"),
+    (("target = \"snn\"\nevaluator", "target = \"cnn\"\nevaluator"), "attacks[0].target"),
+    (("[targets.snn]\narch = \"snn\"", "[targets.snn]\narch = \"snn\"\ncolour = 1"), "targets.snn.colour"),
+    (("hidden = 16", "hiden = 16"), "targets.snn.train.hiden"),
+])
+def test_bad_config_names_the_key(tmp_path, mutation, key):
+    old, new = mutation
+    assert old in TINY
+    cfg = write(tmp_path, TINY.replace(old, new, 1))
+    with pytest.raises(ConfigError, match=key.replace("[", r"\[").replace("]", r"\]")):
+        load_config(cfg)
+
+
+def test_cli_run_bad_config_exit_2(tmp_path, capsys):
+    cfg = write(tmp_path, TINY.replace("seed = 3", "sede = 3"))
+    assert main(["run", str(cfg), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "experiment.sede" in err[0]
+    assert not (tmp_path / "r").exists()
+
+
+def test_paths_resolved_relative_to_config(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "t.net").write_bytes(b"x")
+    text = TINY.replace('train = { hidden = 16, epochs = 1, steps = 8, batch_size = 100 }', 'model = "../models/t.net"')
+    cfg = load_config(write(tmp_path / "sub", text))
+    assert cfg.targets["snn"].model == (tmp_path / "models" / "t.net").resolve()
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(write(tmp_path / "sub", text.replace("../models/t.net", "../models/none.net")))
+
+
+def test_shipped_configs_parse():
+    root = Path(__file__).resolve().parents[2] / "experiments"
+    for p in sorted(root.glob("*.toml")):
+        load_config(p)
