@@ -193,6 +193,13 @@ def params_json(params: AttackParams) -> str:
     return json.dumps(params.to_dict(), sort_keys=True)
 
 
+def history_row(rows: int, idx: torch.Tensor, values: torch.Tensor) -> np.ndarray:
+    """One iteration's losses for all ``rows``: ``values`` at the active ``idx``, NaN elsewhere."""
+    row = np.full(rows, np.nan, dtype=np.float32)
+    row[idx.numpy()] = values.detach().cpu().numpy()
+    return row
+
+
 def stack_history(history: list[np.ndarray], rows: int) -> np.ndarray:
     if not history:
         return np.zeros((0, rows), dtype=np.float32)

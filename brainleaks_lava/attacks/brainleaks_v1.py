@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .base import SPIKES, Attack, AttackParams, AttackResult, stack_history, target_posterior_and_grad
+from .base import SPIKES, Attack, AttackParams, AttackResult, history_row, stack_history, target_posterior_and_grad
 
 
 @dataclass(frozen=True)
@@ -83,9 +83,7 @@ class BrainLeaksV1(Attack):
             if len(idx) == 0:
                 break
             conf, loss, grad = target_posterior_and_grad(self.adapter, x[idx], classes[idx])
-            row = np.full(r, np.nan, dtype=np.float32)
-            row[idx.numpy()] = loss.cpu().numpy()
-            history.append(row)
+            history.append(history_row(r, idx, loss))
             done = (conf.cpu() >= p.stop_confidence) if p.stop_confidence is not None else torch.zeros(len(idx), dtype=torch.bool)
             upd_idx = idx[~done]
             active[idx[done]] = False

@@ -22,7 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import InputError
-from .base import SPIKES, Attack, AttackParams, AttackResult, stack_history, target_posterior_and_grad
+from .base import SPIKES, Attack, AttackParams, AttackResult, history_row, stack_history, target_posterior_and_grad
 
 
 @dataclass(frozen=True)
@@ -130,9 +130,7 @@ class BrainLeaksV2(Attack):
             iters[idx.numpy()] += 1
             mean_conf = conf.mean(1).cpu()
             pop_conf[idx.numpy()] = mean_conf.numpy()
-            row = np.full(r, np.nan, dtype=np.float32)
-            row[idx.numpy()] = loss.mean(1).cpu().numpy()
-            history.append(row)
+            history.append(history_row(r, idx, loss.mean(1)))
             if p.stop_confidence is not None:
                 active[idx[mean_conf >= p.stop_confidence]] = False
             bar.set_postfix(conf=f"{float(mean_conf.mean()):.3f}")

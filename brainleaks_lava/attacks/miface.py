@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .base import IMAGE, Attack, AttackParams, AttackResult, stack_history, target_posterior_and_grad
+from .base import IMAGE, Attack, AttackParams, AttackResult, history_row, stack_history, target_posterior_and_grad
 
 
 @dataclass(frozen=True)
@@ -59,9 +59,7 @@ class MIFace(Attack):
                 break
             conf, loss, grad = target_posterior_and_grad(self.adapter, x[idx], classes[idx])
             loss = loss.cpu()
-            row = np.full(r, np.nan, dtype=np.float32)
-            row[idx.numpy()] = loss.numpy()
-            history.append(row)
+            history.append(history_row(r, idx, loss))
             improved = loss < best[idx]
             best_x[idx[improved]] = x[idx[improved]]
             best[idx[improved]] = loss[improved]

@@ -26,20 +26,27 @@ def _check_steps(steps) -> int:
     return int(steps)
 
 
-def _as_intensities(images) -> torch.Tensor:
-    """``images`` as a float32 tensor of shape (N, features), checked to be finite and in [0, 1]."""
-    if isinstance(images, torch.Tensor):
-        x = images.detach()
+def as_real_tensor(x, name: str) -> torch.Tensor:
+    """``x`` (array or tensor) as a detached real tensor (bool becomes float32); ``InputError`` naming
+    ``name`` for non-numeric or complex input. Shared by every entry point that takes arrays."""
+    if isinstance(x, torch.Tensor):
+        t = x.detach()
     else:
         try:
-            x = torch.as_tensor(np.asarray(images))
+            t = torch.as_tensor(np.asarray(x))
         except (TypeError, ValueError, RuntimeError) as e:
-            raise InputError(f"images must be a numeric array or tensor: {e}") from None
-    if x.dtype == torch.bool:
-        x = x.to(torch.float32)
-    if x.is_complex() or not (x.is_floating_point() or x.dtype in (
+            raise InputError(f"{name} must be a numeric array or tensor: {e}") from None
+    if t.dtype == torch.bool:
+        t = t.to(torch.float32)
+    if t.is_complex() or not (t.is_floating_point() or t.dtype in (
             torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)):
-        raise InputError(f"images must be a real numeric array, got dtype {x.dtype}")
+        raise InputError(f"{name} must be a real numeric array, got dtype {t.dtype}")
+    return t
+
+
+def _as_intensities(images) -> torch.Tensor:
+    """``images`` as a float32 tensor of shape (N, features), checked to be finite and in [0, 1]."""
+    x = as_real_tensor(images, "images")
     if x.ndim < 1:
         raise InputError("images must have shape (N, ...), got a scalar")
     if not x.is_floating_point():

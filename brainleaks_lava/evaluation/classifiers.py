@@ -50,6 +50,7 @@ import torch
 
 from .. import __version__
 from ..data import load_static
+from ..data.encoding import as_real_tensor
 from ..data.encoding import rate_encode
 from ..errors import InputError, ModelFileError
 from ..fileio import sha256_file
@@ -265,18 +266,7 @@ def build_model(config: dict) -> CNNEvaluator | SpikingCNNEvaluator:
 # ----------------------------------------------------------------------------------------------
 
 def _as_float_tensor(x, name: str) -> torch.Tensor:
-    if isinstance(x, torch.Tensor):
-        t = x.detach()
-    else:
-        try:
-            t = torch.as_tensor(np.asarray(x))
-        except (TypeError, ValueError, RuntimeError) as e:
-            raise InputError(f"{name} must be a numeric array or tensor: {e}") from None
-    if t.dtype == torch.bool:
-        t = t.to(torch.float32)
-    if t.is_complex() or not (t.is_floating_point() or t.dtype in (
-            torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)):
-        raise InputError(f"{name} must be a real numeric array, got dtype {t.dtype}")
+    t = as_real_tensor(x, name)
     if t.numel() and not bool(torch.isfinite(t).all()):
         raise InputError(f"{name} contains NaN or infinite values")
     return t.to(torch.float32)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import InputError
+from .base import SizedModel
 
 
 @dataclass(frozen=True)
@@ -25,21 +26,13 @@ class ANNSpec:
         return cls(sizes=tuple(int(s) for s in d["sizes"]))
 
 
-class SigmoidMLP(torch.nn.Module):
+class SigmoidMLP(SizedModel, torch.nn.Module):
     def __init__(self, spec: ANNSpec):
         super().__init__()
         self.spec = spec
         self.layers = torch.nn.ModuleList(
             torch.nn.Linear(a, b) for a, b in zip(spec.sizes[:-1], spec.sizes[1:])
         )
-
-    @property
-    def num_classes(self) -> int:
-        return self.spec.sizes[-1]
-
-    @property
-    def num_inputs(self) -> int:
-        return self.spec.sizes[0]
 
     def check_input(self, x: torch.Tensor, name: str = "images") -> None:
         if x.ndim != 2 or x.shape[1] != self.num_inputs:

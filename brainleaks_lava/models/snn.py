@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..errors import InputError
+from .base import SizedModel
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ def _import_slayer():
     return slayer
 
 
-class SpikingMLP(torch.nn.Module):
+class SpikingMLP(SizedModel, torch.nn.Module):
     """input -> hidden CUBA layers -> output CUBA layer; spikes in and out as (N, features, T)."""
 
     def __init__(self, spec: SNNSpec):
@@ -115,14 +116,6 @@ class SpikingMLP(torch.nn.Module):
             slayer.block.cuba.Dense(params, n_in, n_out, weight_norm=False, delay_shift=True)
             for n_in, n_out in zip(spec.sizes[:-1], spec.sizes[1:])
         )
-
-    @property
-    def num_classes(self) -> int:
-        return self.spec.sizes[-1]
-
-    @property
-    def num_inputs(self) -> int:
-        return self.spec.sizes[0]
 
     def check_input(self, x: torch.Tensor, name: str = "spikes") -> None:
         if x.ndim != 3 or x.shape[1] != self.num_inputs:
