@@ -33,7 +33,7 @@ def recon_grid(path: str | Path, recon: np.ndarray, targets: np.ndarray, image_s
             ax.set_title(f"real {name(int(targets[i]))}", fontsize=8)
             ax.axis("off")
         ax = axes[rows - 1, i]
-        ax.imshow(views[i].reshape(image_shape), cmap="gray", vmin=0, vmax=max(float(views[i].max()), 1e-6))
+        ax.imshow(views[i].reshape(image_shape), cmap="gray", vmin=0, vmax=1)  # rates and images are in [0, 1]
         label = f"target {name(int(targets[i]))}"
         if confidences is not None:
             label += f"\neval {confidences[i]:.2f}"

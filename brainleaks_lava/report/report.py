@@ -7,7 +7,7 @@ import numpy as np
 
 from ..fileio import atomic_path, write_json_atomic
 from ..evaluation.metrics import METRIC_NAMES, PAPER_ROW_LABELS, format_paper_table
-from ..evaluation.score import METHOD_LABELS
+from ..evaluation.score import METHOD_LABELS, minmax_rows
 from .figures import class_examples, recon_grid
 
 
@@ -98,7 +98,10 @@ def write_report(cfg, out: Path, target_files: dict, eval_files: dict, recon_fil
         conf = None
         if a.name in evaluations:
             conf = [row["target_confidence"] for row in evaluations[a.name]["per_class"]]
-        view = rec.probabilities if rec.probabilities is not None else rec.samples
+        if rec.input_kind == "image":
+            view = minmax_rows(rec.samples)  # as the evaluator sees MI-FACE images
+        else:
+            view = rec.probabilities if rec.probabilities is not None else rec.samples
         recon_grid(out / f"{a.name}.png", view, rec.targets, img_shape,
                    f"{a.name}: {METHOD_LABELS[a.method]} ({a.mode}) on {Path(t.path).name}",
                    confidences=conf, real_examples=real)
@@ -106,7 +109,7 @@ def write_report(cfg, out: Path, target_files: dict, eval_files: dict, recon_fil
                   "Top row: a real training image of the class. Bottom row: the reconstruction, its target "
                   "class and the evaluator's mean confidence over draws. Spike trains are shown rate-decoded "
                   "(time average); for BL-v2 the time average of the Bernoulli probabilities, i.e. the "
-                  "expected rate of its draws.", "",
+                  "expected rate of its draws; MI-FACE images min-max scaled, as the evaluator scores them.", "",
                   f"Target confidence per class: {', '.join(f'{c:.3f}' for c in rec.confidence)}; "
                   f"{rec.seconds:.1f} s.", ""]
         metrics.setdefault(a.name, {})["target_confidence"] = rec.confidence.tolist()
