@@ -64,29 +64,31 @@ class Run:
         return info
 
 
+def _train_config(cfg: ExperimentConfig, tr: dict, epochs: int):
+    from ..models.training import TrainConfig
+
+    return TrainConfig(epochs=tr.get("epochs", epochs), batch_size=tr.get("batch_size", 100),
+                       lr=float(tr.get("lr", 1e-3)), seed=tr.get("seed", cfg.seed), threads=cfg.threads)
+
+
 def _train_target(cfg: ExperimentConfig, t, out: Path) -> dict:
     from ..models.snn import NeuronConfig
     from ..models.targets import TargetRequest, train_target
-    from ..models.training import TrainConfig
 
     tr = t.train
     req = TargetRequest(dataset=cfg.dataset, arch=t.arch, data_root=str(cfg.data_root) if cfg.data_root else None,
                         hidden=tr.get("hidden", 3000), steps=tr.get("steps", 25), downsample=cfg.downsample,
                         posterior_scale=float(tr.get("posterior_scale", 1.0)), neuron=NeuronConfig())
-    tc = TrainConfig(epochs=tr.get("epochs", 10), batch_size=tr.get("batch_size", 100), lr=float(tr.get("lr", 1e-3)),
-                     seed=tr.get("seed", cfg.seed), threads=cfg.threads)
-    meta = train_target(req, tc, out)
+    meta = train_target(req, _train_config(cfg, tr, epochs=10), out)
     return {"validation_accuracy": meta["validation_accuracy"]}
 
 
 def _train_evaluator(cfg: ExperimentConfig, e, out: Path) -> dict:
     from ..evaluation.classifiers import train_evaluator
-    from ..models.training import TrainConfig
 
     tr = e.train
-    tc = TrainConfig(epochs=tr.get("epochs", 5), batch_size=tr.get("batch_size", 100), lr=float(tr.get("lr", 1e-3)),
-                     seed=tr.get("seed", cfg.seed), threads=cfg.threads)
-    meta = train_evaluator(e.kind, cfg.dataset, str(cfg.data_root) if cfg.data_root else None, out, tc,
+    meta = train_evaluator(e.kind, cfg.dataset, str(cfg.data_root) if cfg.data_root else None, out,
+                           _train_config(cfg, tr, epochs=5),
                            steps=tr.get("steps", 25), downsample=cfg.downsample, validate_each_epoch=False)
     return {"validation_accuracy": meta["validation_accuracy"]}
 
