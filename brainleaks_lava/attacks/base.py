@@ -24,14 +24,26 @@ IMAGE = "input gradients of an ANN"
 
 
 class TargetAdapter:
-    """Posterior of each class for a batch of inputs, differentiable w.r.t. the inputs."""
+    """Posterior of each class for a batch of inputs, differentiable w.r.t. the inputs.
+
+    The model is frozen (eval mode, no parameter gradients): attacks only need input gradients.
+    """
 
     provides: str = ""
-    input_shape: tuple[int, ...] = ()
-    num_classes: int = 0
 
-    def posterior(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - interface
+    def __init__(self, model):
+        self.model = model.eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.input_shape = self._input_shape(model)
+        self.num_classes = model.num_classes
+
+    @staticmethod
+    def _input_shape(model) -> tuple[int, ...]:  # pragma: no cover - interface
         raise NotImplementedError
+
+    def posterior(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.posterior(x)
 
     @property
     def device(self) -> torch.device:
@@ -43,15 +55,9 @@ class SNNAdapter(TargetAdapter):
 
     provides = SPIKES
 
-    def __init__(self, model):
-        self.model = model.eval()
-        for p in self.model.parameters():
-            p.requires_grad_(False)
-        self.input_shape = (model.num_inputs, model.spec.steps)
-        self.num_classes = model.num_classes
-
-    def posterior(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model.posterior(x)
+    @staticmethod
+    def _input_shape(model):
+        return (model.num_inputs, model.spec.steps)
 
 
 class ANNAdapter(TargetAdapter):
@@ -59,15 +65,9 @@ class ANNAdapter(TargetAdapter):
 
     provides = IMAGE
 
-    def __init__(self, model):
-        self.model = model.eval()
-        for p in self.model.parameters():
-            p.requires_grad_(False)
-        self.input_shape = (model.num_inputs,)
-        self.num_classes = model.num_classes
-
-    def posterior(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model.posterior(x)
+    @staticmethod
+    def _input_shape(model):
+        return (model.num_inputs,)
 
 
 def adapter_for(target) -> TargetAdapter:

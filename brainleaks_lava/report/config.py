@@ -121,28 +121,24 @@ def parse_config(raw: dict[str, Any], path: Path) -> ExperimentConfig:
         raise ConfigError(f"'dataset.name' must be 'mnist' or 'att-faces', got {ds['name']!r}")
     root = _path(base, ds["root"], "dataset.root") if ds.get("root") else None
 
-    targets = {}
-    for name, t in raw["targets"].items():
-        _check_keys(t, {"arch": str, "model": str, "train": dict}, f"targets.{name}", required=("arch",))
-        if t["arch"] not in ("snn", "ann"):
-            raise ConfigError(f"'targets.{name}.arch' must be 'snn' or 'ann', got {t['arch']!r}")
-        if ("model" in t) == ("train" in t):
-            raise ConfigError(f"'targets.{name}' needs exactly one of 'model' (a file) or 'train' (settings)")
-        if "train" in t:
-            _check_keys(t["train"], TRAIN_KEYS, f"targets.{name}.train")
-        targets[name] = TargetCfg(name, t["arch"], _path(base, t["model"], f"targets.{name}.model") if "model" in t else None,
-                                  dict(t.get("train", {})))
-    evaluators = {}
-    for name, e in raw.get("evaluators", {}).items():
-        _check_keys(e, {"kind": str, "model": str, "train": dict}, f"evaluators.{name}", required=("kind",))
-        if e["kind"] not in ("snn", "ann"):
-            raise ConfigError(f"'evaluators.{name}.kind' must be 'snn' or 'ann', got {e['kind']!r}")
-        if ("model" in e) == ("train" in e):
-            raise ConfigError(f"'evaluators.{name}' needs exactly one of 'model' or 'train'")
-        if "train" in e:
-            _check_keys(e["train"], EVAL_TRAIN_KEYS, f"evaluators.{name}.train")
-        evaluators[name] = EvaluatorCfg(name, e["kind"], _path(base, e["model"], f"evaluators.{name}.model") if "model" in e else None,
-                                        dict(e.get("train", {})))
+    def model_entries(section: str, kind_key: str, train_keys: dict, cls):
+        """[targets.*] / [evaluators.*]: a kind, and exactly one of an existing model file or train settings."""
+        entries = {}
+        for name, t in raw.get(section, {}).items():
+            where = f"{section}.{name}"
+            _check_keys(t, {kind_key: str, "model": str, "train": dict}, where, required=(kind_key,))
+            if t[kind_key] not in ("snn", "ann"):
+                raise ConfigError(f"'{where}.{kind_key}' must be 'snn' or 'ann', got {t[kind_key]!r}")
+            if ("model" in t) == ("train" in t):
+                raise ConfigError(f"'{where}' needs exactly one of 'model' (a file) or 'train' (settings)")
+            if "train" in t:
+                _check_keys(t["train"], train_keys, f"{where}.train")
+            model = _path(base, t["model"], f"{where}.model") if "model" in t else None
+            entries[name] = cls(name, t[kind_key], model, dict(t.get("train", {})))
+        return entries
+
+    targets = model_entries("targets", "arch", TRAIN_KEYS, TargetCfg)
+    evaluators = model_entries("evaluators", "kind", EVAL_TRAIN_KEYS, EvaluatorCfg)
     attacks = []
     seen = set()
     for i, a in enumerate(raw["attacks"]):

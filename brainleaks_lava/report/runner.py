@@ -133,9 +133,8 @@ def run_experiment(config: str | Path, out: str | Path | None = None, force: boo
             continue
         dest = out / "models" / f"{t.name}.{'net' if t.arch == 'snn' else 'h5'}"
         outputs = [dest] + ([dest.with_suffix(".json")] if t.arch == "snn" else [])
-        data_inputs = []
         run.stage(f"train/{t.name}", {"target": t.__dict__, "dataset": cfg.dataset, "root": str(cfg.data_root),
-                                      "downsample": cfg.downsample, "seed": cfg.seed}, data_inputs, outputs,
+                                      "downsample": cfg.downsample, "seed": cfg.seed}, [], outputs,
                   lambda t=t, dest=dest: _train_target(cfg, t, dest))
         target_files[t.name] = dest
     eval_files: dict[str, Path] = {}
