@@ -1,4 +1,9 @@
-"""Twin-vs-Lava equivalence: replay spike trains on Lava and compare with the lava-dl twin spike for spike."""
+"""Twin-vs-Lava equivalence: replay spike trains on Lava and compare with the lava-dl twin spike for spike.
+
+For targets whose posterior is read from the output voltage (``readout = "voltage"``) the output
+voltages are compared too (exactly, in Lava's fixed-point units), and both confidences are computed
+from what each side observed.
+"""
 from __future__ import annotations
 
 import logging
@@ -10,7 +15,7 @@ import torch
 
 from ..errors import InputError
 from ..models.files import load_snn
-from ..models.snn import posterior_from_spikes
+from ..models.snn import posterior_from_outputs
 from .replay import check_spikes, replay
 
 log = logging.getLogger(__name__)
@@ -20,10 +25,11 @@ log = logging.getLogger(__name__)
 class SampleCheck:
     index: int
     target: int | None
-    equal: bool
+    equal: bool  # output spikes (and, for voltage read-out targets, output voltages) identical
     first_diff: tuple[int, int] | None  # (output neuron, time step) of the first differing spike
     twin_confidence: float | None
     lava_confidence: float | None
+    voltage_equal: bool | None = None  # None when the target's posterior does not use voltages
 
 
 @dataclass
@@ -60,12 +66,21 @@ def first_difference(a: np.ndarray, b: np.ndarray) -> tuple[int, int] | None:
     return int(neuron), int(step)
 
 
-def twin_outputs(model, spikes: np.ndarray, batch: int = 100) -> np.ndarray:
-    out = []
+def twin_outputs(model, spikes: np.ndarray, batch: int = 100, voltage: bool = False):
+    """The twin's output spikes (N, C, T); with ``voltage`` also its post-reset output voltages
+    (first L steps zeroed, as the replay does)."""
+    out, volts = [], []
     with torch.no_grad():
         for i in range(0, len(spikes), batch):
-            out.append(model(torch.as_tensor(spikes[i:i + batch], dtype=torch.float32)).numpy())
-    return np.concatenate(out)
+            s, v = model.run(torch.as_tensor(spikes[i:i + batch], dtype=torch.float32))
+            out.append(s.numpy())
+            volts.append(v.double().numpy())
+    out = np.concatenate(out)
+    if not voltage:
+        return out
+    volts = np.concatenate(volts)
+    volts[:, :, :len(model.blocks)] = 0.0
+    return out, volts
 
 
 def check_equivalence(net_path: str | Path, spikes, targets=None, twin_path: str | Path | None = None,
@@ -84,21 +99,23 @@ def check_equivalence(net_path: str | Path, spikes, targets=None, twin_path: str
         if targets.shape != (len(x),):
             raise InputError(f"targets must have one class per sample ({len(x)}), got shape {targets.shape}")
     t0 = time.time()
-    lava = replay(net_path, x, mode=mode, progress=progress)
+    use_v = twin.spec.readout == "voltage"
+    lava, lava_v = replay(net_path, x, mode=mode, progress=progress, voltage=True) if use_v else \
+        (replay(net_path, x, mode=mode, progress=progress), None)
     seconds = time.time() - t0
-    ref = twin_outputs(twin.model, x)
+    ref, ref_v = twin_outputs(twin.model, x, voltage=True) if use_v else (twin_outputs(twin.model, x), None)
     if lava.shape != ref.shape:
         raise InputError(f"Lava produced outputs of shape {lava.shape}, the twin {ref.shape}: the model files differ in shape")
-    scale = twin.spec.posterior_scale
-    p_twin = posterior_from_spikes(ref, scale).numpy()
-    p_lava = posterior_from_spikes(lava, scale).numpy()
+    p_twin = posterior_from_outputs(twin.spec, ref, ref_v).numpy()
+    p_lava = posterior_from_outputs(twin.spec, lava, lava_v).numpy()
     report = EquivalenceReport(model=str(net_path), mode=mode, seconds=seconds)
     for i in range(len(x)):
         fd = first_difference(lava[i], ref[i])
+        v_eq = None if not use_v else bool(np.array_equal(lava_v[i], ref_v[i]))
         y = None if targets is None else int(targets[i])
         report.samples.append(SampleCheck(
-            index=i, target=y, equal=fd is None, first_diff=fd,
+            index=i, target=y, equal=fd is None and v_eq is not False, first_diff=fd,
             twin_confidence=None if y is None else float(p_twin[i, y]),
-            lava_confidence=None if y is None else float(p_lava[i, y])))
+            lava_confidence=None if y is None else float(p_lava[i, y]), voltage_equal=v_eq))
     log.info("%d/%d samples identical on Lava and the twin", len(x) - len(report.mismatches), len(x))
     return report

@@ -6,6 +6,11 @@ concatenated in time and followed by L zero steps (L = number of dense layers, e
 delay), and the output is cut back into windows of T steps. The first L steps of window k hold the
 tail of sample k-1; the twin never sees them (its output can only start L steps after its input), so
 they are zeroed. The Lava runtime is always stopped, also on errors and Ctrl-C.
+
+Voltages: with ``voltage=True`` a Lava ``Monitor`` also records the output neurons' voltage ``v``.
+Lava's fixed-point voltage is SLAYER's x 4096 and holds the post-reset value, i.e. the twin's
+``v * (1 - s)`` (see :meth:`SpikingMLP.run`); it lags the twin's (undelayed) voltage by one step, so
+window k is read from steps ``k*T + 1 ... k*T + T``. Its first L steps are zeroed like the spikes'.
 """
 from __future__ import annotations
 
@@ -48,7 +53,8 @@ def _lava():
         from lava.magma.core.run_configs import Loihi2SimCfg
         from lava.proc.io.sink import RingBuffer as Sink
         from lava.proc.io.source import RingBuffer as Source
-    return netx, RunSteps, Loihi2SimCfg, Source, Sink
+        from lava.proc.monitor.process import Monitor
+    return netx, RunSteps, Loihi2SimCfg, Source, Sink, Monitor
 
 
 def check_spikes(spikes, num_inputs: int | None = None, name: str = "spikes") -> np.ndarray:
@@ -67,9 +73,17 @@ def check_spikes(spikes, num_inputs: int | None = None, name: str = "spikes") ->
     return a.astype(np.float32)
 
 
-def _run_lava(net_path: Path, data: np.ndarray, reset_interval: int | None) -> np.ndarray:
-    """One Lava run of ``data`` (features, steps); returns output spikes (classes, steps)."""
-    netx, RunSteps, Loihi2SimCfg, Source, Sink = _lava()
+VOLTAGE_SCALE = 4096.0  # Lava fixed-point voltage units per SLAYER voltage unit
+
+
+def _run_lava(net_path: Path, data: np.ndarray, reset_interval: int | None,
+              voltage: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """One Lava run of ``data`` (features, steps).
+
+    Returns output spikes (classes, steps) and, with ``voltage``, the output voltages (classes, steps)
+    in SLAYER units (else None).
+    """
+    netx, RunSteps, Loihi2SimCfg, Source, Sink, Monitor = _lava()
     steps = data.shape[1]
     kwargs = {"reset_interval": reset_interval, "reset_offset": 1} if reset_interval else {}
     with contextlib.redirect_stdout(io.StringIO()):
@@ -82,12 +96,20 @@ def _run_lava(net_path: Path, data: np.ndarray, reset_interval: int | None) -> n
     sink = Sink(shape=net.out.shape, buffer=steps)
     source.s_out.connect(net.inp)
     net.out.connect(sink.a_in)
+    monitor = None
+    if voltage:
+        monitor = Monitor()
+        monitor.probe(net.layers[-1].neuron.v, steps)
     try:
         net.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
         out = _collect(sink)
+        volts = None
+        if monitor is not None:
+            (probed,) = monitor.get_data().values()
+            volts = np.asarray(probed["v"], dtype=np.float64).T / VOLTAGE_SCALE
     finally:
         net.stop()  # always: a runtime that is not stopped leaves worker processes behind
-    return out
+    return out, volts
 
 
 def _collect(sink) -> np.ndarray:
@@ -95,11 +117,13 @@ def _collect(sink) -> np.ndarray:
 
 
 def replay(net_path: str | Path, spikes, mode: str = "stream", chunk: int = 200,
-           progress: bool = True) -> np.ndarray:
+           progress: bool = True, voltage: bool = False):
     """Output spikes (N, classes, T) of the Lava fixed-point simulation of ``net_path`` for ``spikes``.
 
     ``mode="stream"`` runs ``chunk`` samples per Lava run with neuron reset between samples;
     ``mode="per-sample"`` starts one Lava run per sample (slow; the reference for the streamed mode).
+    With ``voltage=True`` returns ``(spikes, voltages)``, the output voltages (N, classes, T) in
+    SLAYER units aligned with the twin's :meth:`SpikingMLP.run` (first L steps zeroed).
     """
     net_path = Path(net_path)
     layers = read_net_layers(net_path)
@@ -114,6 +138,7 @@ def replay(net_path: str | Path, spikes, mode: str = "stream", chunk: int = 200,
         raise InputError(f"chunk must be a positive integer, got {chunk!r}")
     n_out = layers[-1]["weight"].shape[0]
     out = np.zeros((n, n_out, t), dtype=np.float32)
+    volts = np.zeros((n, n_out, t), dtype=np.float64) if voltage else None
     group = chunk if mode == "stream" else 1
     t0 = time.time()
     with tqdm(total=n, desc=f"Lava replay ({mode})", unit="sample", disable=not progress, leave=False) as bar:
@@ -121,10 +146,19 @@ def replay(net_path: str | Path, spikes, mode: str = "stream", chunk: int = 200,
             block = x[start:start + group]
             k = len(block)
             data = np.concatenate([block.transpose(1, 0, 2).reshape(f, k * t), np.zeros((f, n_layers), np.float32)], axis=1)
-            res = _run_lava(net_path, data, reset_interval=t if mode == "stream" else None)
-            res = res[:, : k * t].reshape(n_out, k, t).transpose(1, 0, 2)
-            out[start:start + k] = res
+            res, v = _run_lava(net_path, data, reset_interval=t if mode == "stream" else None, voltage=voltage)
+            out[start:start + k] = _windows(res[:, : k * t], k, t)
+            if voltage:
+                volts[start:start + k] = _windows(v[:, 1: k * t + 1], k, t)
             bar.update(k)
     out[:, :, :n_layers] = 0.0
     log.info("replayed %d samples (%s) in %.1f s", n, mode, time.time() - t0)
+    if voltage:
+        volts[:, :, :n_layers] = 0.0
+        return out, volts
     return out
+
+
+def _windows(a: np.ndarray, k: int, t: int) -> np.ndarray:
+    """(neurons, k*T) -> (k, neurons, T)."""
+    return a.reshape(a.shape[0], k, t).transpose(1, 0, 2)

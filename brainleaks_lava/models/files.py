@@ -204,6 +204,7 @@ def load_snn(path: str | Path) -> SNNTarget:
             steps=int(spec_d.get("steps", 25)),
             neuron=NeuronConfig(**nspec),
             posterior_scale=float(spec_d.get("posterior_scale", 1.0)),
+            readout=str(spec_d.get("readout", "spikes")),
         )
     except (TypeError, ValueError) as e:
         raise ModelFileError(f"{sidecar_path(path)}: invalid spec ({e})") from None
@@ -243,7 +244,10 @@ def read_torch_h5(path: str | Path, fmt_prefix: str) -> tuple[dict, dict[str, np
                 raise ModelFileError(f"{path}: not a brainleaks {fmt_prefix} model file (format attribute {fmt!r})")
             raw = f.attrs.get("metadata", "{}")
             raw = raw.decode() if isinstance(raw, bytes) else raw
-            meta = json.loads(raw)
+            try:
+                meta = json.loads(raw)
+            except (TypeError, ValueError, RecursionError) as e:  # JSONDecodeError is a ValueError
+                raise ModelFileError(f"{path}: attribute 'metadata' is not valid JSON ({type(e).__name__}: {e})") from None
             if not isinstance(meta, dict):
                 raise ModelFileError(f"{path}: metadata attribute must be a JSON object")
             if "state_dict" not in f:

@@ -18,14 +18,25 @@ defaults, which is what makes the Lava fixed-point replay bit-exact.
 
 Posterior (shared by training, attacks and the Lava replay)
 -----------------------------------------------------------
-The output layer's spike counts over the T steps, scaled by ``posterior_scale``, go through a softmax:
-``M(x) = softmax(posterior_scale * sum_t s_out[:, :, t])``. Training minimizes the cross-entropy of
-this posterior (the counts are accumulated over all T steps). Output spikes are what a Lava
-``RingBuffer`` sink observes, so the Lava replay computes the very same posterior from its outputs.
+Two read-outs of the output layer are supported (``SNNSpec.readout``):
+
+* ``"voltage"`` (the paper's and the published code's posterior, used by the shipped MNIST target):
+  the time average of a softmax of the output membrane potential,
+  ``M(x) = 1/(T-L) sum_{t>=L} softmax(posterior_scale * v_out[:, :, t])``, where ``v_out`` is the
+  voltage after the step's reset (``v * (1 - s)``), which is what a Lava ``Monitor`` on the output
+  neurons' ``v`` reads (divided by 4096), and the first L steps (L = number of layers) are left out
+  because on hardware they still hold the previous sample's spikes in flight. The voltage is smooth in the input, so the posterior does not
+  saturate after a couple of attack iterations the way a spike count does.
+* ``"spikes"``: a softmax of the output spike counts, ``softmax(posterior_scale * sum_t s_out)``,
+  observable from a Lava ``RingBuffer`` sink alone.
+
+Training minimizes the cross-entropy of the posterior itself (``logits`` are ``log M(x)`` for the
+voltage read-out), so training, attacks and replay share one definition.
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -67,6 +78,9 @@ class NeuronConfig:
         }
 
 
+READOUTS = ("spikes", "voltage")
+
+
 @dataclass(frozen=True)
 class SNNSpec:
     """Everything needed to rebuild an SNN target's twin (stored in the sidecar)."""
@@ -75,8 +89,11 @@ class SNNSpec:
     steps: int = 25
     neuron: NeuronConfig = field(default_factory=NeuronConfig)
     posterior_scale: float = 1.0
+    readout: str = "voltage"  # "voltage" (time-averaged voltage softmax, the paper's) or "spikes" (spike-count softmax)
 
     def __post_init__(self):
+        if self.readout not in READOUTS:
+            raise InputError(f"readout must be one of {', '.join(READOUTS)}, got {self.readout!r}")
         if len(self.sizes) < 2 or any((not isinstance(s, int)) or s <= 0 for s in self.sizes):
             raise InputError(f"sizes must be >= 2 positive integers, got {self.sizes!r}")
         if not isinstance(self.steps, int) or self.steps <= 0:
@@ -131,17 +148,63 @@ class SpikingMLP(SizedModel, torch.nn.Module):
             layers.append(x)
         return (x, layers) if return_hidden else x
 
+    def run(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Output spikes (N, classes, T) and the output layer's post-reset voltage (N, classes, T).
+
+        The last block is unrolled (synapse -> CUBA dynamics -> spike -> one-step delay), which is
+        exactly what ``block(x)`` computes, so the spikes equal ``forward``'s. The voltage is
+        the block's own (not delayed): its step t belongs to output spike step t + 1.
+        """
+        self.check_input(x)
+        for block in self.blocks[:-1]:
+            x = block(x)
+        last = self.blocks[-1]
+        _, voltage = last.neuron.dynamics(last.synapse(x))
+        spikes = last.neuron.spike(voltage)
+        v_post = voltage * (1.0 - spikes.detach())
+        return _step_delay(last, spikes), v_post
+
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """``posterior_scale`` x output spike counts: the logits of the shared posterior."""
+        """Logits of the shared posterior: ``softmax(logits) == posterior`` (see the module docstring)."""
+        if self.spec.readout == "voltage":
+            return voltage_logits(self.run(x)[1], self.spec.posterior_scale, len(self.blocks))
         return spike_count_logits(self(x), self.spec.posterior_scale)
 
     def posterior(self, x: torch.Tensor) -> torch.Tensor:
         return torch.softmax(self.logits(x), dim=1)
 
 
+def _step_delay(block, spikes):
+    from lava.lib.dl.slayer.block.base import step_delay
+    return step_delay(block, spikes)
+
+
 def spike_count_logits(out_spikes: torch.Tensor, posterior_scale: float) -> torch.Tensor:
     """Logits of the target's posterior from output spikes (N, C, T): scale * spike count."""
     return posterior_scale * out_spikes.sum(dim=-1)
+
+
+def voltage_logits(voltage: torch.Tensor, posterior_scale: float, skip: int) -> torch.Tensor:
+    """``log(mean_{t >= skip} softmax(scale * v[:, :, t]))`` for output voltages (N, C, T), stably.
+
+    The first ``skip`` (= number of layers) steps are left out: on hardware they still carry the
+    previous sample's spikes in flight through the layers' one-step delays (the same steps the spike
+    comparison ignores), and in the twin the first of them is always 0.
+    """
+    if voltage.shape[-1] <= skip:
+        raise InputError(f"voltage has {voltage.shape[-1]} steps; need more than {skip}")
+    logp = torch.log_softmax(posterior_scale * voltage[..., skip:], dim=1)
+    return torch.logsumexp(logp, dim=-1) - math.log(voltage.shape[-1] - skip)
+
+
+def posterior_from_outputs(spec: SNNSpec, out_spikes=None, voltage=None) -> torch.Tensor:
+    """The target's posterior from what was observed (twin or Lava): spikes or voltages (N, C, T)."""
+    if spec.readout == "voltage":
+        if voltage is None:
+            raise InputError("this target's posterior is read from output voltages, none were given")
+        v = torch.as_tensor(voltage, dtype=torch.float32)
+        return torch.softmax(voltage_logits(v, spec.posterior_scale, len(spec.sizes) - 1), dim=1)
+    return posterior_from_spikes(out_spikes, spec.posterior_scale)
 
 
 def posterior_from_spikes(out_spikes, posterior_scale: float) -> torch.Tensor:

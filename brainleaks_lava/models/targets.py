@@ -42,6 +42,7 @@ class TargetRequest:
     steps: int = 25
     downsample: int = 1
     posterior_scale: float = 1.0
+    readout: str = "voltage"
     neuron: NeuronConfig = NeuronConfig()
 
     def __post_init__(self):
@@ -62,7 +63,7 @@ def train_target(req: TargetRequest, train_cfg: TrainConfig, out: str | Path) ->
     t0 = time.time()
     if req.arch == "snn":
         spec = SNNSpec(sizes=(n_in, req.hidden, n_cls), steps=req.steps, neuron=req.neuron,
-                       posterior_scale=req.posterior_scale)
+                       posterior_scale=req.posterior_scale, readout=req.readout)
         with torch.random.fork_rng(devices=[]):
             torch.random.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))  # scoped: weight init
             model = SpikingMLP(spec)

@@ -58,12 +58,17 @@ def test_streamed_equals_per_sample_equals_twin(snn, small_snn_path):
     res = make_attack("bl2", adapter_for(snn), iterations=8).invert(seed=3, progress=False)
     x = np.concatenate([x, res.samples.astype(np.float32)])
     assert x.shape == (40, 784, 12)
-    twin = twin_outputs(snn.model, x)
-    streamed = replay(small_snn_path, x, mode="stream", progress=False)
-    per_sample = replay(small_snn_path, x, mode="per-sample", progress=False)
-    assert twin.sum() > 50  # the comparison is about real spikes
+    assert snn.spec.readout == "voltage"
+    twin, twin_v = twin_outputs(snn.model, x, voltage=True)
+    streamed, streamed_v = replay(small_snn_path, x, mode="stream", progress=False, voltage=True)
+    per_sample, per_sample_v = replay(small_snn_path, x, mode="per-sample", progress=False, voltage=True)
+    assert twin.sum() > 20  # the comparison is about real spikes
     np.testing.assert_array_equal(streamed, twin)
     np.testing.assert_array_equal(per_sample, twin)
+    # output voltages (the posterior's input) agree exactly too, and they are not trivially zero
+    assert np.abs(twin_v).max() > 0.5 and len(np.unique(twin_v)) > 100
+    np.testing.assert_array_equal(streamed_v, twin_v)
+    np.testing.assert_array_equal(per_sample_v, twin_v)
     # streaming in several Lava runs (chunks) gives the same result
     np.testing.assert_array_equal(replay(small_snn_path, x, chunk=7, progress=False), twin)
     assert child_processes() == []
@@ -141,4 +146,33 @@ def test_replay_cli_exit_codes(snn, small_snn_path, tmp_path, capsys):
     assert len(err) == 1 and "784 features but the model takes 100" in err[0]
     assert main(["replay", "--model", str(small_snn_path), "--recon", str(tmp_path / "missing.h5")]) == 2
     assert "missing.h5" in capsys.readouterr().err
+    assert child_processes() == []
+
+
+@pytest.mark.slow
+def test_equivalence_confidences_from_voltage_and_from_spikes(snn, small_snn_path, tmp_path):
+    """Voltage read-out: the report's confidences are the twin's voltage posterior, equal on Lava.
+    A spike-count read-out copy of the same weights is compared on spikes alone."""
+    from brainleaks_lava.models.files import export_snn
+    from brainleaks_lava.models.snn import SNNSpec, SpikingMLP
+
+    x = random_spikes(6, 784, 12, p=0.2, seed=21).numpy()
+    y = np.arange(6)
+    rep = check_equivalence(small_snn_path, x, targets=y, progress=False)
+    with torch.no_grad():
+        p = snn.model.posterior(torch.as_tensor(x)).numpy()
+    assert rep.agreement == 1.0 and all(s.voltage_equal for s in rep.samples)
+    np.testing.assert_allclose([s.twin_confidence for s in rep.samples], p[y, y], rtol=1e-6)
+    assert [s.lava_confidence for s in rep.samples] == [s.twin_confidence for s in rep.samples]
+
+    spec = SNNSpec(sizes=snn.spec.sizes, steps=12, readout="spikes")
+    m = SpikingMLP(spec)
+    m.load_state_dict(snn.model.state_dict())
+    path = export_snn(m, tmp_path / "spikes.net")
+    rep2 = check_equivalence(path, x, targets=y, progress=False)
+    assert rep2.agreement == 1.0 and all(s.voltage_equal is None for s in rep2.samples)
+    with torch.no_grad():
+        p2 = m.posterior(torch.as_tensor(x)).numpy()
+    np.testing.assert_allclose([s.lava_confidence for s in rep2.samples], p2[y, y], rtol=1e-6)
+    assert not np.allclose(p2[y, y], p[y, y])
     assert child_processes() == []

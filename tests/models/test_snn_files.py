@@ -122,10 +122,13 @@ def test_exported_file_runs_on_lava_fixed_pt_like_twin(small_snn_path):
     twin = load_snn(small_snn_path)
     x = random_spikes(6, 784, 12, p=0.25, seed=5)
     with torch.no_grad():
-        expected = twin.model(x).numpy()
-    got = replay(small_snn_path, x.numpy(), mode="per-sample", progress=False)
-    assert expected.sum() > 0
-    np.testing.assert_array_equal(got, expected)
+        expected, expected_v = twin.model.run(x)
+    got, got_v = replay(small_snn_path, x.numpy(), mode="per-sample", progress=False, voltage=True)
+    expected_v = expected_v.double().numpy()
+    expected_v[:, :, :2] = 0  # the first L=2 steps hold the previous run's spikes in flight on Lava
+    assert np.abs(expected_v).max() > 0.5
+    np.testing.assert_array_equal(got, expected.numpy())
+    np.testing.assert_array_equal(got_v, expected_v)
 
 
 def test_sidecar_written_with_sha(tmp_path):
@@ -134,3 +137,30 @@ def test_sidecar_written_with_sha(tmp_path):
     import json
     meta = json.loads(sidecar_path(path).read_text())
     assert meta["spec"]["steps"] == 5 and meta["dataset"] == "x" and len(meta["net_sha256"]) == 64
+
+
+def test_voltage_readout_posterior_matches_definition():
+    """run() gives forward()'s spikes; the voltage posterior is the time average (steps >= L) of a
+    softmax of the post-reset output voltage, computed here by hand."""
+    torch.manual_seed(3)
+    m = SpikingMLP(SNNSpec(sizes=(30, 20, 4), steps=10, readout="voltage", posterior_scale=0.7))
+    for b in m.blocks:
+        b.synapse.weight.data *= 6
+    x = random_spikes(5, 30, 10, p=0.4, seed=2)
+    with torch.no_grad():
+        s, v = m.run(x)
+        assert torch.equal(s, m(x)) and s.sum() > 0
+        # post-reset: no voltage above threshold is left at a step where the neuron spiked
+        last = m.blocks[-1]
+        _, raw = last.neuron.dynamics(last.synapse(m.blocks[0](x)))
+        fired = raw >= 1.0
+        assert fired.any() and torch.all(v[fired] == 0) and torch.equal(v[~fired], raw[~fired])
+        expected = torch.stack([torch.softmax(0.7 * v[:, :, t], dim=1) for t in range(2, 10)]).mean(0)
+        torch.testing.assert_close(m.posterior(x), expected, rtol=1e-5, atol=1e-6)
+    # the spike read-out ignores voltages entirely
+    m2 = SpikingMLP(SNNSpec(sizes=(30, 20, 4), steps=10, readout="spikes", posterior_scale=0.7))
+    m2.load_state_dict(m.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(m2.posterior(x), posterior_from_spikes(m2(x), 0.7))
+    with pytest.raises(ValueError, match="readout"):
+        SNNSpec(sizes=(3, 2), readout="rates")
