@@ -6,8 +6,13 @@
 - :func:`rate_encode` / :func:`rate_decode` / :class:`RateEncoder` convert images to Bernoulli
   spike trains in lava-dl's (N, features, T) layout and back to rates.
 
-The encoding helpers need torch; they are imported on first use so that checking a dataset
-(``brainleaks dataset``) stays fast.
+- :func:`load_events` loads a framed split of an event-camera dataset (``"nmnist"`` or
+  ``"dvs-gesture"``) as an :class:`EventDataset`; :func:`nmnist_framing` /
+  :func:`dvs_gesture_framing` are the paper's framings and :func:`synthetic_events` makes small
+  learnable event data (see :mod:`.events` and :mod:`.framing`).
+
+The encoding helpers need torch; they and the event loaders are imported on first use so that
+checking a dataset (``brainleaks dataset``) stays fast.
 """
 from __future__ import annotations
 
@@ -20,7 +25,12 @@ from .mnist import load_mnist, vendored_mnist_root
 
 STATIC_DATASETS = ("mnist", "att-faces")
 
-_LAZY = {"rate_encode", "rate_decode", "RateEncoder"}
+# name -> submodule, imported on first use
+_LAZY = {
+    **dict.fromkeys(("rate_encode", "rate_decode", "RateEncoder"), "encoding"),
+    **dict.fromkeys(("load_events", "EventDataset", "synthetic_events", "EVENT_DATASETS"), "events"),
+    **dict.fromkeys(("Framing", "nmnist_framing", "dvs_gesture_framing"), "framing"),
+}
 
 
 def load_static(name: str, root: str | Path | None, split: str = "train", downsample: int = 1) -> StaticDataset:
@@ -43,14 +53,14 @@ def load_static(name: str, root: str | Path | None, split: str = "train", downsa
 
 def __getattr__(name: str):
     if name in _LAZY:
-        from . import encoding
+        import importlib
 
-        return getattr(encoding, name)
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | _LAZY)
+    return sorted(set(globals()) | set(_LAZY))
 
 
 __all__ = [
@@ -62,4 +72,11 @@ __all__ = [
     "vendored_mnist_root",
     "load_mnist",
     "load_att_faces",
+    "load_events",
+    "EventDataset",
+    "synthetic_events",
+    "EVENT_DATASETS",
+    "Framing",
+    "nmnist_framing",
+    "dvs_gesture_framing",
 ]
