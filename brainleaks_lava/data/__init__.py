@@ -51,6 +51,44 @@ def load_static(name: str, root: str | Path | None, split: str = "train", downsa
     raise InputError(f"unknown static dataset {name!r}; choose one of {', '.join(STATIC_DATASETS)}")
 
 
+EVENT_NAMES = ("nmnist", "dvs-gesture")  # == events.EVENT_DATASETS, without importing it
+DATASETS = STATIC_DATASETS + EVENT_NAMES
+
+
+def is_event_dataset(name: str) -> bool:
+    return name in EVENT_NAMES
+
+
+def load_dataset(name: str, root: str | Path | None, split: str = "train", downsample: int | None = None,
+                 time_bins: int | None = None, limit: int | None = None, cache_dir: str | Path | None = None):
+    """Load a split of any dataset the toolkit knows: a :class:`StaticDataset` for ``"mnist"`` and
+    ``"att-faces"``, an :class:`EventDataset` (framed with the paper's framing) for ``"nmnist"`` and
+    ``"dvs-gesture"``.
+
+    ``downsample``: integer spatial factor (default 1; 4 for DVS Gesture, 128 -> 32; N-MNIST takes
+    only 1). ``time_bins``, ``limit``, ``cache_dir``: event datasets only (number of frames T,
+    at most that many samples round-robin over classes, frame cache directory).
+    """
+    if name in STATIC_DATASETS:
+        for key, value in (("time_bins", time_bins), ("limit", limit), ("cache_dir", cache_dir)):
+            if value is not None:
+                raise InputError(f"{key} applies to event datasets only, not to {name!r}")
+        return load_static(name, root, split=split, downsample=1 if downsample is None else downsample)
+    if name not in EVENT_NAMES:
+        raise InputError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    from .events import load_events
+    from .framing import dvs_gesture_framing, nmnist_framing
+
+    kwargs = {} if time_bins is None else {"time_bins": time_bins}
+    if name == "nmnist":
+        if downsample not in (None, 1):
+            raise InputError(f"N-MNIST is used at its 34x34 sensor size; downsample must be 1, got {downsample!r}")
+        framing = nmnist_framing(**kwargs)
+    else:
+        framing = dvs_gesture_framing(downsample=4 if downsample is None else downsample, **kwargs)
+    return load_events(name, root, split=split, framing=framing, cache_dir=cache_dir, limit=limit)
+
+
 def __getattr__(name: str):
     if name in _LAZY:
         import importlib
@@ -64,6 +102,9 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "load_dataset",
+    "is_event_dataset",
+    "DATASETS",
     "load_static",
     "StaticDataset",
     "rate_encode",

@@ -99,6 +99,37 @@ def rate_decode(spikes) -> torch.Tensor:
     return s.mean(dim=-1)
 
 
+def input_encoding(dataset, steps: int | None = None) -> dict:
+    """How a dataset's samples reach a spiking network: ``{"kind": "rate", "steps": T}`` (Bernoulli
+    rate coding of images, T = ``steps``) or ``{"kind": "frames", "steps": T, ...}`` for event data,
+    whose binary frames (N, C, H, W, T) are the spike trains themselves (``steps`` must then be None
+    or equal to the frames' T)."""
+    frames = getattr(dataset, "frames", None)
+    if frames is None:
+        return {"kind": "rate", "steps": _check_steps(25 if steps is None else steps)}
+    c, h, w, t = (int(v) for v in frames.shape[1:])
+    if steps is not None and steps != t:
+        raise InputError(f"steps={steps} does not match the event frames' {t} time bins; set the framing's time bins instead")
+    return {"kind": "frames", "steps": t, "channels": c, "height": h, "width": w,
+            "framing": getattr(dataset, "framing", {})}
+
+
+def dataset_inputs(dataset) -> np.ndarray:
+    """The array a trainer indexes: images (N, H, W) in [0, 1] or event frames (N, C, H, W, T)."""
+    frames = getattr(dataset, "frames", None)
+    return dataset.images if frames is None else frames
+
+
+def to_spikes(x, encoding: dict, generator: torch.Generator | None = None) -> torch.Tensor:
+    """A batch of dataset inputs -> spike trains (N, features, T) according to ``encoding``."""
+    if encoding.get("kind") == "frames":
+        t = torch.as_tensor(x, dtype=torch.float32)
+        return t.reshape(t.shape[0], -1, t.shape[-1])
+    if encoding.get("kind") == "rate":
+        return rate_encode(torch.as_tensor(x).reshape(len(x), -1), steps=encoding["steps"], generator=generator)
+    raise InputError(f"unknown input encoding {encoding!r}")
+
+
 @dataclass(frozen=True)
 class RateEncoder:
     """A configured :func:`rate_encode`: ``RateEncoder(steps=25)(images, generator)``."""

@@ -49,14 +49,13 @@ import numpy as np
 import torch
 
 from .. import __version__
-from ..data import load_static
-from ..data.encoding import as_real_tensor
-from ..data.encoding import rate_encode
+from ..data import is_event_dataset, load_dataset
+from ..data.encoding import as_real_tensor, dataset_inputs, input_encoding
 from ..errors import InputError, ModelFileError
 from ..fileio import sha256_file
 from ..models.files import load_state, read_torch_h5, save_torch_h5
 from ..models.snn import NeuronConfig, _import_slayer
-from ..models.training import TrainConfig, accuracy, train
+from ..models.training import TrainConfig, accuracy, spike_logits_fn, train
 
 log = logging.getLogger(__name__)
 
@@ -357,17 +356,10 @@ def ann_logits_fn(model, images, generator, device):
     return model.logits(images.to(device))
 
 
-def snn_logits_fn(steps: int):
-    """Rate-encode each batch with the training loop's seeded generator and count output spikes."""
-    def fn(model, images, generator, device):
-        spikes = rate_encode(images.reshape(images.shape[0], -1), steps=steps, generator=generator)
-        return model.logits(spikes.to(device))
-    return fn
-
-
-def train_evaluator(kind: str, dataset: str, data_root, out, config: TrainConfig, steps: int = 25,
-                    downsample: int = 1, neuron: NeuronConfig | None = None,
-                    posterior_scale: float = DEFAULT_POSTERIOR_SCALE, validate_each_epoch: bool = True) -> dict:
+def train_evaluator(kind: str, dataset: str, data_root, out, config: TrainConfig, steps: int | None = 25,
+                    downsample: int | None = None, neuron: NeuronConfig | None = None,
+                    posterior_scale: float = DEFAULT_POSTERIOR_SCALE, validate_each_epoch: bool = True,
+                    limit: int | None = None) -> dict:
     """Train an evaluator of ``kind`` ("ann" or "snn") on split "train" of ``dataset``, save it to ``out``.
 
     The validation accuracy on split "val" is measured on the trained model (for "snn" with a rate coding of
@@ -378,12 +370,21 @@ def train_evaluator(kind: str, dataset: str, data_root, out, config: TrainConfig
         raise InputError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
     if not isinstance(config, TrainConfig):
         raise InputError(f"config must be a TrainConfig, got {type(config).__name__}")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps <= 0:
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps <= 0):
         raise InputError(f"steps must be a positive integer, got {steps!r}")
     out = Path(out)
-    tr = load_static(dataset, data_root, split="train", downsample=downsample)
-    va = load_static(dataset, data_root, split="val", downsample=downsample)
-    input_shape = tuple(int(s) for s in tr.images.shape[1:])
+    events = is_event_dataset(dataset)
+    if events and kind == "ann":
+        raise InputError(f"{dataset} is event data: use a spiking ('snn') evaluator")
+    load = dict(downsample=downsample, time_bins=steps if events else None, limit=limit)
+    tr = load_dataset(dataset, data_root, split="train", **load)
+    va = load_dataset(dataset, data_root, split="val", **load)
+    inputs_tr, inputs_va = dataset_inputs(tr), dataset_inputs(va)
+    if events:
+        in_channels, *hw, _ = (int(v) for v in inputs_tr.shape[1:])
+    else:
+        in_channels, hw = 1, [int(v) for v in inputs_tr.shape[1:]]
+    input_shape = tuple(hw)
     n_cls = len(tr.classes)
     gen = torch.Generator().manual_seed(config.seed)
     with torch.random.fork_rng(devices=[]):
@@ -391,17 +392,19 @@ def train_evaluator(kind: str, dataset: str, data_root, out, config: TrainConfig
         if kind == "ann":
             model = CNNEvaluator(input_shape, n_cls)
         else:
-            model = SpikingCNNEvaluator(input_shape, n_cls, neuron=neuron or DEFAULT_SNN_NEURON,
+            model = SpikingCNNEvaluator(input_shape, n_cls, in_channels=in_channels, neuron=neuron or DEFAULT_SNN_NEURON,
                                         posterior_scale=posterior_scale)
-    fn = ann_logits_fn if kind == "ann" else snn_logits_fn(steps)
+    encoding = input_encoding(tr, None if events else steps) if kind == "snn" else {"kind": "image", "range": [0, 1]}
+    steps = encoding.get("steps", 0)
+    fn = ann_logits_fn if kind == "ann" else spike_logits_fn(encoding)
     log.info("training %s evaluator on %d %s images %s (%d classes)", kind, len(tr), dataset,
              "x".join(map(str, input_shape)), n_cls)
     t0 = time.time()
-    history = train(model, fn, tr.images, tr.labels, config,
-                    val=(va.images, va.labels) if validate_each_epoch else None, desc=f"evaluator {kind}")
+    history = train(model, fn, inputs_tr, tr.labels, config,
+                    val=(inputs_va, va.labels) if validate_each_epoch else None, desc=f"evaluator {kind}")
     seconds = round(time.time() - t0, 1)
     model = model.cpu().eval()
-    acc = accuracy(model, fn, va.images, va.labels, seed=config.seed + 1)
+    acc = accuracy(model, fn, inputs_va, va.labels, seed=config.seed + 1)
     meta = {
         "format": EVALUATOR_FORMAT,
         "kind": kind,
@@ -409,8 +412,8 @@ def train_evaluator(kind: str, dataset: str, data_root, out, config: TrainConfig
         "data_source": va.source,
         "classes": list(tr.classes),
         "input_shape": list(input_shape),
-        "steps": steps if kind == "snn" else 0,
-        "encoding": ({"kind": "rate", "steps": steps} if kind == "snn" else {"kind": "image", "range": [0, 1]}),
+        "steps": steps,
+        "encoding": encoding,
         "downsample": downsample,
         "architecture": model.config(),
         "training": {**config.to_dict(), "history": history, "seconds": seconds,

@@ -10,23 +10,20 @@ import numpy as np
 import torch
 
 from .. import __version__
-from ..data import load_static
-from ..data.encoding import rate_encode
+from ..data import is_event_dataset, load_dataset
+from ..data.encoding import dataset_inputs, input_encoding
 from ..errors import InputError
 from .ann import ANNSpec, SigmoidMLP
 from .files import export_snn, load_snn, save_ann
 from .snn import NeuronConfig, SNNSpec, SpikingMLP
-from .training import TrainConfig, accuracy, train
+from .training import TrainConfig, accuracy, spike_logits_fn, train
 
 log = logging.getLogger(__name__)
 
 
 def snn_logits_fn(steps: int):
-    """Logits of an SNN for a batch of images: rate-encode with the generator, run, count spikes."""
-    def fn(model, images, generator, device):
-        spikes = rate_encode(images.reshape(images.shape[0], -1), steps=steps, generator=generator)
-        return model.logits(spikes.to(device))
-    return fn
+    """Logits of a spiking model for a batch of images, rate-encoded with the loop's generator."""
+    return spike_logits_fn({"kind": "rate", "steps": steps})
 
 
 def flat_logits_fn(model, images, generator, device):
@@ -39,8 +36,9 @@ class TargetRequest:
     arch: str = "snn"
     data_root: str | None = None
     hidden: int = 3000
-    steps: int = 25
-    downsample: int = 1
+    steps: int | None = None  # rate-coding steps T (default 25); event data: the frames' time bins
+    downsample: int | None = None  # spatial factor (default 1; DVS Gesture 4)
+    limit: int | None = None  # event data: at most this many samples per split (round-robin over classes)
     posterior_scale: float = 1.0
     readout: str = "voltage"
     neuron: NeuronConfig = NeuronConfig()
@@ -50,38 +48,47 @@ class TargetRequest:
             raise InputError(f"arch must be 'snn' or 'ann', got {self.arch!r}")
         if not isinstance(self.hidden, int) or self.hidden <= 0:
             raise InputError(f"hidden must be a positive integer, got {self.hidden!r}")
+        if self.arch == "ann" and is_event_dataset(self.dataset):
+            raise InputError(f"{self.dataset} is event data: train an 'snn' target on it (the ANN takes images)")
 
 
 def train_target(req: TargetRequest, train_cfg: TrainConfig, out: str | Path) -> dict:
     """Train the requested target, write it to ``out`` (atomically) and return its metadata."""
     out = Path(out)
-    tr = load_static(req.dataset, req.data_root, split="train", downsample=req.downsample)
-    va = load_static(req.dataset, req.data_root, split="val", downsample=req.downsample)
-    n_in = int(np.prod(tr.images.shape[1:]))
+    events = is_event_dataset(req.dataset)
+    load = dict(downsample=req.downsample, time_bins=req.steps if events else None, limit=req.limit)
+    tr = load_dataset(req.dataset, req.data_root, split="train", **load)
+    va = load_dataset(req.dataset, req.data_root, split="val", **load)
+    inputs_tr, inputs_va = dataset_inputs(tr), dataset_inputs(va)
+    sample_shape = tuple(int(v) for v in inputs_tr.shape[1:])
+    input_shape = sample_shape[:-1] if events else sample_shape  # (C, H, W) of frames, (H, W) of images
+    n_in = int(np.prod(input_shape))
     n_cls = len(tr.classes)
     gen = torch.Generator().manual_seed(train_cfg.seed)
     t0 = time.time()
     if req.arch == "snn":
-        spec = SNNSpec(sizes=(n_in, req.hidden, n_cls), steps=req.steps, neuron=req.neuron,
+        encoding = input_encoding(tr, None if events else req.steps)
+        spec = SNNSpec(sizes=(n_in, req.hidden, n_cls), steps=encoding["steps"], neuron=req.neuron,
                        posterior_scale=req.posterior_scale, readout=req.readout)
         with torch.random.fork_rng(devices=[]):
             torch.random.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))  # scoped: weight init
             model = SpikingMLP(spec)
-        fn = snn_logits_fn(req.steps)
+        fn = spike_logits_fn(encoding)
     else:
+        encoding = {"kind": "image", "range": [0, 1]}
         spec = ANNSpec(sizes=(n_in, req.hidden, n_cls))
         with torch.random.fork_rng(devices=[]):
             torch.random.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
             model = SigmoidMLP(spec)
         fn = flat_logits_fn
-    history = train(model, fn, tr.images, tr.labels, train_cfg, val=None, desc=f"train {req.arch}")
+    history = train(model, fn, inputs_tr, tr.labels, train_cfg, val=None, desc=f"train {req.arch}")
     model = model.cpu().eval()
     meta = {
         "dataset": req.dataset,
         "data_source": va.source,
         "classes": list(tr.classes),
-        "input_shape": list(tr.images.shape[1:]),
-        "encoding": {"kind": "rate", "steps": req.steps} if req.arch == "snn" else {"kind": "image", "range": [0, 1]},
+        "input_shape": list(input_shape),
+        "encoding": encoding,
         "downsample": req.downsample,
         "training": {**train_cfg.to_dict(), "history": history, "seconds": round(time.time() - t0, 1),
                      "train_images": int(len(tr.labels))},
@@ -92,12 +99,12 @@ def train_target(req: TargetRequest, train_cfg: TrainConfig, out: str | Path) ->
         # the exported file is the truth: measure validation accuracy on the re-imported twin
         export_snn(model, out, meta)
         twin = load_snn(out).model
-        acc = accuracy(twin, fn, va.images, va.labels, seed=train_cfg.seed + 1, desc="validate")
+        acc = accuracy(twin, fn, inputs_va, va.labels, seed=train_cfg.seed + 1, desc="validate")
         meta["validation_accuracy"] = acc
         meta["validation_images"] = int(len(va.labels))
         _update_sidecar(out, meta)
     else:
-        acc = accuracy(model, fn, va.images, va.labels, seed=train_cfg.seed + 1)
+        acc = accuracy(model, fn, inputs_va, va.labels, seed=train_cfg.seed + 1)
         meta["validation_accuracy"] = acc
         meta["validation_images"] = int(len(va.labels))
         save_ann(model, out, meta)

@@ -66,6 +66,16 @@ def apply_threads(threads: int) -> None:
 LogitsFn = Callable[[torch.nn.Module, torch.Tensor, torch.Generator], torch.Tensor]
 
 
+def spike_logits_fn(encoding: dict):
+    """Logits of a spiking model for a batch of dataset inputs: encode them as ``encoding`` says
+    (rate coding with the loop's seeded generator, or event frames as they are) and run the model."""
+    from ..data.encoding import to_spikes
+
+    def fn(model, inputs, generator, device):
+        return model.logits(to_spikes(inputs, encoding, generator).to(device))
+    return fn
+
+
 @torch.no_grad()
 def accuracy(model: torch.nn.Module, logits_fn: LogitsFn, images: np.ndarray, labels: np.ndarray,
              seed: int = 1, batch_size: int = 200, device: torch.device | None = None,

@@ -20,9 +20,9 @@ from brainleaks_lava.evaluation.classifiers import (
     feature_map_size,
     flat_features,
     load_evaluator,
-    snn_logits_fn,
     train_evaluator,
 )
+from brainleaks_lava.models.targets import snn_logits_fn
 from brainleaks_lava.models.files import save_torch_h5
 from brainleaks_lava.models.training import TrainConfig, accuracy, train
 
@@ -182,12 +182,12 @@ def test_save_load_round_trip_gives_identical_posteriors(kind, tmp_path, monkeyp
     # train_evaluator on a slice of the vendored subset, kept tiny by monkeypatching the loader
     import brainleaks_lava.evaluation.classifiers as clf
 
-    def small(name, root, split="train", downsample=1):
-        d = load_static(name, root, split=split, downsample=downsample)
+    def small(name, root, split="train", downsample=1, **_):
+        d = load_static(name, root, split=split, downsample=downsample or 1)
         n = 60 if split == "train" else 20
         return type(d)(images=d.images[:n], labels=d.labels[:n], classes=d.classes, source=d.source)
 
-    monkeypatch.setattr(clf, "load_static", small)
+    monkeypatch.setattr(clf, "load_dataset", small)
     out = tmp_path / f"eval_{kind}.h5"
     meta = train_evaluator(kind, "mnist", None, out, tiny_config(batch_size=30), steps=4,
                            validate_each_epoch=False)
@@ -244,11 +244,11 @@ def test_same_seed_gives_identical_weights_and_leaves_global_rng_alone(tmp_path)
 def test_train_evaluator_same_seed_same_file_content(tmp_path, monkeypatch):
     import brainleaks_lava.evaluation.classifiers as clf
 
-    def small(name, root, split="train", downsample=1):
-        d = load_static(name, root, split=split, downsample=downsample)
+    def small(name, root, split="train", downsample=1, **_):
+        d = load_static(name, root, split=split, downsample=downsample or 1)
         return type(d)(images=d.images[:100], labels=d.labels[:100], classes=d.classes, source=d.source)
 
-    monkeypatch.setattr(clf, "load_static", small)
+    monkeypatch.setattr(clf, "load_dataset", small)
     ea, eb = tmp_path / "a.h5", tmp_path / "b.h5"
     train_evaluator("ann", "mnist", None, ea, tiny_config(), validate_each_epoch=False)
     train_evaluator("ann", "mnist", None, eb, tiny_config(), validate_each_epoch=False)
