@@ -1,4 +1,9 @@
-"""Figures: grids of rate-decoded reconstructions beside a real example of each class."""
+"""Figures: grids of rate-decoded reconstructions beside a real example of each class, and for event
+data an animated GIF of the frames.
+
+``input_shape`` is a sample's shape without time: (H, W) for images and rate-coded images,
+(C, H, W) for event frames (channels are averaged in the still images and OR-ed in the animation).
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,20 +13,26 @@ import numpy as np
 from ..fileio import atomic_path
 
 
-def decode_for_view(samples: np.ndarray) -> np.ndarray:
-    """(R, features, T) spikes -> (R, features) rates; images pass through."""
-    return samples.mean(axis=-1) if samples.ndim == 3 else samples
+def decode_for_view(samples: np.ndarray, input_shape: tuple[int, ...]) -> np.ndarray:
+    """Spike trains or probabilities (R, features, T) -> rates as images (R, H, W) in [0, 1];
+    images (R, features) or (R, H, W) are reshaped only."""
+    samples = np.asarray(samples, dtype=np.float32)
+    timed = samples.ndim == len(input_shape) + 2 or (samples.ndim == 3 and samples.shape[1] == int(np.prod(input_shape)))
+    rates = samples.mean(axis=-1) if timed else samples  # (R, C, H, W, T) frames or (R, features, T) trains
+    rates = rates.reshape(len(rates), *input_shape)
+    return rates.mean(axis=1) if len(input_shape) == 3 else rates
 
 
-def recon_grid(path: str | Path, recon: np.ndarray, targets: np.ndarray, image_shape: tuple[int, int],
+def recon_grid(path: str | Path, recon: np.ndarray, targets: np.ndarray, input_shape: tuple[int, ...],
                title: str, class_names=None, confidences=None, real_examples: np.ndarray | None = None) -> Path:
-    """Write a PNG: top row real training examples (optional), bottom row rate-decoded reconstructions
-    labelled with target class and evaluator confidence."""
+    """Write a PNG: top row real training examples (optional, same layout as ``recon``), bottom row
+    rate-decoded reconstructions labelled with target class and evaluator confidence."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    views = decode_for_view(np.asarray(recon, dtype=np.float32))
+    views = decode_for_view(recon, input_shape)
+    reals = decode_for_view(real_examples, input_shape) if real_examples is not None else None
     n = len(views)
     rows = 2 if real_examples is not None else 1
     fig, axes = plt.subplots(rows, n, figsize=(1.3 * n, 1.55 * rows + 0.5), squeeze=False)
@@ -29,11 +40,11 @@ def recon_grid(path: str | Path, recon: np.ndarray, targets: np.ndarray, image_s
     for i in range(n):
         if real_examples is not None:
             ax = axes[0, i]
-            ax.imshow(real_examples[i].reshape(image_shape), cmap="gray", vmin=0, vmax=1)
+            ax.imshow(reals[i], cmap="gray", vmin=0, vmax=1)
             ax.set_title(f"real {name(int(targets[i]))}", fontsize=8)
             ax.axis("off")
         ax = axes[rows - 1, i]
-        ax.imshow(views[i].reshape(image_shape), cmap="gray", vmin=0, vmax=1)  # rates and images are in [0, 1]
+        ax.imshow(views[i], cmap="gray", vmin=0, vmax=1)  # rates and images are in [0, 1]
         label = f"target {name(int(targets[i]))}"
         if confidences is not None:
             label += f"\neval {confidences[i]:.2f}"
@@ -45,6 +56,46 @@ def recon_grid(path: str | Path, recon: np.ndarray, targets: np.ndarray, image_s
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)
+    return path
+
+
+def frames_gif(path: str | Path, recon: np.ndarray, input_shape: tuple[int, int, int], real_examples=None,
+               scale: int = 4, frame_ms: int = 120) -> Path:
+    """Write an animated GIF of event frames: one panel per reconstruction (bottom row) and, if given,
+    the real example of its class (top row), stepping through the T time bins.
+
+    ``recon``: spike trains or probabilities (R, C*H*W, T); ``real_examples``: (R, C, H, W, T) or
+    (R, C*H*W, T). Channels are merged (max); values are shown as grey levels in [0, 1].
+    """
+    from PIL import Image
+
+    if len(input_shape) != 3:
+        raise ValueError(f"frames_gif needs a (C, H, W) input shape, got {input_shape}")
+    c, h, w = (int(v) for v in input_shape)
+
+    def panels(a):
+        a = np.asarray(a, dtype=np.float32)
+        a = a.reshape(len(a), c, h, w, a.shape[-1]).max(axis=1)  # (R, H, W, T)
+        return np.clip(a, 0.0, 1.0)
+
+    rows = [panels(recon)] + ([panels(real_examples)] if real_examples is not None else [])
+    rows = rows[::-1]  # real examples on top
+    r, t = rows[0].shape[0], rows[0].shape[-1]
+    gap = 2
+    height = len(rows) * (h + gap) - gap
+    width = r * (w + gap) - gap
+    images = []
+    for k in range(t):
+        canvas = np.full((height, width), 0.35, dtype=np.float32)  # grey gaps between panels
+        for j, row in enumerate(rows):
+            for i in range(r):
+                y, x = j * (h + gap), i * (w + gap)
+                canvas[y:y + h, x:x + w] = row[i, :, :, k]
+        big = np.kron(canvas, np.ones((scale, scale), dtype=np.float32))
+        images.append(Image.fromarray((255 * big).astype(np.uint8), mode="L"))
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=frame_ms, loop=0)
     return path
 
 

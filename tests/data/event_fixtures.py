@@ -99,11 +99,13 @@ def frames_to_events(frames: np.ndarray, window: int, polarity: int = 1) -> list
     return [(int(xs[i]), int(ys[i]), int(ks[i]) * window + window // 2, polarity) for i in order]
 
 
-def write_synthetic_nmnist(root: Path, dataset, folder: str = "Train", window_us: int = 3000) -> list[Path]:
-    """Write a :func:`synthetic_events` dataset (labels < 10, size <= 34x34) as N-MNIST .bin files."""
+def write_synthetic_nmnist(root: Path, dataset, folder: str = "Train", window_us: int = 3000,
+                           polarity: int = 1) -> list[Path]:
+    """Write a :func:`synthetic_events` dataset (labels < 10, size <= 34x34) as N-MNIST .bin files
+    (every spike an event of ``polarity``; the N-MNIST preset framing keeps polarity 0)."""
     paths = []
     for i, (frames, label) in enumerate(zip(dataset.frames, dataset.labels)):
-        events = frames_to_events(frames, window_us)
+        events = frames_to_events(frames, window_us, polarity=polarity)
         paths.append(write_nmnist_sample(root, folder, int(label), f"{i:05d}", events))
     return paths
 
