@@ -8,7 +8,7 @@ import numpy as np
 from ..fileio import atomic_path, write_json_atomic
 from ..evaluation.metrics import METRIC_NAMES, PAPER_ROW_LABELS, format_paper_table
 from ..evaluation.score import METHOD_LABELS, minmax_rows
-from .figures import class_examples, recon_grid
+from .figures import class_examples, frames_gif, recon_grid
 
 
 def _acc(meta: dict) -> str:
@@ -24,7 +24,8 @@ def _paper(cfg, key: str, field: str) -> str:
 def write_report(cfg, out: Path, target_files: dict, eval_files: dict, recon_files: dict,
                  evaluations: dict, replays: dict) -> dict:
     from ..attacks.recon_file import load_recon
-    from ..data import load_static
+    from ..data import is_event_dataset, load_dataset
+    from ..data.encoding import dataset_inputs
     from ..evaluation.classifiers import load_evaluator
     from ..models.files import load_target
 
@@ -83,18 +84,20 @@ def write_report(cfg, out: Path, target_files: dict, eval_files: dict, recon_fil
         lines.append("")
 
     # figures
+    events = is_event_dataset(cfg.dataset)
     try:
-        train = load_static(cfg.dataset, str(cfg.data_root) if cfg.data_root else None, split="train",
-                            downsample=cfg.downsample)
-        shape = train.images.shape[1:]
+        train = load_dataset(cfg.dataset, str(cfg.data_root) if cfg.data_root else None, split="train",
+                             **cfg.data_options())
+        inputs = dataset_inputs(train)
+        shape = inputs.shape[1:-1] if events else inputs.shape[1:]  # (C, H, W) of frames, (H, W) of images
     except Exception:  # the figure still shows the reconstructions without real examples
-        train, shape = None, None
+        train, inputs, shape = None, None, None
     lines += ["## Reconstructions", ""]
     for a in cfg.attacks:
         rec = load_recon(recon_files[a.name])
         t = targets[a.target]
         img_shape = tuple(shape) if shape is not None else tuple(t.metadata.get("input_shape", (28, 28)))
-        real = class_examples(train.images, train.labels, rec.targets) if train is not None else None
+        real = class_examples(inputs, train.labels, rec.targets) if train is not None else None
         conf = None
         if a.name in evaluations:
             conf = [row["target_confidence"] for row in evaluations[a.name]["per_class"]]
@@ -105,7 +108,13 @@ def write_report(cfg, out: Path, target_files: dict, eval_files: dict, recon_fil
         recon_grid(out / f"{a.name}.png", view, rec.targets, img_shape,
                    f"{a.name}: {METHOD_LABELS[a.method]} ({a.mode}) on {Path(t.path).name}",
                    confidences=conf, real_examples=real)
-        lines += [f"### {a.name}", "", f"![{a.name}]({a.name}.png)", "",
+        lines += [f"### {a.name}", "", f"![{a.name}]({a.name}.png)", ""]
+        if len(img_shape) == 3 and rec.input_kind != "image":  # event frames: also the animation
+            frames_gif(out / f"{a.name}.gif", view, img_shape, real_examples=real)
+            lines += [f"![{a.name} frames]({a.name}.gif)", "",
+                      "Animation: the frames over the time bins, real example (top) and reconstruction "
+                      "(bottom; BL-v2: spike probabilities).", ""]
+        lines += [
                   "Top row: a real training image of the class. Bottom row: the reconstruction, its target "
                   "class and the evaluator's mean confidence over draws. Spike trains are shown rate-decoded "
                   "(time average); for BL-v2 the time average of the Bernoulli probabilities, i.e. the "

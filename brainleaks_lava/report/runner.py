@@ -76,20 +76,24 @@ def _train_target(cfg: ExperimentConfig, t, out: Path) -> dict:
     from ..models.targets import TargetRequest, train_target
 
     tr = t.train
+    opts = cfg.data_options()
     req = TargetRequest(dataset=cfg.dataset, arch=t.arch, data_root=str(cfg.data_root) if cfg.data_root else None,
-                        hidden=tr.get("hidden", 3000), steps=tr.get("steps", 25), downsample=cfg.downsample,
+                        hidden=tr.get("hidden", 3000), steps=opts.get("time_bins") or tr.get("steps"),
+                        downsample=opts["downsample"], limit=opts.get("limit"),
                         posterior_scale=float(tr.get("posterior_scale", 1.0)), neuron=NeuronConfig())
     meta = train_target(req, _train_config(cfg, tr, epochs=10), out)
     return {"validation_accuracy": meta["validation_accuracy"]}
 
 
 def _train_evaluator(cfg: ExperimentConfig, e, out: Path) -> dict:
+    from ..data import is_event_dataset
     from ..evaluation.classifiers import train_evaluator
 
     tr = e.train
     meta = train_evaluator(e.kind, cfg.dataset, str(cfg.data_root) if cfg.data_root else None, out,
                            _train_config(cfg, tr, epochs=5),
-                           steps=tr.get("steps", 25), downsample=cfg.downsample, validate_each_epoch=False)
+                           steps=cfg.time_bins if is_event_dataset(cfg.dataset) else tr.get("steps", 25),
+                           downsample=cfg.downsample, limit=cfg.limit, validate_each_epoch=False)
     return {"validation_accuracy": meta["validation_accuracy"]}
 
 
@@ -134,7 +138,7 @@ def run_experiment(config: str | Path, out: str | Path | None = None, force: boo
         dest = out / "models" / f"{t.name}.{'net' if t.arch == 'snn' else 'h5'}"
         outputs = [dest] + ([dest.with_suffix(".json")] if t.arch == "snn" else [])
         run.stage(f"train/{t.name}", {"target": t.__dict__, "dataset": cfg.dataset, "root": str(cfg.data_root),
-                                      "downsample": cfg.downsample, "seed": cfg.seed}, [], outputs,
+                                      **cfg.data_options(), "seed": cfg.seed}, [], outputs,
                   lambda t=t, dest=dest: _train_target(cfg, t, dest))
         target_files[t.name] = dest
     eval_files: dict[str, Path] = {}
@@ -144,7 +148,7 @@ def run_experiment(config: str | Path, out: str | Path | None = None, force: boo
             continue
         dest = out / "models" / f"eval_{e.name}.h5"
         run.stage(f"train/eval_{e.name}", {"evaluator": e.__dict__, "dataset": cfg.dataset, "root": str(cfg.data_root),
-                                           "seed": cfg.seed}, [], [dest],
+                                           **cfg.data_options(), "seed": cfg.seed}, [], [dest],
                   lambda e=e, dest=dest: _train_evaluator(cfg, e, dest))
         eval_files[e.name] = dest
     maybe_fail("train")
