@@ -1,12 +1,15 @@
 """The ``brainleaks`` command: thin argument parsing on top of the library.
 
-Every user-caused error (a ``BrainleaksError``) prints one line on stderr and exits with status 2;
-``--debug`` shows the traceback instead.
+Every user-caused error (a ``BrainleaksError``, or a bad argument) prints one line on stderr and exits
+with status 2; ``--debug`` shows the traceback instead. Ctrl-C prints one line and exits with 130.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
+import signal
 import sys
 
 import numpy as np
@@ -17,44 +20,95 @@ from .errors import BrainleaksError
 log = logging.getLogger("brainleaks_lava")
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line on stderr (exit status 2), like every other error."""
+
+    def error(self, message: str):  # noqa: D102 - argparse API
+        msg = " ".join(str(message).split())
+        self.exit(2, f"{self.prog}: error: {msg} (see '{self.prog} --help')\n")
+
+
+def _int_type(minimum: int, what: str):
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
+        if v < minimum:
+            raise argparse.ArgumentTypeError(f"must be {what}, got {v}")
+        return v
+    parse.__name__ = what  # argparse names the type in some messages
+    return parse
+
+
+positive_int = _int_type(1, "a positive integer")
+nonnegative_int = _int_type(0, "an integer >= 0")
+
+
+def finite_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not np.isfinite(v):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return v
+
+
 # --------------------------------------------------------------------------------------------
 # subcommands: each is (name, help, add_arguments(parser), run(args) -> int)
 # --------------------------------------------------------------------------------------------
 
-def _add_dataset(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", required=True, choices=["mnist", "att-faces"])
+def _add_data_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", required=True, choices=["mnist", "att-faces", "nmnist", "dvs-gesture"])
     p.add_argument("--data-root", default=None,
                    help="directory with the dataset files (MNIST: the vendored subset when omitted)")
+    p.add_argument("--downsample", type=positive_int, default=None,
+                   help="integer spatial downsampling factor (default 1; DVS Gesture 4: 128x128 -> 32x32)")
+    p.add_argument("--limit", type=positive_int, default=None,
+                   help="event data: at most this many samples per split, round-robin over classes")
+
+
+def _add_dataset(p: argparse.ArgumentParser) -> None:
+    _add_data_options(p)
+    p.add_argument("--steps", type=positive_int, default=None, help="event data: time bins per sample")
 
 
 def _run_dataset(args) -> int:
-    from .data import load_static
+    from .data import is_event_dataset, load_dataset
+    from .data.encoding import dataset_inputs
 
+    events = is_event_dataset(args.dataset)
     for split in ("train", "val"):
-        ds = load_static(args.dataset, args.data_root, split=split)
+        ds = load_dataset(args.dataset, args.data_root, split=split, downsample=args.downsample,
+                          time_bins=args.steps if events else None, limit=args.limit)
         counts = {int(c): int((ds.labels == c).sum()) for c in sorted(set(ds.labels.tolist()))}
-        print(f"{args.dataset} {split}: {len(ds.labels)} images of {ds.images.shape[1]}x{ds.images.shape[2]}, "
+        shape = "x".join(str(v) for v in dataset_inputs(ds).shape[1:])
+        kind = "recordings framed as C x H x W x T =" if events else "images of"
+        print(f"{args.dataset} {split}: {len(ds.labels)} {kind} {shape}, "
               f"{len(counts)} classes, per class {counts}  [{ds.source}]")
     return 0
 
 
 def _add_train(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", required=True, choices=["mnist", "att-faces"])
+    _add_data_options(p)
     p.add_argument("--arch", required=True, choices=["snn", "ann"])
-    p.add_argument("--data-root", default=None, help="dataset directory (MNIST: vendored subset when omitted)")
     p.add_argument("--out", required=True, help="output model file (.net for SNN, .h5 for ANN)")
-    p.add_argument("--hidden", type=int, default=3000)
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--steps", type=int, default=25, help="time steps T of the rate encoding (SNN)")
-    p.add_argument("--batch-size", type=int, default=100)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--downsample", type=int, default=1, help="integer image downsampling factor")
-    p.add_argument("--posterior-scale", type=float, default=1.0,
-                   help="SNN posterior = softmax(scale * output spike counts)")
-    p.add_argument("--tau-grad", type=float, default=0.03, help="SNN surrogate width")
-    p.add_argument("--scale-grad", type=float, default=3.0, help="SNN surrogate height")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
+    p.add_argument("--hidden", type=positive_int, default=3000)
+    p.add_argument("--epochs", type=positive_int, default=10)
+    p.add_argument("--steps", type=positive_int, default=None,
+                   help="SNN time steps T: of the rate coding (default 25), or the event frames' time bins "
+                        "(default: the framing preset's, N-MNIST 100 x 3 ms, DVS Gesture 30 x 50 ms)")
+    p.add_argument("--batch-size", type=positive_int, default=100)
+    p.add_argument("--lr", type=finite_float, default=1e-3)
+    p.add_argument("--seed", type=nonnegative_int, default=0)
+    p.add_argument("--posterior-scale", type=finite_float, default=1.0,
+                   help="scale inside the SNN posterior's softmax")
+    p.add_argument("--readout", choices=["voltage", "spikes"], default="voltage",
+                   help="SNN posterior: time-averaged softmax of output voltage (paper) or softmax of spike counts")
+    p.add_argument("--tau-grad", type=finite_float, default=0.03, help="SNN surrogate width")
+    p.add_argument("--scale-grad", type=finite_float, default=3.0, help="SNN surrogate height")
+    p.add_argument("--threads", type=nonnegative_int, default=0, help="torch CPU threads (0: torch default)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
 
 
@@ -64,8 +118,9 @@ def _run_train(args) -> int:
     from .models.training import TrainConfig
 
     req = TargetRequest(dataset=args.dataset, arch=args.arch, data_root=args.data_root, hidden=args.hidden,
-                        steps=args.steps, downsample=args.downsample, posterior_scale=args.posterior_scale,
-                        neuron=NeuronConfig(tau_grad=args.tau_grad, scale_grad=args.scale_grad))
+                        steps=args.steps, downsample=args.downsample, limit=args.limit,
+                        posterior_scale=args.posterior_scale,
+                        readout=args.readout, neuron=NeuronConfig(tau_grad=args.tau_grad, scale_grad=args.scale_grad))
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                       threads=args.threads, device=args.device)
     meta = train_target(req, cfg, args.out)
@@ -95,7 +150,9 @@ def _run_info(args) -> int:
     if t.arch == "snn":
         n = t.model.spec.neuron
         print(f"neuron:     CUBA threshold {n.threshold}, current_decay {n.current_decay}, voltage_decay "
-              f"{n.voltage_decay}; T={t.model.spec.steps}; posterior softmax({t.model.spec.posterior_scale} x spike count)")
+              f"{n.voltage_decay}; T={t.model.spec.steps}; posterior " + (
+                  f"mean over steps >= {len(sizes) - 1} of softmax({t.model.spec.posterior_scale} x output voltage)"
+                  if t.model.spec.readout == "voltage" else f"softmax({t.model.spec.posterior_scale} x output spike count)"))
     if "dataset" in m:
         print(f"dataset:    {m['dataset']} ({m.get('data_source', '?')})")
     if "validation_accuracy" in m:
@@ -108,17 +165,17 @@ def _add_attack(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", required=True, choices=["bl1", "bl2", "miface"])
     p.add_argument("--mode", default="paper", choices=["paper", "reference"],
                    help="paper: the paper's algorithm; reference: the published code's variant and defaults")
-    p.add_argument("--classes", type=int, nargs="+", default=None, help="target classes (default: all)")
-    p.add_argument("--iterations", type=int, default=None, help="iterations (MI-FACE: maximum iterations)")
-    p.add_argument("--population", type=int, default=None, help="BL-v2 population size K")
-    p.add_argument("--lr", type=float, default=None, help="BL-v2 / MI-FACE learning rate")
-    p.add_argument("--eta", type=float, default=None, help="BL-v1 quantization threshold (paper mode)")
-    p.add_argument("--xi", type=float, default=None, help="BL-v2 sparsity penalty strength")
-    p.add_argument("--stop-confidence", type=float, default=None,
+    p.add_argument("--classes", type=nonnegative_int, nargs="+", default=None, help="target classes (default: all)")
+    p.add_argument("--iterations", type=positive_int, default=None, help="iterations (MI-FACE: maximum iterations)")
+    p.add_argument("--population", type=positive_int, default=None, help="BL-v2 population size K")
+    p.add_argument("--lr", type=finite_float, default=None, help="BL-v2 / MI-FACE learning rate")
+    p.add_argument("--eta", type=finite_float, default=None, help="BL-v1 quantization threshold (paper mode)")
+    p.add_argument("--xi", type=finite_float, default=None, help="BL-v2 sparsity penalty strength")
+    p.add_argument("--stop-confidence", type=finite_float, default=None,
                    help="stop a class at this target confidence (paper mode default 0.99)")
     p.add_argument("--no-stop", action="store_true", help="run all iterations (no confidence stop)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
+    p.add_argument("--seed", type=nonnegative_int, default=0)
+    p.add_argument("--threads", type=nonnegative_int, default=0, help="torch CPU threads (0: torch default)")
     p.add_argument("--out", required=True, help="output reconstruction file (.h5)")
 
 
@@ -141,6 +198,7 @@ def _run_attack(args) -> int:
         if args.method == "miface":
             raise InputError("--no-stop applies to bl1 and bl2 (MI-FACE has its own stopping rules)")
         overrides["stop_confidence"] = None
+    _check_overrides(args.method, overrides)
     attack = make_attack(args.method, adapter_for(target), mode=args.mode, **overrides)
     result = attack.invert(classes=args.classes, seed=args.seed)
     save_recon(result, args.out, model_path=str(args.model), model_sha256=target.sha256)
@@ -151,12 +209,29 @@ def _run_attack(args) -> int:
     return 0
 
 
+def _check_overrides(method: str, overrides: dict) -> None:
+    """Refuse options that the chosen attack has no parameter for (naming the option)."""
+    import dataclasses
+
+    from .attacks import ATTACKS
+    from .errors import InputError
+
+    fields = {f.name for f in dataclasses.fields(ATTACKS[method].params_class)} - {"mode"}
+    flags = {"iterations": "--iterations", "max_iterations": "--iterations", "population": "--population",
+             "lr": "--lr", "eta": "--eta", "xi": "--xi", "stop_confidence": "--stop-confidence"}
+    for name in overrides:
+        if name not in fields:
+            valid = sorted({flags[f] for f in fields if f in flags})
+            raise InputError(f"--{name.replace('_', '-')} does not apply to {method} "
+                             f"(its options: {', '.join(valid)})")
+
+
 def _add_replay(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="the NetX .net file to run on Lava's fixed-point simulator")
     p.add_argument("--recon", required=True, help="reconstruction file written by 'brainleaks attack'")
     p.add_argument("--twin", default=None, help="model file of the twin to compare with (default: --model)")
-    p.add_argument("--draws", type=int, default=20, help="spike-train draws per BL-v2 reconstruction")
-    p.add_argument("--seed", type=int, default=0, help="seed of the draws")
+    p.add_argument("--draws", type=positive_int, default=20, help="spike-train draws per BL-v2 reconstruction")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the draws")
     p.add_argument("--per-sample", action="store_true", help="one Lava run per sample instead of streaming")
     p.add_argument("--json", default=None, help="write the equivalence report as JSON")
 
@@ -167,9 +242,16 @@ def _run_replay(args) -> int:
     from .fileio import write_json_atomic
     from .hardware.equivalence import check_equivalence
 
+    from .models.files import read_net_layers
+
     rec = load_recon(args.recon)
     if rec.input_kind != "spikes":
         raise InputError(f"{args.recon}: holds images ({rec.attack}); only spiking reconstructions can be replayed")
+    for model in [args.model] + ([args.twin] if args.twin else []):
+        n_in = int(read_net_layers(model)[0]["weight"].shape[1])
+        if rec.samples.shape[1] != n_in:
+            raise InputError(f"{args.recon} does not fit {model}: {rec.samples.shape[1]} features but the model "
+                             f"takes {n_in} inputs")
     d = recon_draws(rec, args.draws, args.seed)
     n_draws, r = d.shape[:2]
     spikes = d.reshape(n_draws * r, *d.shape[2:])
@@ -200,8 +282,8 @@ def _run_replay(args) -> int:
 def _add_evaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recon", required=True, help="reconstruction file written by 'brainleaks attack'")
     p.add_argument("--evaluator", required=True, help="evaluation classifier (.h5)")
-    p.add_argument("--draws", type=int, default=20, help="Bernoulli draws per BL-v2 reconstruction")
-    p.add_argument("--seed", type=int, default=0, help="seed of the draws")
+    p.add_argument("--draws", type=positive_int, default=20, help="Bernoulli draws per BL-v2 reconstruction")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the draws")
     p.add_argument("--json", default=None, help="write the metrics as JSON")
 
 
@@ -212,9 +294,18 @@ def _run_evaluate(args) -> int:
     from .evaluation.score import evaluate_result, format_per_class
     from .fileio import write_json_atomic
 
+    from .errors import InputError
+
     rec = load_recon(args.recon)
     ev = load_evaluator(args.evaluator)
-    res = evaluate_result(rec, ev, draws=args.draws, seed=args.seed)
+    if rec.samples.shape[1] != ev.num_features:
+        raise InputError(f"{args.recon}: reconstructions have {rec.samples.shape[1]} input features but the "
+                         f"evaluator {args.evaluator} takes {ev.num_features} "
+                         f"({'x'.join(str(s) for s in ev.input_shape)} images)")
+    try:
+        res = evaluate_result(rec, ev, draws=args.draws, seed=args.seed)
+    except InputError as e:
+        raise InputError(f"{args.recon} cannot be scored by {args.evaluator}: {e}") from e
     n = res.summary["n_draws"]
     print(f"{res.label} on {rec.extra.get('model_path') or '?'}: {len(rec.targets)} reconstructions, "
           f"{n} draw{'s' if n > 1 else ''}, scored by {args.evaluator} ({ev.kind} evaluator)\n")
@@ -267,7 +358,7 @@ COMMANDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="brainleaks",
         description="Model-inversion attacks on lava-dl SNNs, replayed bit-exactly on Lava's fixed-point simulator.",
     )
@@ -283,7 +374,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # a bad argument (one line printed, status 2), or --help / --version (0)
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
     if args.command is None:
         parser.print_help()
         return 2
@@ -291,7 +385,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     run = COMMANDS[args.command][2]
     try:
-        return int(run(args) or 0)
+        with _ctrl_c_in_this_process_only():
+            return int(run(args) or 0)
     except BrainleaksError as e:
         if args.debug:
             raise
@@ -301,6 +396,34 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"brainleaks {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+@contextlib.contextmanager
+def _ctrl_c_in_this_process_only():
+    """Ctrl-C interrupts the CLI process, not the Lava worker processes it forks.
+
+    A terminal sends SIGINT to the whole process group. Lava's workers are forked from the CLI and
+    inherit its handler: with Python's default one they die of ``KeyboardInterrupt`` mid-message, and
+    the runtime's ``stop()`` (which the replay always calls) then waits for them forever. With this
+    handler only the CLI raises ``KeyboardInterrupt``; its ``finally: net.stop()`` shuts the workers
+    down, and the CLI exits with 130.
+    """
+    main_pid = os.getpid()
+
+    def handler(signum, frame):
+        if os.getpid() == main_pid:
+            raise KeyboardInterrupt
+        # a forked worker: ignore; the CLI process stops the runtime
+
+    try:
+        previous = signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 if __name__ == "__main__":  # pragma: no cover

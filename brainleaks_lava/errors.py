@@ -1,13 +1,18 @@
 """The toolkit's exceptions.
 
 Every error a user can cause (bad file, bad argument, missing dataset) is a ``BrainleaksError``;
-the CLI prints its message on one line and exits with status 2.
+the CLI prints its message on one line (what, which file or field, what was expected) and exits with
+status 2 (``--debug`` shows the traceback instead); Ctrl-C prints one line and exits with 130. The
+readers of untrusted files (``models.files``, ``attacks.recon_file``, ``report.config``) raise nothing
+else on bad content: h5py, numpy, JSON and TOML failures are wrapped with the file's name.
 
 - ``InputError``: a value or array handed in is wrong (shape, range, NaN, non-binary spikes).
   It is also a ``ValueError``, so ``except ValueError`` keeps working.
 - ``DatasetError``: a dataset directory is missing or its files are malformed.
-- ``ModelFileError``: a model (.net / .h5) or reconstruction file is unreadable, truncated or inconsistent.
-- ``ConfigError``: an experiment config has an unknown key or a wrong type.
+- ``ModelFileError``: a model (.net / .h5, or a .net's JSON sidecar) or reconstruction file is unreadable,
+  truncated, corrupt or inconsistent.
+- ``ConfigError``: an experiment config has an unknown key, a wrong type or value, or a name that is not
+  a plain file name (names become file names in the run directory).
 """
 
 

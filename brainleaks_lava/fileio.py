@@ -11,7 +11,7 @@ from typing import Iterator
 
 import h5py
 
-from .errors import ModelFileError
+from .errors import BrainleaksError, ModelFileError
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -52,17 +52,175 @@ def write_json_atomic(path: str | os.PathLike, obj) -> None:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
+# What h5py and numpy raise on corrupt files: damaged B-trees and heaps (RuntimeError, OSError), objects
+# of the wrong kind or dtype (KeyError, TypeError, ValueError, IndexError), absurd sizes (OverflowError,
+# MemoryError).
+H5_ERRORS = (OSError, RuntimeError, KeyError, ValueError, TypeError, IndexError, OverflowError, MemoryError)
+
+
+MASK64 = (1 << 64) - 1
+
+
+def _hdf5_trap(path: Path) -> str | None:
+    """Find corruption on which libhdf5 itself never returns, before handing it the file.
+
+    A global heap collection (``GCOL``: where variable-length strings such as our JSON attributes live)
+    whose free-space object has size 0 makes libhdf5 (2.0.0) loop forever in its heap parser when an
+    attribute stored there is read (found by tests/reliability/test_fuzz.py: one zeroed run of bytes).
+    This walks every collection as libhdf5 does and reports the ones it would not get through. It
+    only rejects what would hang; any other damage is left to libhdf5's own checks.
+    """
+    import mmap
+    import struct
+
+    try:
+        with open(path, "rb") as fh:
+            if os.fstat(fh.fileno()).st_size == 0:
+                return None
+            with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as m:
+                n = len(m)
+                at = m.find(b"GCOL")
+                while at >= 0:
+                    if at + 16 <= n and m[at + 4] == 1:  # version 1, then 3 reserved bytes and the size
+                        size = struct.unpack_from("<Q", m, at + 8)[0]
+                        p, end = at + 16, min(at + size, n)
+                        while p + 16 <= end:  # object headers: index, refcount, reserved, size
+                            idx, _, _, osize = struct.unpack_from("<HHIQ", m, p)
+                            # libhdf5's step, in its 64-bit unsigned arithmetic (a huge size wraps around)
+                            need = (16 + ((osize + 7) & ~7 & MASK64)) & MASK64 if idx > 0 else osize
+                            if need == 0 or need >= 1 << 63:
+                                return (f"global heap collection at byte {at}: object size {osize} at byte {p} "
+                                        f"stops the heap parser")
+                            p += need
+                    at = m.find(b"GCOL", at + 4)
+    except (OSError, ValueError, OverflowError):
+        return None  # unreadable: h5py reports it
+    return None
+
+
 @contextlib.contextmanager
 def open_h5(path: str | os.PathLike, what: str = "HDF5 file") -> Iterator[h5py.File]:
-    """Open an HDF5 file read-only, turning every low-level failure into ``ModelFileError``."""
+    """Open an HDF5 file read-only, turning every low-level failure into ``ModelFileError``.
+
+    Failures while the file is read inside the ``with`` block (a corrupt B-tree met while looking a key
+    up, a dataset of the wrong kind, ...) become ``ModelFileError`` naming the file too; the toolkit's own
+    ``BrainleaksError`` pass through unchanged.
+    """
     path = Path(path)
-    if not path.is_file():
+    try:
+        is_file = path.is_file()
+    except (OSError, ValueError):  # e.g. a name too long or with a NUL byte
+        is_file = False
+    if not is_file:
         raise ModelFileError(f"{what} not found: {path}")
+    problem = _hdf5_trap(path)
+    if problem:
+        raise ModelFileError(f"{path}: corrupt HDF5 file ({problem})")
     try:
         f = h5py.File(path, "r")
-    except OSError as e:
+    except (OSError, RuntimeError, ValueError) as e:
         raise ModelFileError(f"{path}: not a readable HDF5 file (truncated or corrupt?): {e}") from None
     try:
         yield f
+    except BrainleaksError:
+        raise
+    except H5_ERRORS as e:
+        raise ModelFileError(f"{path}: corrupt {what} ({type(e).__name__}: {e})") from None
     finally:
-        f.close()
+        try:
+            f.close()
+        except H5_ERRORS:  # closing a damaged file can fail too; there is nothing left to save
+            pass
+
+
+# Largest array a reader loads from an untrusted file. A few bytes of a corrupt (or hostile) file can
+# declare a compressed dataset of terabytes; the shipped models hold ~2.4 M weights (19 MB).
+MAX_ARRAY_ELEMENTS = 1 << 27
+MAX_ARRAY_BYTES = 1 << 30
+# Memory a single attribute or variable-length read may take beyond what the process already has.
+VLEN_HEADROOM = 256 << 20
+
+
+@contextlib.contextmanager
+def bounded_memory(headroom: int = VLEN_HEADROOM) -> Iterator[None]:
+    """Cap the address space at its current size + ``headroom`` for the duration of the block.
+
+    HDF5 allocates the buffer of a variable-length string (or of an attribute) from a length stored in
+    the file *before* it reads the data: one corrupt length field in a 16 kB file makes it allocate and
+    touch 4 GB (measured: ~10 s, 4.6 GB RSS) before failing. Under this cap the allocation fails at once
+    and the read raises, which the readers turn into ``ModelFileError``. Only used around small reads of
+    untrusted files; a no-op where ``resource`` or /proc is unavailable.
+    """
+    try:
+        import resource
+
+        with open("/proc/self/statm") as f:
+            vm = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        cap = vm + headroom
+        if hard != resource.RLIM_INFINITY:
+            cap = min(cap, hard)
+        if soft != resource.RLIM_INFINITY and soft <= cap:
+            cap = None  # already at least as strict
+    except (ImportError, OSError, ValueError):
+        cap = None
+    if cap is None:
+        yield
+        return
+    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+# The HDF5 type classes the toolkit writes (and reads). A corrupt datatype message can turn a string
+# into, say, a variable-length sequence whose conversion crashes libhdf5 (segmentation fault, found by
+# tests/reliability/test_fuzz.py), so anything else is refused before its data is converted.
+_ATTR_CLASSES = (h5py.h5t.INTEGER, h5py.h5t.FLOAT, h5py.h5t.STRING)
+_DATASET_CLASSES = _ATTR_CLASSES + (h5py.h5t.ENUM,)  # h5py stores numpy booleans as an enum
+
+
+def _type_class(tid) -> int:
+    return tid.get_class()
+
+
+def read_attr(obj, key: str, default=None):
+    """``obj.attrs.get(key, default)`` of an untrusted file: a number or text, with the allocation bounded."""
+    if key not in obj.attrs:
+        return default
+    cls = _type_class(obj.attrs.get_id(key).get_type())
+    if cls not in _ATTR_CLASSES:
+        raise ModelFileError(f"{obj.file.filename}: attribute '{key}' of {obj.name} is of HDF5 type class "
+                             f"{cls}, not a number or text")
+    with bounded_memory():
+        return obj.attrs[key]
+
+
+def read_dataset(obj, where: str, max_elements: int = MAX_ARRAY_ELEMENTS):
+    """The content of an HDF5 dataset as a numpy array, checked to be a dataset of sane size first.
+
+    ``where`` names the dataset in error messages (``ModelFileError``).
+    """
+    import numpy as np
+
+    check_dataset(obj, where, max_elements)
+    if obj.dtype.kind == "O" or h5py.check_vlen_dtype(obj.dtype) is not None:
+        with bounded_memory():  # variable-length elements: lengths come from the file
+            return np.asarray(obj[()])
+    return np.asarray(obj[()])
+
+
+def check_dataset(obj, where: str, max_elements: int = MAX_ARRAY_ELEMENTS) -> None:
+    """Raise ``ModelFileError`` unless ``obj`` is a dataset of numbers or text of sane size (metadata only)."""
+    if not isinstance(obj, h5py.Dataset):
+        raise ModelFileError(f"{where}: expected a dataset, found a {type(obj).__name__}")
+    cls = _type_class(obj.id.get_type())
+    if cls not in _DATASET_CLASSES:
+        raise ModelFileError(f"{where}: dataset of HDF5 type class {cls} ({obj.dtype}), expected numbers or text")
+    if cls == h5py.h5t.ENUM and obj.id.get_type().get_super().get_class() != h5py.h5t.INTEGER:
+        raise ModelFileError(f"{where}: enum dataset of a non-integer base type")
+    size = obj.size
+    if size is None or size > max_elements or size * obj.dtype.itemsize > MAX_ARRAY_BYTES:
+        raise ModelFileError(f"{where}: dataset of shape {obj.shape} and dtype {obj.dtype} is larger than any "
+                             f"file the toolkit writes (limit {max_elements} elements)")

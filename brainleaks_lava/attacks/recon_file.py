@@ -14,7 +14,7 @@ import h5py
 import numpy as np
 
 from ..errors import ModelFileError
-from ..fileio import atomic_path, open_h5
+from ..fileio import atomic_path, open_h5, read_attr, read_dataset
 from .base import AttackResult
 
 RECON_FORMAT = "brainleaks-recon/1"
@@ -42,12 +42,28 @@ def save_recon(result: AttackResult, path: str | Path, model_path: str = "", mod
 
 
 def _attr_str(f, key: str, path: Path) -> str:
-    v = f.attrs.get(key)
+    v = read_attr(f, key)
     if isinstance(v, bytes):
         v = v.decode("utf-8", "replace")
     if not isinstance(v, str):
         raise ModelFileError(f"{path}: attribute '{key}' missing or not text")
     return v
+
+
+def _attr_json(f, key: str, path: Path):
+    text = _attr_str(f, key, path)
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as e:  # JSONDecodeError is a ValueError
+        raise ModelFileError(f"{path}: attribute '{key}' is not valid JSON ({type(e).__name__}: {e})") from None
+
+
+def _attr_number(f, key: str, default, path: Path, kinds: str):
+    v = np.asarray(read_attr(f, key, default))
+    if v.size != 1 or v.dtype.kind not in kinds:
+        raise ModelFileError(f"{path}: attribute '{key}' must be one {'integer' if kinds == 'iu' else 'number'}, "
+                             f"got {v.dtype} of shape {v.shape}")
+    return v.reshape(-1)[0].item()
 
 
 def load_recon(path: str | Path) -> AttackResult:
@@ -56,38 +72,39 @@ def load_recon(path: str | Path) -> AttackResult:
     with open_h5(path, "reconstruction file") as f:
         try:
             if _attr_str(f, "format", path) != RECON_FORMAT:
-                raise ModelFileError(f"{path}: not a brainleaks reconstruction file (format {f.attrs.get('format')!r})")
+                raise ModelFileError(f"{path}: not a brainleaks reconstruction file (format {read_attr(f, 'format')!r})")
             data = {}
             for key in ("targets", "samples", "confidence", "iterations", "loss_history", "probabilities"):
                 if key in f:
                     if not isinstance(f[key], h5py.Dataset):
                         raise ModelFileError(f"{path}: '{key}' is not a dataset")
-                    data[key] = np.asarray(f[key][()])
+                    data[key] = read_dataset(f[key], f"{path}: '{key}'")
                 elif key != "probabilities":
                     raise ModelFileError(f"{path}: missing dataset '{key}'")
-            params = json.loads(_attr_str(f, "params", path))
-            extra = json.loads(f.attrs.get("extra", "{}")) if "extra" in f.attrs else {}
+            params = _attr_json(f, "params", path)
+            extra = _attr_json(f, "extra", path) if "extra" in f.attrs else {}
             attrs = {k: _attr_str(f, k, path) for k in ("attack", "mode", "input_kind")}
-            model_path = str(f.attrs.get("model_path", ""))
-            model_sha = str(f.attrs.get("model_sha256", ""))
-            seed = int(np.asarray(f.attrs.get("seed", 0)).reshape(-1)[0])
-            seconds = float(np.asarray(f.attrs.get("seconds", 0.0)).reshape(-1)[0])
+            model_path = str(read_attr(f, "model_path", ""))
+            model_sha = str(read_attr(f, "model_sha256", ""))
+            seed = _attr_number(f, "seed", 0, path, "iu")
+            seconds = _attr_number(f, "seconds", 0.0, path, "iuf")
         except ModelFileError:
             raise
-        except (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError, json.JSONDecodeError) as e:
+        except (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError, OverflowError) as e:
             raise ModelFileError(f"{path}: corrupt reconstruction file ({type(e).__name__}: {e})") from None
     if not isinstance(params, dict) or not isinstance(extra, dict):
         raise ModelFileError(f"{path}: attributes 'params' and 'extra' must be JSON objects")
     t, s = data["targets"], data["samples"]
     r = len(t) if t.ndim == 1 else -1
-    if r <= 0 or t.dtype.kind not in "iu" or t.min() < 0:
+    if r <= 0 or t.dtype.kind not in "iu" or t.min() < 0 or t.max() >= 2**31:
         raise ModelFileError(f"{path}: 'targets' must be a non-empty 1-D array of class indices")
     kind = attrs["input_kind"]
     if kind not in ("spikes", "image"):
         raise ModelFileError(f"{path}: input_kind must be 'spikes' or 'image', got {kind!r}")
     want_ndim = 3 if kind == "spikes" else 2
-    if s.ndim != want_ndim or s.shape[0] != r:
-        raise ModelFileError(f"{path}: 'samples' must have shape ({r}, features{', T' if want_ndim == 3 else ''}), got {s.shape}")
+    if s.ndim != want_ndim or s.shape[0] != r or 0 in s.shape:
+        raise ModelFileError(f"{path}: 'samples' must have shape ({r}, features{', T' if want_ndim == 3 else ''}) "
+                             f"with features{' and T' if want_ndim == 3 else ''} > 0, got {s.shape}")
     if s.dtype.kind not in "biuf" or (s.dtype.kind == "f" and not np.all(np.isfinite(s))):
         raise ModelFileError(f"{path}: 'samples' must be finite numbers")
     if kind == "spikes" and not np.all((s == 0) | (s == 1)):
@@ -97,15 +114,25 @@ def load_recon(path: str | Path) -> AttackResult:
     for key in ("confidence", "iterations"):
         if data[key].shape != (r,):
             raise ModelFileError(f"{path}: '{key}' must have shape ({r},), got {data[key].shape}")
+    conf, iters, hist = data["confidence"], data["iterations"], data["loss_history"]
+    if conf.dtype.kind not in "iuf":
+        raise ModelFileError(f"{path}: 'confidence' must hold numbers, got dtype {conf.dtype}")
+    if iters.dtype.kind not in "iu" or iters.min() < 0 or iters.max() >= 2**62:
+        raise ModelFileError(f"{path}: 'iterations' must hold non-negative integers")
+    if hist.dtype.kind not in "iuf" or hist.ndim != 2 or hist.shape[1] != r:
+        raise ModelFileError(f"{path}: 'loss_history' must be an (iterations, {r}) array of numbers, "
+                             f"got shape {hist.shape} dtype {hist.dtype}")
     prob = data.get("probabilities")
     if prob is not None:
+        if kind != "spikes":
+            raise ModelFileError(f"{path}: 'probabilities' (Bernoulli parameters of spike trains) in a file of images")
         if prob.shape != s.shape or prob.dtype.kind != "f" or not np.all(np.isfinite(prob)) or prob.min() < 0 or prob.max() > 1:
             raise ModelFileError(f"{path}: 'probabilities' must match 'samples' in shape and lie in [0, 1]")
     return AttackResult(
         attack=attrs["attack"], mode=attrs["mode"], params=params, seed=seed, targets=t.astype(np.int64),
         samples=s.astype(np.uint8) if kind == "spikes" else s.astype(np.float32),
-        confidence=data["confidence"].astype(np.float32), iterations=data["iterations"].astype(np.int64),
-        loss_history=data["loss_history"], probabilities=None if prob is None else prob.astype(np.float32),
+        confidence=conf.astype(np.float32), iterations=iters.astype(np.int64),
+        loss_history=hist.astype(np.float32), probabilities=None if prob is None else prob.astype(np.float32),
         seconds=seconds, extra={**extra, "model_path": model_path, "model_sha256": model_sha})
 
 

@@ -1,15 +1,22 @@
 """Experiment configs (TOML): a strict schema; unknown keys and wrong types are errors naming the key.
 
 Paths in a config are resolved relative to the config file. A config never names an output path:
-everything a run writes goes into its run directory.
+everything a run writes goes into its run directory. The names of the experiment, targets, evaluators
+and attacks become file names inside the run directory, so they are restricted to letters, digits,
+``-`` and ``_`` (no ``/``, no ``..``): a config cannot make the toolkit write outside its run directory.
+Every error is a ``ConfigError`` naming the config file and the key.
 """
 from __future__ import annotations
 
+import dataclasses
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
+from ..data import DATASETS, EVENT_NAMES
+from ..errors import ConfigError, InputError
 
 try:  # Python 3.11+
     import tomllib
@@ -52,7 +59,7 @@ class ExperimentConfig:
     threads: int
     dataset: str
     data_root: Path | None
-    downsample: int
+    downsample: int | None  # None: the dataset's default (1; DVS Gesture 4)
     targets: dict[str, TargetCfg]
     evaluators: dict[str, EvaluatorCfg]
     attacks: tuple[AttackCfg, ...]
@@ -60,6 +67,15 @@ class ExperimentConfig:
     replay: bool
     replay_draws: int
     paper: dict
+    time_bins: int | None = None  # event data: frames per sample (None: the framing preset's)
+    limit: int | None = None  # event data: at most this many samples per split
+
+    def data_options(self) -> dict:
+        """Keyword arguments of :func:`brainleaks_lava.data.load_dataset` for this experiment."""
+        opts = {"downsample": self.downsample}
+        if self.dataset in ("nmnist", "dvs-gesture"):
+            opts.update(time_bins=self.time_bins, limit=self.limit)
+        return opts
 
 
 _TYPES = {int: "an integer", str: "a string", bool: "true/false", dict: "a table", list: "a list", float: "a number"}
@@ -83,14 +99,58 @@ def _check_keys(table: dict, allowed: dict[str, type | tuple], where: str, requi
                 ok = True
             if not ok:
                 raise ConfigError(f"'{where}.{key}' must be {_TYPES.get(types[0], types[0].__name__)}, got {v!r}")
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ConfigError(f"'{where}.{key}' must be a finite number, got {v!r}")
+
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+
+
+def _check_name(name, where: str) -> None:
+    """Names become file names in the run directory: letters, digits, - and _ only (no '/', no '..')."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise ConfigError(f"'{where}' must be a name of 1-64 letters, digits, - and _ starting with a letter or "
+                          f"digit (it becomes a file name in the run directory), got {name!r}")
+
+
+def _check_positive(table: dict, where: str, positive=(), nonnegative=()) -> None:
+    for key in positive:
+        if key in table and not table[key] > 0:
+            raise ConfigError(f"'{where}.{key}' must be positive, got {table[key]!r}")
+    for key in nonnegative:
+        if key in table and not table[key] >= 0:
+            raise ConfigError(f"'{where}.{key}' must be >= 0, got {table[key]!r}")
+
+
+def _check_attack_params(method: str, mode: str, params: dict, where: str) -> None:
+    """``params`` must be parameters of ``method`` with valid values (checked by its params class)."""
+    from ..attacks import ATTACKS
+
+    pc = ATTACKS[method].params_class
+    allowed = sorted({f.name for f in dataclasses.fields(pc)} - {"mode"})
+    for key in params:
+        if key not in allowed:
+            raise ConfigError(f"unknown key '{where}.params.{key}' (allowed for {method}: {', '.join(allowed)})")
+    try:
+        pc.reference(**params) if mode == "reference" else pc(mode=mode, **params)
+    except (InputError, TypeError, ValueError) as e:
+        raise ConfigError(f"'{where}.params': {e}") from None
 
 
 def _path(base: Path, value: str, key: str, must_exist: bool = True) -> Path:
-    p = (base / value).resolve() if not Path(value).is_absolute() else Path(value)
-    if must_exist and not p.exists():
+    try:
+        p = (base / value).resolve() if not Path(value).is_absolute() else Path(value)
+        exists = p.exists()
+    except (OSError, ValueError) as e:  # embedded NUL byte, name too long, ...
+        raise ConfigError(f"'{key}': unusable path {value!r} ({e})") from None
+    if must_exist and not exists:
         raise ConfigError(f"'{key}': {p} does not exist")
     return p
 
+
+_MAX_INT = {"experiment.seed": 2**32 - 1, "experiment.threads": 1024, "evaluation.draws": 100_000,
+            "replay.draws": 100_000, "dataset.downsample": 64, "dataset.time_bins": 100_000,
+            "dataset.limit": 10_000_000}
 
 TRAIN_KEYS = {"hidden": int, "epochs": int, "steps": int, "lr": float, "batch_size": int, "seed": int,
               "posterior_scale": float}
@@ -102,10 +162,15 @@ def load_config(path: str | Path) -> ExperimentConfig:
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        raw = tomllib.loads(path.read_text())
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: not valid TOML ({e})") from None
-    return parse_config(raw, path)
+    except (OSError, RecursionError, ValueError) as e:  # unreadable; absurdly nested
+        raise ConfigError(f"{path}: cannot read the config ({type(e).__name__}: {e})") from None
+    try:
+        return parse_config(raw, path)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
 
 
 def parse_config(raw: dict[str, Any], path: Path) -> ExperimentConfig:
@@ -115,10 +180,15 @@ def parse_config(raw: dict[str, Any], path: Path) -> ExperimentConfig:
                 required=("experiment", "dataset", "targets", "attacks"))
     exp = raw["experiment"]
     _check_keys(exp, {"name": str, "seed": int, "threads": int}, "experiment", required=("name",))
+    _check_name(exp["name"], "experiment.name")  # the default run directory is runs/<name>
     ds = raw["dataset"]
-    _check_keys(ds, {"name": str, "root": str, "downsample": int}, "dataset", required=("name",))
-    if ds["name"] not in ("mnist", "att-faces"):
-        raise ConfigError(f"'dataset.name' must be 'mnist' or 'att-faces', got {ds['name']!r}")
+    _check_keys(ds, {"name": str, "root": str, "downsample": int, "time_bins": int, "limit": int}, "dataset",
+                required=("name",))
+    if ds["name"] not in DATASETS:
+        raise ConfigError(f"'dataset.name' must be one of {', '.join(DATASETS)}, got {ds['name']!r}")
+    for key in ("time_bins", "limit"):
+        if key in ds and ds["name"] not in EVENT_NAMES:
+            raise ConfigError(f"'dataset.{key}' applies to event datasets ({', '.join(EVENT_NAMES)}) only")
     root = _path(base, ds["root"], "dataset.root") if ds.get("root") else None
 
     def model_entries(section: str, kind_key: str, train_keys: dict, cls):
@@ -126,6 +196,7 @@ def parse_config(raw: dict[str, Any], path: Path) -> ExperimentConfig:
         entries = {}
         for name, t in raw.get(section, {}).items():
             where = f"{section}.{name}"
+            _check_name(name, where)  # models/<name>.net, models/eval_<name>.h5 in the run directory
             _check_keys(t, {kind_key: str, "model": str, "train": dict}, where, required=(kind_key,))
             if t[kind_key] not in ("snn", "ann"):
                 raise ConfigError(f"'{where}.{kind_key}' must be 'snn' or 'ann', got {t[kind_key]!r}")
@@ -133,6 +204,10 @@ def parse_config(raw: dict[str, Any], path: Path) -> ExperimentConfig:
                 raise ConfigError(f"'{where}' needs exactly one of 'model' (a file) or 'train' (settings)")
             if "train" in t:
                 _check_keys(t["train"], train_keys, f"{where}.train")
+                _check_positive(t["train"], f"{where}.train", positive=("hidden", "epochs", "steps", "lr",
+                                "batch_size", "posterior_scale"), nonnegative=("seed",))
+                if t["train"].get("seed", 0) > _MAX_INT["experiment.seed"]:
+                    raise ConfigError(f"'{where}.train.seed' must be at most {_MAX_INT['experiment.seed']}")
             model = _path(base, t["model"], f"{where}.model") if "model" in t else None
             entries[name] = cls(name, t[kind_key], model, dict(t.get("train", {})))
         return entries
@@ -145,8 +220,9 @@ def parse_config(raw: dict[str, Any], path: Path) -> ExperimentConfig:
         where = f"attacks[{i}]"
         _check_keys(a, {"name": str, "method": str, "mode": str, "target": str, "evaluator": str, "params": dict,
                         "classes": list}, where, required=("name", "method", "target"))
-        if a["name"] in seen or not a["name"].replace("-", "").replace("_", "").isalnum():
-            raise ConfigError(f"'{where}.name' must be unique and alphanumeric (- and _ allowed), got {a['name']!r}")
+        _check_name(a["name"], f"{where}.name")  # attacks/<name>.h5, <name>.png, ... in the run directory
+        if a["name"] in seen:
+            raise ConfigError(f"'{where}.name' must be unique, got {a['name']!r} twice")
         seen.add(a["name"])
         if a["method"] not in ("bl1", "bl2", "miface"):
             raise ConfigError(f"'{where}.method' must be bl1, bl2 or miface, got {a['method']!r}")
@@ -156,6 +232,7 @@ def parse_config(raw: dict[str, Any], path: Path) -> ExperimentConfig:
             raise ConfigError(f"'{where}.target' names no entry of [targets]: {a['target']!r}")
         if "evaluator" in a and a["evaluator"] not in evaluators:
             raise ConfigError(f"'{where}.evaluator' names no entry of [evaluators]: {a['evaluator']!r}")
+        _check_attack_params(a["method"], a.get("mode", "paper"), a.get("params", {}), where)
         classes = a.get("classes")
         if classes is not None and (not classes or not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in classes)):
             raise ConfigError(f"'{where}.classes' must be a non-empty list of class indices")
@@ -171,11 +248,16 @@ def parse_config(raw: dict[str, Any], path: Path) -> ExperimentConfig:
                            "target_accuracy": float, "evaluator_accuracy": float}, f"paper.{col}")
     for key, v in (("experiment.seed", exp.get("seed", 0)), ("experiment.threads", exp.get("threads", 0)),
                    ("evaluation.draws", ev.get("draws", 20)), ("replay.draws", rp.get("draws", 20)),
-                   ("dataset.downsample", ds.get("downsample", 1))):
-        if v < (1 if key.endswith(("draws", "downsample")) else 0):
-            raise ConfigError(f"'{key}' must be {'positive' if key.endswith(('draws', 'downsample')) else '>= 0'}, got {v}")
+                   ("dataset.downsample", ds.get("downsample", 1)), ("dataset.time_bins", ds.get("time_bins", 2)),
+                   ("dataset.limit", ds.get("limit", 1))):
+        positive = key.endswith(("draws", "downsample", "time_bins", "limit"))
+        if v < (1 if positive else 0):
+            raise ConfigError(f"'{key}' must be {'positive' if positive else '>= 0'}, got {v}")
+        if v > _MAX_INT[key]:
+            raise ConfigError(f"'{key}' must be at most {_MAX_INT[key]}, got {v}")
     return ExperimentConfig(
         path=path.resolve(), name=exp["name"], seed=exp.get("seed", 0), threads=exp.get("threads", 0),
-        dataset=ds["name"], data_root=root, downsample=ds.get("downsample", 1), targets=targets,
+        dataset=ds["name"], data_root=root, downsample=ds.get("downsample"), targets=targets,
         evaluators=evaluators, attacks=tuple(attacks), draws=ev.get("draws", 20),
-        replay=rp.get("enabled", True), replay_draws=rp.get("draws", 20), paper=paper)
+        replay=rp.get("enabled", True), replay_draws=rp.get("draws", 20), paper=paper,
+        time_bins=ds.get("time_bins"), limit=ds.get("limit"))
