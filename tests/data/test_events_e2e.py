@@ -77,6 +77,44 @@ def test_event_chain_train_attack_evaluate_replay(nmnist_root, tmp_path, capsys)
     assert report["samples"] == 3 * CLASSES and report["agreement"] == 1.0
     assert all(s["voltage_equal"] for s in report["per_sample"])
 
+    # the runner on the same files: report with a PNG and a GIF of the frames (T frames)
+    from PIL import Image
+
+    from brainleaks_lava.report.runner import run_experiment
+
+    cfg = tmp_path / "ev.toml"
+    cfg.write_text(f"""
+[experiment]
+name = "ev"
+[dataset]
+name = "nmnist"
+root = "{nmnist_root}"
+time_bins = {T}
+[targets.snn]
+arch = "snn"
+model = "ev.net"
+[evaluators.snn]
+kind = "snn"
+model = "eval.h5"
+[[attacks]]
+name = "bl2"
+method = "bl2"
+mode = "paper"
+target = "snn"
+evaluator = "snn"
+classes = [0, 1, 2, 3]
+params = {{ iterations = 5 }}
+[evaluation]
+draws = 2
+[replay]
+draws = 2
+""")
+    md = run_experiment(cfg, out=tmp_path / "run")
+    text = md.read_text()
+    assert "![bl2 frames](bl2.gif)" in text and "| bl2 | 8 | 100.00% |" in text
+    gif = Image.open(tmp_path / "run" / "bl2.gif")
+    assert gif.n_frames == T
+
 
 def test_train_nmnist_empty_dir_exit_2_says_where_files_go(tmp_path, capsys):
     empty = tmp_path / "empty"
