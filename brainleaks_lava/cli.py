@@ -6,16 +6,14 @@ with status 2; ``--debug`` shows the traceback instead. Ctrl-C prints one line a
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
-import os
-import signal
 import sys
 
 import numpy as np
 
 from . import __version__
 from .errors import BrainleaksError
+from .interrupts import ctrl_c_in_this_process_only
 
 log = logging.getLogger("brainleaks_lava")
 
@@ -385,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     run = COMMANDS[args.command][2]
     try:
-        with _ctrl_c_in_this_process_only():
+        with ctrl_c_in_this_process_only():
             return int(run(args) or 0)
     except BrainleaksError as e:
         if args.debug:
@@ -396,34 +394,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"brainleaks {args.command}: interrupted", file=sys.stderr)
         return 130
-
-
-@contextlib.contextmanager
-def _ctrl_c_in_this_process_only():
-    """Ctrl-C interrupts the CLI process, not the Lava worker processes it forks.
-
-    A terminal sends SIGINT to the whole process group. Lava's workers are forked from the CLI and
-    inherit its handler: with Python's default one they die of ``KeyboardInterrupt`` mid-message, and
-    the runtime's ``stop()`` (which the replay always calls) then waits for them forever. With this
-    handler only the CLI raises ``KeyboardInterrupt``; its ``finally: net.stop()`` shuts the workers
-    down, and the CLI exits with 130.
-    """
-    main_pid = os.getpid()
-
-    def handler(signum, frame):
-        if os.getpid() == main_pid:
-            raise KeyboardInterrupt
-        # a forked worker: ignore; the CLI process stops the runtime
-
-    try:
-        previous = signal.signal(signal.SIGINT, handler)
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -20,6 +20,10 @@ def make_attack(method: str, adapter: TargetAdapter, mode: str = "paper", **over
         raise InputError(f"method must be one of {sorted(ATTACKS)}, got {method!r}")
     cls = ATTACKS[method]
     pc = cls.params_class
+    allowed = {f for f in pc.__dataclass_fields__} - {"mode"}
+    unknown = sorted(set(overrides) - allowed)
+    if unknown:
+        raise InputError(f"{method} has no parameter {', '.join(unknown)} (its parameters: {', '.join(sorted(allowed))})")
     if mode == "reference":
         params = pc.reference(**overrides)
     else:

@@ -24,6 +24,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..errors import InputError
+from ..interrupts import ctrl_c_in_this_process_only
 from ..models.files import read_net_layers
 
 log = logging.getLogger(__name__)
@@ -101,7 +102,8 @@ def _run_lava(net_path: Path, data: np.ndarray, reset_interval: int | None,
         monitor = Monitor()
         monitor.probe(net.layers[-1].neuron.v, steps)
     try:
-        net.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+        with ctrl_c_in_this_process_only():
+            net.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
         out = _collect(sink)
         volts = None
         if monitor is not None:

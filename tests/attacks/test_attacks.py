@@ -205,3 +205,10 @@ def test_recon_reader_rejects_corrupt_files(snn, tmp_path):
         f["samples"][0, 0, 0] = 3
     with pytest.raises(ModelFileError, match="binary"):
         load_recon(good)
+
+
+def test_make_attack_unknown_parameter_is_input_error(small_snn_path):
+    from brainleaks_lava.models.files import load_target
+
+    with pytest.raises(ValueError, match="bl1 has no parameter population"):
+        make_attack("bl1", adapter_for(load_target(small_snn_path)), population=5)
