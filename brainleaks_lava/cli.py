@@ -100,8 +100,13 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=positive_int, default=100)
     p.add_argument("--lr", type=finite_float, default=1e-3)
     p.add_argument("--seed", type=nonnegative_int, default=0)
-    p.add_argument("--posterior-scale", type=finite_float, default=1.0,
-                   help="scale inside the SNN posterior's softmax")
+    p.add_argument("--weight-decay", type=finite_float, default=0.0,
+                   help="decoupled (AdamW) weight decay; 0: plain Adam")
+    p.add_argument("--threshold", type=finite_float, default=1.0,
+                   help="SNN firing threshold; weights are initialised in its units, and a larger one gives the "
+                        "8-bit Loihi weights a finer step relative to it")
+    p.add_argument("--posterior-scale", type=finite_float, default=None,
+                   help="scale inside the SNN posterior's softmax (default: 1 / threshold)")
     p.add_argument("--readout", choices=["voltage", "spikes"], default="voltage",
                    help="SNN posterior: time-averaged softmax of output voltage (paper) or softmax of spike counts")
     p.add_argument("--tau-grad", type=finite_float, default=0.03, help="SNN surrogate width")
@@ -118,9 +123,10 @@ def _run_train(args) -> int:
     req = TargetRequest(dataset=args.dataset, arch=args.arch, data_root=args.data_root, hidden=args.hidden,
                         steps=args.steps, downsample=args.downsample, limit=args.limit,
                         posterior_scale=args.posterior_scale,
-                        readout=args.readout, neuron=NeuronConfig(tau_grad=args.tau_grad, scale_grad=args.scale_grad))
+                        readout=args.readout, neuron=NeuronConfig(threshold=args.threshold, tau_grad=args.tau_grad,
+                                            scale_grad=args.scale_grad))
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                      threads=args.threads, device=args.device)
+                      threads=args.threads, device=args.device, weight_decay=args.weight_decay)
     meta = train_target(req, cfg, args.out)
     print(f"wrote {args.out}: {args.arch} target, validation accuracy "
           f"{100 * meta['validation_accuracy']:.2f}% on {meta['validation_images']} images")

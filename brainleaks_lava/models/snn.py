@@ -130,7 +130,8 @@ class SpikingMLP(SizedModel, torch.nn.Module):
         self.spec = spec
         params = spec.neuron.slayer_params()
         self.blocks = torch.nn.ModuleList(
-            slayer.block.cuba.Dense(params, n_in, n_out, weight_norm=False, delay_shift=True)
+            slayer.block.cuba.Dense(params, n_in, n_out, weight_norm=False, delay_shift=True,
+                                    weight_scale=spec.neuron.threshold)
             for n_in, n_out in zip(spec.sizes[:-1], spec.sizes[1:])
         )
 

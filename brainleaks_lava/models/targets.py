@@ -39,7 +39,7 @@ class TargetRequest:
     steps: int | None = None  # rate-coding steps T (default 25); event data: the frames' time bins
     downsample: int | None = None  # spatial factor (default 1; DVS Gesture 4)
     limit: int | None = None  # event data: at most this many samples per split (round-robin over classes)
-    posterior_scale: float = 1.0
+    posterior_scale: float | None = None  # None: 1 / threshold (softmax temperature independent of the threshold)
     readout: str = "voltage"
     neuron: NeuronConfig = NeuronConfig()
 
@@ -48,8 +48,18 @@ class TargetRequest:
             raise InputError(f"arch must be 'snn' or 'ann', got {self.arch!r}")
         if not isinstance(self.hidden, int) or self.hidden <= 0:
             raise InputError(f"hidden must be a positive integer, got {self.hidden!r}")
+        if self.posterior_scale is not None and not (isinstance(self.posterior_scale, (int, float))
+                                                     and 0 < self.posterior_scale < float("inf")):
+            raise InputError(f"posterior_scale must be a positive number, got {self.posterior_scale!r}")
         if self.arch == "ann" and is_event_dataset(self.dataset):
             raise InputError(f"{self.dataset} is event data: train an 'snn' target on it (the ANN takes images)")
+
+
+    @property
+    def resolved_posterior_scale(self) -> float:
+        if self.posterior_scale is not None:
+            return float(self.posterior_scale)
+        return 1.0 / float(self.neuron.threshold)
 
 
 def train_target(req: TargetRequest, train_cfg: TrainConfig, out: str | Path) -> dict:
@@ -69,7 +79,7 @@ def train_target(req: TargetRequest, train_cfg: TrainConfig, out: str | Path) ->
     if req.arch == "snn":
         encoding = input_encoding(tr, None if events else req.steps)
         spec = SNNSpec(sizes=(n_in, req.hidden, n_cls), steps=encoding["steps"], neuron=req.neuron,
-                       posterior_scale=req.posterior_scale, readout=req.readout)
+                       posterior_scale=req.resolved_posterior_scale, readout=req.readout)
         with torch.random.fork_rng(devices=[]):
             torch.random.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))  # scoped: weight init
             model = SpikingMLP(spec)

@@ -30,6 +30,7 @@ class TrainConfig:
     threads: int = 0  # torch threads; 0 = leave torch's default
     device: str = "auto"  # "auto" = cuda when present, else cpu
     grad_clip: float = 1.0
+    weight_decay: float = 0.0  # decoupled (AdamW) weight decay; 0 = plain Adam
 
     def __post_init__(self):
         for name in ("epochs", "batch_size"):
@@ -38,6 +39,8 @@ class TrainConfig:
                 raise InputError(f"{name} must be a positive integer, got {v!r}")
         if not self.lr > 0:
             raise InputError(f"lr must be positive, got {self.lr!r}")
+        if not (isinstance(self.weight_decay, (int, float)) and 0.0 <= self.weight_decay < float("inf")):
+            raise InputError(f"weight_decay must be a number >= 0, got {self.weight_decay!r}")
         if not isinstance(self.threads, int) or self.threads < 0:
             raise InputError(f"threads must be an integer >= 0, got {self.threads!r}")
         if self.device not in ("auto", "cpu", "cuda"):
@@ -105,7 +108,10 @@ def train(model: torch.nn.Module, logits_fn, images: np.ndarray, labels: np.ndar
     device = resolve_device(config.device)
     model.to(device)
     gen = torch.Generator(device="cpu").manual_seed(config.seed)
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    if config.weight_decay > 0:
+        opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    else:
+        opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     n = len(labels)
     history = {"loss": [], "train_acc": [], "val_acc": []}
     labels_t = torch.as_tensor(labels, dtype=torch.long)

@@ -68,7 +68,8 @@ def _train_config(cfg: ExperimentConfig, tr: dict, epochs: int):
     from ..models.training import TrainConfig
 
     return TrainConfig(epochs=tr.get("epochs", epochs), batch_size=tr.get("batch_size", 100),
-                       lr=float(tr.get("lr", 1e-3)), seed=tr.get("seed", cfg.seed), threads=cfg.threads)
+                       lr=float(tr.get("lr", 1e-3)), seed=tr.get("seed", cfg.seed), threads=cfg.threads,
+                       weight_decay=float(tr.get("weight_decay", 0.0)))
 
 
 def _train_target(cfg: ExperimentConfig, t, out: Path) -> dict:
@@ -80,7 +81,8 @@ def _train_target(cfg: ExperimentConfig, t, out: Path) -> dict:
     req = TargetRequest(dataset=cfg.dataset, arch=t.arch, data_root=str(cfg.data_root) if cfg.data_root else None,
                         hidden=tr.get("hidden", 3000), steps=opts.get("time_bins") or tr.get("steps"),
                         downsample=opts["downsample"], limit=opts.get("limit"),
-                        posterior_scale=float(tr.get("posterior_scale", 1.0)), neuron=NeuronConfig())
+                        posterior_scale=tr.get("posterior_scale"),
+                        neuron=NeuronConfig(threshold=float(tr.get("threshold", 1.0))))
     meta = train_target(req, _train_config(cfg, tr, epochs=10), out)
     return {"validation_accuracy": meta["validation_accuracy"]}
 

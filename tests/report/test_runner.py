@@ -94,6 +94,9 @@ def test_interrupted_run_resumes_without_redoing_train_or_attack(tmp_path):
     (("target = \"snn\"\nevaluator", "target = \"cnn\"\nevaluator"), "attacks[0].target"),
     (("[targets.snn]\narch = \"snn\"", "[targets.snn]\narch = \"snn\"\ncolour = 1"), "targets.snn.colour"),
     (("hidden = 16", "hiden = 16"), "targets.snn.train.hiden"),
+    (("hidden = 16", "hidden = 16, weight_decay = -0.5"), "targets.snn.train.weight_decay"),
+    (("hidden = 16", "hidden = 16, threshold = 0.0"), "targets.snn.train.threshold"),
+    (("hidden = 16", "hidden = 16, threshold = \"8\""), "targets.snn.train.threshold"),
 ])
 def test_bad_config_names_the_key(tmp_path, mutation, key):
     old, new = mutation
@@ -101,6 +104,11 @@ def test_bad_config_names_the_key(tmp_path, mutation, key):
     cfg = write(tmp_path, TINY.replace(old, new, 1))
     with pytest.raises(ConfigError, match=key.replace("[", r"\[").replace("]", r"\]")):
         load_config(cfg)
+
+
+def test_train_settings_threshold_and_weight_decay_accepted(tmp_path):
+    cfg = load_config(write(tmp_path, TINY.replace("hidden = 16", "hidden = 16, threshold = 8.0, weight_decay = 0.5")))
+    assert cfg.targets["snn"].train["threshold"] == 8.0 and cfg.targets["snn"].train["weight_decay"] == 0.5
 
 
 def test_cli_run_bad_config_exit_2(tmp_path, capsys):
