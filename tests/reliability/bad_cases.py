@@ -306,42 +306,45 @@ def recon_images_replayed(ws):
     return ["replay", "--model", ws.net, "--recon", ws.image_recon], [ws.image_recon, "spik"]
 
 
+def _run_config(ws, file: str, text: str, *expected: str):
+    """``brainleaks run`` on config ``text`` written as ``file``; the message names the file and ``expected``."""
+    name = ws.config(file, text)
+    return ["run", name, "--out", "run"], [name, *expected]
+
+
+def _run_edited_config(ws, file: str, old: str, new: str, *expected: str):
+    return _run_config(ws, file, GOOD_CONFIG.replace(old, new), *expected)
+
+
 def config_unknown_key(ws):
-    name = ws.config("unknown_key.toml", GOOD_CONFIG.replace('seed = 0', 'seed = 0\ncolour = "red"'))
-    return ["run", name, "--out", "run"], [name, "experiment.colour"]
+    return _run_edited_config(ws, "unknown_key.toml", 'seed = 0', 'seed = 0\ncolour = "red"', "experiment.colour")
 
 
 def config_wrong_type(ws):
-    name = ws.config("wrong_type.toml", GOOD_CONFIG.replace("seed = 0", 'seed = "zero"'))
-    return ["run", name, "--out", "run"], [name, "experiment.seed"]
+    return _run_edited_config(ws, "wrong_type.toml", "seed = 0", 'seed = "zero"', "experiment.seed")
 
 
 def config_unknown_attack_param(ws):
-    name = ws.config("param.toml", GOOD_CONFIG.replace("iterations = 2", "iteratons = 2"))
-    return ["run", name, "--out", "run"], [name, "attacks[0].params", "iteratons"]
+    return _run_edited_config(ws, "param.toml", "iterations = 2", "iteratons = 2", "attacks[0].params", "iteratons")
 
 
 def config_name_escapes_run_dir(ws):
     text = GOOD_CONFIG.replace('[targets.snn]\narch = "snn"\nmodel = "good.net"',
                                '[targets."../../escaped"]\narch = "snn"\ntrain = { hidden = 8 }')
     text = text.replace('target = "snn"', 'target = "../../escaped"')
-    name = ws.config("escape.toml", text)
-    return ["run", name, "--out", "run"], [name, "targets.../../escaped"]
+    return _run_config(ws, "escape.toml", text, "targets.../../escaped")
 
 
 def config_attack_name_with_slash(ws):
-    name = ws.config("slash.toml", GOOD_CONFIG.replace('name = "bl2"', 'name = "a/../../bl2"'))
-    return ["run", name, "--out", "run"], [name, "attacks[0].name"]
+    return _run_edited_config(ws, "slash.toml", 'name = "bl2"', 'name = "a/../../bl2"', "attacks[0].name")
 
 
 def config_missing_model(ws):
-    name = ws.config("missing_model.toml", GOOD_CONFIG.replace('model = "good.net"', 'model = "gone.net"'))
-    return ["run", name, "--out", "run"], [name, "targets.snn.model", "gone.net"]
+    return _run_edited_config(ws, "missing_model.toml", 'model = "good.net"', 'model = "gone.net"', "targets.snn.model", "gone.net")
 
 
 def config_not_toml(ws):
-    name = ws.config("broken.toml", GOOD_CONFIG.replace("[dataset]", "[dataset"))
-    return ["run", name, "--out", "run"], [name]
+    return _run_edited_config(ws, "broken.toml", "[dataset]", "[dataset")
 
 
 def missing_dataset_dir(ws):
