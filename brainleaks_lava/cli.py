@@ -176,7 +176,7 @@ def _add_attack(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eta", type=finite_float, default=None, help="BL-v1 quantization threshold (paper mode)")
     p.add_argument("--xi", type=finite_float, default=None, help="BL-v2 sparsity penalty strength")
     p.add_argument("--stop-confidence", type=finite_float, default=None,
-                   help="stop a class at this target confidence (paper mode default 0.99)")
+                   help="stop a class at this target confidence (default: BL-v1 paper mode 0.99, otherwise none)")
     p.add_argument("--no-stop", action="store_true", help="run all iterations (no confidence stop)")
     p.add_argument("--seed", type=nonnegative_int, default=0)
     p.add_argument("--threads", type=nonnegative_int, default=0, help="torch CPU threads (0: torch default)")

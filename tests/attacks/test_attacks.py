@@ -165,6 +165,10 @@ def test_stop_confidence_stops_rows(snn):
     a = adapter_for(snn)
     res = make_attack("bl2", a, iterations=30, stop_confidence=0.5).invert(classes=[0, 1], seed=0, progress=False)
     assert np.all(res.iterations < 30)
+    # BL-v2's default has no confidence stop: the same rows run every iteration (README, stopping rule)
+    full = make_attack("bl2", a, iterations=30).invert(classes=[0, 1], seed=0, progress=False)
+    assert full.iterations.tolist() == [30, 30] and np.all(full.confidence >= 0.5)
+    assert np.all(np.isfinite(full.loss_history))
 
 
 def test_draw_samples_seeded_and_validated():
