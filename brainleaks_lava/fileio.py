@@ -181,15 +181,11 @@ _ATTR_CLASSES = (h5py.h5t.INTEGER, h5py.h5t.FLOAT, h5py.h5t.STRING)
 _DATASET_CLASSES = _ATTR_CLASSES + (h5py.h5t.ENUM,)  # h5py stores numpy booleans as an enum
 
 
-def _type_class(tid) -> int:
-    return tid.get_class()
-
-
 def read_attr(obj, key: str, default=None):
     """``obj.attrs.get(key, default)`` of an untrusted file: a number or text, with the allocation bounded."""
     if key not in obj.attrs:
         return default
-    cls = _type_class(obj.attrs.get_id(key).get_type())
+    cls = obj.attrs.get_id(key).get_type().get_class()
     if cls not in _ATTR_CLASSES:
         raise ModelFileError(f"{obj.file.filename}: attribute '{key}' of {obj.name} is of HDF5 type class "
                              f"{cls}, not a number or text")
@@ -205,17 +201,17 @@ def read_dataset(obj, where: str, max_elements: int = MAX_ARRAY_ELEMENTS):
     import numpy as np
 
     check_dataset(obj, where, max_elements)
-    if obj.dtype.kind == "O" or h5py.check_vlen_dtype(obj.dtype) is not None:
-        with bounded_memory():  # variable-length elements: lengths come from the file
-            return np.asarray(obj[()])
-    return np.asarray(obj[()])
+    vlen = obj.dtype.kind == "O" or h5py.check_vlen_dtype(obj.dtype) is not None
+    # variable-length elements: their lengths come from the file, so the allocation is bounded
+    with bounded_memory() if vlen else contextlib.nullcontext():
+        return np.asarray(obj[()])
 
 
 def check_dataset(obj, where: str, max_elements: int = MAX_ARRAY_ELEMENTS) -> None:
     """Raise ``ModelFileError`` unless ``obj`` is a dataset of numbers or text of sane size (metadata only)."""
     if not isinstance(obj, h5py.Dataset):
         raise ModelFileError(f"{where}: expected a dataset, found a {type(obj).__name__}")
-    cls = _type_class(obj.id.get_type())
+    cls = obj.id.get_type().get_class()
     if cls not in _DATASET_CLASSES:
         raise ModelFileError(f"{where}: dataset of HDF5 type class {cls} ({obj.dtype}), expected numbers or text")
     if cls == h5py.h5t.ENUM and obj.id.get_type().get_super().get_class() != h5py.h5t.INTEGER:
