@@ -153,7 +153,8 @@ _MAX_INT = {"experiment.seed": 2**32 - 1, "experiment.threads": 1024, "evaluatio
             "dataset.limit": 10_000_000}
 
 TRAIN_KEYS = {"hidden": int, "epochs": int, "steps": int, "lr": float, "batch_size": int, "seed": int,
-              "posterior_scale": float, "threshold": float, "weight_decay": float}
+              "posterior_scale": float, "threshold": float, "tau_grad": float, "scale_grad": float,
+              "weight_decay": float}
 EVAL_TRAIN_KEYS = {"epochs": int, "steps": int, "lr": float, "batch_size": int, "seed": int}
 
 
@@ -205,7 +206,7 @@ def parse_config(raw: dict[str, Any], path: Path) -> ExperimentConfig:
             if "train" in t:
                 _check_keys(t["train"], train_keys, f"{where}.train")
                 _check_positive(t["train"], f"{where}.train", positive=("hidden", "epochs", "steps", "lr",
-                                "batch_size", "posterior_scale", "threshold"), nonnegative=("seed", "weight_decay"))
+                                "batch_size", "posterior_scale", "threshold", "tau_grad", "scale_grad"), nonnegative=("seed", "weight_decay"))
                 if t["train"].get("seed", 0) > _MAX_INT["experiment.seed"]:
                     raise ConfigError(f"'{where}.train.seed' must be at most {_MAX_INT['experiment.seed']}")
             model = _path(base, t["model"], f"{where}.model") if "model" in t else None

@@ -97,6 +97,8 @@ def test_interrupted_run_resumes_without_redoing_train_or_attack(tmp_path):
     (("hidden = 16", "hidden = 16, weight_decay = -0.5"), "targets.snn.train.weight_decay"),
     (("hidden = 16", "hidden = 16, threshold = 0.0"), "targets.snn.train.threshold"),
     (("hidden = 16", "hidden = 16, threshold = \"8\""), "targets.snn.train.threshold"),
+    (("hidden = 16", "hidden = 16, tau_grad = 0.0"), "targets.snn.train.tau_grad"),
+    (("hidden = 16", "hidden = 16, scale_grad = -1.0"), "targets.snn.train.scale_grad"),
 ])
 def test_bad_config_names_the_key(tmp_path, mutation, key):
     old, new = mutation
@@ -109,6 +111,15 @@ def test_bad_config_names_the_key(tmp_path, mutation, key):
 def test_train_settings_threshold_and_weight_decay_accepted(tmp_path):
     cfg = load_config(write(tmp_path, TINY.replace("hidden = 16", "hidden = 16, threshold = 8.0, weight_decay = 0.5")))
     assert cfg.targets["snn"].train["threshold"] == 8.0 and cfg.targets["snn"].train["weight_decay"] == 0.5
+
+
+def test_surrogate_settings_reach_the_trained_target(tmp_path):
+    cfg = write(tmp_path, TINY.replace("hidden = 16", "hidden = 16, tau_grad = 0.003, scale_grad = 2.0"))
+    out = tmp_path / "run"
+    with pytest.raises(RuntimeError, match="injected failure after the train stage"):
+        run_experiment(cfg, out, fail_after="train")
+    neuron = json.loads((out / "models" / "snn.json").read_text())["spec"]["neuron"]
+    assert neuron["tau_grad"] == 0.003 and neuron["scale_grad"] == 2.0
 
 
 def test_cli_run_bad_config_exit_2(tmp_path, capsys):
