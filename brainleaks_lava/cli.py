@@ -102,17 +102,17 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=nonnegative_int, default=0)
     p.add_argument("--weight-decay", type=finite_float, default=0.0,
                    help="decoupled (AdamW) weight decay; 0: plain Adam")
-    p.add_argument("--threshold", type=finite_float, default=1.0,
-                   help="SNN firing threshold; weights are initialised in its units, and a larger one gives the "
-                        "8-bit Loihi weights a finer step relative to it")
+    p.add_argument("--threshold", type=finite_float, default=None,
+                   help="SNN firing threshold (default 1); weights are initialised in its units, and a larger one "
+                        "gives the 8-bit Loihi weights a finer step relative to it")
     p.add_argument("--posterior-scale", type=finite_float, default=None,
                    help="scale inside the SNN posterior's softmax (default: 1 / threshold)")
     p.add_argument("--readout", choices=["voltage", "spikes"], default="voltage",
                    help="SNN posterior: time-averaged softmax of output voltage (paper) or softmax of spike counts")
-    p.add_argument("--tau-grad", type=finite_float, default=0.03,
-                   help="SNN surrogate width; lava-dl multiplies it by 100 x threshold (0.003: 0.3 of the threshold, "
-                        "the shipped MNIST target's)")
-    p.add_argument("--scale-grad", type=finite_float, default=3.0, help="SNN surrogate height")
+    p.add_argument("--tau-grad", type=finite_float, default=None,
+                   help="SNN surrogate width (default 0.03); lava-dl multiplies it by 100 x threshold (0.003: 0.3 "
+                        "of the threshold, the shipped MNIST target's)")
+    p.add_argument("--scale-grad", type=finite_float, default=None, help="SNN surrogate height (default 3)")
     p.add_argument("--threads", type=nonnegative_int, default=0, help="torch CPU threads (0: torch default)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
 
@@ -125,8 +125,8 @@ def _run_train(args) -> int:
     req = TargetRequest(dataset=args.dataset, arch=args.arch, data_root=args.data_root, hidden=args.hidden,
                         steps=args.steps, downsample=args.downsample, limit=args.limit,
                         posterior_scale=args.posterior_scale,
-                        readout=args.readout, neuron=NeuronConfig(threshold=args.threshold, tau_grad=args.tau_grad,
-                                            scale_grad=args.scale_grad))
+                        readout=args.readout, neuron=NeuronConfig.with_overrides(
+                            threshold=args.threshold, tau_grad=args.tau_grad, scale_grad=args.scale_grad))
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                       threads=args.threads, device=args.device, weight_decay=args.weight_decay)
     meta = train_target(req, cfg, args.out)

@@ -52,8 +52,9 @@ class NeuronConfig:
     threshold: float = 1.0
     current_decay: float = 1.0
     voltage_decay: float = 0.3
-    # surrogate gradient: lava-dl's exponential surrogate; the lava-dl defaults (1, 1) give an almost flat
-    # gradient, these (as in lava-dl's examples) give useful gradients for training and inversion.
+    # surrogate gradient: lava-dl's exponential surrogate, 100 x tau_grad thresholds wide; the lava-dl
+    # defaults (1, 1) give an almost flat gradient, these (as in lava-dl's examples) a 3-threshold-wide one.
+    # The shipped MNIST target uses tau_grad 0.003 (README, "Target recipe: the surrogate width").
     tau_grad: float = 0.03
     scale_grad: float = 3.0
 
@@ -66,6 +67,11 @@ class NeuronConfig:
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and 0.0 <= v <= 1.0):
                 raise InputError(f"neuron {name} must be in [0, 1], got {v!r}")
+
+    @classmethod
+    def with_overrides(cls, **values) -> "NeuronConfig":
+        """The defaults, replaced by every given value that is not None (CLI options, config keys)."""
+        return cls(**{k: float(v) for k, v in values.items() if v is not None})
 
     def slayer_params(self) -> dict:
         return {

@@ -205,8 +205,10 @@ def parse_config(raw: dict[str, Any], path: Path) -> ExperimentConfig:
                 raise ConfigError(f"'{where}' needs exactly one of 'model' (a file) or 'train' (settings)")
             if "train" in t:
                 _check_keys(t["train"], train_keys, f"{where}.train")
-                _check_positive(t["train"], f"{where}.train", positive=("hidden", "epochs", "steps", "lr",
-                                "batch_size", "posterior_scale", "threshold", "tau_grad", "scale_grad"), nonnegative=("seed", "weight_decay"))
+                _check_positive(t["train"], f"{where}.train",
+                                positive=("hidden", "epochs", "steps", "lr", "batch_size", "posterior_scale",
+                                          "threshold", "tau_grad", "scale_grad"),
+                                nonnegative=("seed", "weight_decay"))
                 if t["train"].get("seed", 0) > _MAX_INT["experiment.seed"]:
                     raise ConfigError(f"'{where}.train.seed' must be at most {_MAX_INT['experiment.seed']}")
             model = _path(base, t["model"], f"{where}.model") if "model" in t else None

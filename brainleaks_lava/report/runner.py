@@ -82,8 +82,8 @@ def _train_target(cfg: ExperimentConfig, t, out: Path) -> dict:
                         hidden=tr.get("hidden", 3000), steps=opts.get("time_bins") or tr.get("steps"),
                         downsample=opts["downsample"], limit=opts.get("limit"),
                         posterior_scale=tr.get("posterior_scale"),
-                        neuron=NeuronConfig(**{k: float(tr[k]) for k in ("threshold", "tau_grad", "scale_grad")
-                                               if k in tr}))
+                        neuron=NeuronConfig.with_overrides(**{k: tr.get(k) for k in ("threshold", "tau_grad",
+                                                                                     "scale_grad")}))
     meta = train_target(req, _train_config(cfg, tr, epochs=10), out)
     return {"validation_accuracy": meta["validation_accuracy"]}
 
