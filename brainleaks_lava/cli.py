@@ -107,8 +107,9 @@ def _add_train(p: argparse.ArgumentParser) -> None:
                         "gives the 8-bit Loihi weights a finer step relative to it")
     p.add_argument("--posterior-scale", type=finite_float, default=None,
                    help="scale inside the SNN posterior's softmax (default: 1 / threshold)")
-    p.add_argument("--readout", choices=["voltage", "spikes"], default="voltage",
-                   help="SNN posterior: time-averaged softmax of output voltage (paper) or softmax of spike counts")
+    p.add_argument("--readout", choices=["membrane", "voltage", "spikes"], default="membrane",
+                   help="SNN posterior: time-averaged softmax of the output membrane potential before the reset "
+                        "(paper), the same after the reset (voltage), or softmax of spike counts")
     p.add_argument("--tau-grad", type=finite_float, default=None,
                    help="SNN surrogate width (default 0.03); lava-dl multiplies it by 100 x threshold (0.003: 0.3 "
                         "of the threshold, the shipped MNIST target's)")
@@ -157,8 +158,9 @@ def _run_info(args) -> int:
         n = t.model.spec.neuron
         print(f"neuron:     CUBA threshold {n.threshold}, current_decay {n.current_decay}, voltage_decay "
               f"{n.voltage_decay}; T={t.model.spec.steps}; posterior " + (
-                  f"mean over steps >= {len(sizes) - 1} of softmax({t.model.spec.posterior_scale} x output voltage)"
-                  if t.model.spec.readout == "voltage" else f"softmax({t.model.spec.posterior_scale} x output spike count)"))
+                  f"mean over steps >= {len(sizes) - 1} of softmax({t.model.spec.posterior_scale} x output voltage "
+                  f"{'before' if t.model.spec.readout == 'membrane' else 'after'} the reset)"
+                  if t.model.spec.readout in ("membrane", "voltage") else f"softmax({t.model.spec.posterior_scale} x output spike count)"))
     if "dataset" in m:
         print(f"dataset:    {m['dataset']} ({m.get('data_source', '?')})")
     if "validation_accuracy" in m:

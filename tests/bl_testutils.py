@@ -10,14 +10,16 @@ def random_spikes(n, features, steps, p=0.2, seed=0):
 
 def assert_lava_run_equals_twin(net_path, x, min_voltage=0.0):
     """Replay spike trains ``x`` of the NetX file on Lava (one run per sample) and assert that output spikes
-    and output voltages equal the twin's; returns the twin's output spikes."""
+    and the output voltages its posterior reads equal the twin's; returns the twin's output spikes."""
+    from brainleaks_lava.hardware.equivalence import replayed_voltage
     from brainleaks_lava.hardware.replay import replay
     from brainleaks_lava.models.files import load_snn
 
     twin = load_snn(net_path)
     with torch.no_grad():
         expected, expected_v = twin.model.run(x)
-    got, got_v = replay(net_path, x.numpy(), mode="per-sample", progress=False, voltage=True)
+    got, got_v = replay(net_path, x.numpy(), mode="per-sample", progress=False,
+                          voltage=replayed_voltage(twin.spec))
     expected_v = expected_v.double().numpy()
     expected_v[:, :, :len(twin.model.blocks)] = 0  # the first L steps hold the previous run's spikes in flight
     assert np.abs(expected_v).max() > min_voltage

@@ -1,7 +1,7 @@
 """Twin-vs-Lava equivalence: replay spike trains on Lava and compare with the lava-dl twin spike for spike.
 
-For targets whose posterior is read from the output voltage (``readout = "voltage"``) the output
-voltages are compared too (exactly, in Lava's fixed-point units), and both confidences are computed
+For targets whose posterior is read from the output voltage (``readout`` "membrane" or "voltage") the
+output voltages the posterior reads (before or after the step's reset) are compared too (exactly, in Lava's fixed-point units), and both confidences are computed
 from what each side observed.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ import torch
 
 from ..errors import InputError
 from ..models.files import load_snn
-from ..models.snn import posterior_from_outputs
+from ..models.snn import VOLTAGE_READOUTS, posterior_from_outputs
 from .replay import check_spikes, replay
 
 log = logging.getLogger(__name__)
@@ -66,9 +66,17 @@ def first_difference(a: np.ndarray, b: np.ndarray) -> tuple[int, int] | None:
     return int(neuron), int(step)
 
 
+def replayed_voltage(spec) -> str | None:
+    """The output voltage a replay must record for this target's posterior: "pre" (before the step's
+    reset, the "membrane" read-out), "post" (after it, "voltage") or None (spike read-out)."""
+    if spec.readout not in VOLTAGE_READOUTS:
+        return None
+    return "pre" if spec.readout == "membrane" else "post"
+
+
 def twin_outputs(model, spikes: np.ndarray, batch: int = 100, voltage: bool = False):
-    """The twin's output spikes (N, C, T); with ``voltage`` also its post-reset output voltages
-    (first L steps zeroed, as the replay does)."""
+    """The twin's output spikes (N, C, T); with ``voltage`` also the output voltages its posterior
+    reads (:meth:`SpikingMLP.run`; first L steps zeroed, as the replay does)."""
     out, volts = [], []
     with torch.no_grad():
         for i in range(0, len(spikes), batch):
@@ -99,8 +107,9 @@ def check_equivalence(net_path: str | Path, spikes, targets=None, twin_path: str
         if targets.shape != (len(x),):
             raise InputError(f"targets must have one class per sample ({len(x)}), got shape {targets.shape}")
     t0 = time.time()
-    use_v = twin.spec.readout == "voltage"
-    lava, lava_v = replay(net_path, x, mode=mode, progress=progress, voltage=True) if use_v else \
+    which = replayed_voltage(twin.spec)
+    use_v = which is not None
+    lava, lava_v = replay(net_path, x, mode=mode, progress=progress, voltage=which) if use_v else \
         (replay(net_path, x, mode=mode, progress=progress), None)
     seconds = time.time() - t0
     ref, ref_v = twin_outputs(twin.model, x, voltage=True) if use_v else (twin_outputs(twin.model, x), None)

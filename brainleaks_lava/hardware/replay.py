@@ -11,6 +11,9 @@ Voltages: with ``voltage=True`` a Lava ``Monitor`` also records the output neuro
 Lava's fixed-point voltage is SLAYER's x 4096 and holds the post-reset value, i.e. the twin's
 ``v * (1 - s)`` (see :meth:`SpikingMLP.run`); it lags the twin's (undelayed) voltage by one step, so
 window k is read from steps ``k*T + 1 ... k*T + T``. Its first L steps are zeroed like the spikes'.
+For the ``"membrane"`` read-out (the potential before the reset) the monitor also records the output
+current ``u``; where a neuron was reset (``v = 0``) the pre-reset potential is restored with Lava's own
+fixed-point update, ``decay(v[t-1]) + u[t]`` (``decay(v) = sign(v) * (|v| * (4096 - dv) >> 12)``).
 """
 from __future__ import annotations
 
@@ -78,11 +81,12 @@ VOLTAGE_SCALE = 4096.0  # Lava fixed-point voltage units per SLAYER voltage unit
 
 
 def _run_lava(net_path: Path, data: np.ndarray, reset_interval: int | None,
-              voltage: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+              voltage: str | None = None, dv: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
     """One Lava run of ``data`` (features, steps).
 
-    Returns output spikes (classes, steps) and, with ``voltage``, the output voltages (classes, steps)
-    in SLAYER units (else None).
+    Returns output spikes (classes, steps) and, with ``voltage`` ("post" or "pre": after or before the
+    step's reset; "pre" needs the output layer's voltage decay ``dv`` from the file), the output
+    voltages (classes, steps) in SLAYER units (else None).
     """
     netx, RunSteps, Loihi2SimCfg, Source, Sink, Monitor = _lava()
     steps = data.shape[1]
@@ -97,21 +101,44 @@ def _run_lava(net_path: Path, data: np.ndarray, reset_interval: int | None,
     sink = Sink(shape=net.out.shape, buffer=steps)
     source.s_out.connect(net.inp)
     net.out.connect(sink.a_in)
-    monitor = None
+    neuron = net.layers[-1].neuron
+    monitors = {}
     if voltage:
-        monitor = Monitor()
-        monitor.probe(net.layers[-1].neuron.v, steps)
+        for name in ("v", "u") if voltage == "pre" else ("v",):
+            monitors[name] = Monitor()
+            monitors[name].probe(getattr(neuron, name), steps)
     try:
         with ctrl_c_in_this_process_only():
             net.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
         out = _collect(sink)
-        volts = None
-        if monitor is not None:
-            (probed,) = monitor.get_data().values()
-            volts = np.asarray(probed["v"], dtype=np.float64).T / VOLTAGE_SCALE
+        probed = {}
+        for name, monitor in monitors.items():
+            (data_,) = monitor.get_data().values()
+            probed[name] = np.asarray(data_[name], dtype=np.int64).T  # (neurons, steps), fixed point
     finally:
         net.stop()  # always: a runtime that is not stopped leaves worker processes behind
-    return out, volts
+    if not voltage:
+        return out, None
+    v = probed["v"]
+    if voltage == "pre":
+        v = pre_reset_voltage(v, probed["u"], dv)
+    return out, v / VOLTAGE_SCALE
+
+
+def pre_reset_voltage(v_post: np.ndarray, u: np.ndarray, dv: int) -> np.ndarray:
+    """Lava's output voltage before each step's reset, from the monitored post-reset voltage and current
+    (integer (neurons, steps) arrays; the first step has no predecessor and is kept as monitored).
+
+    Where a neuron was reset its ``v`` reads 0; the potential it reached is Lava's update
+    ``decay(v[t-1]) + u[t]`` with ``decay(v) = sign(v) * ((|v| * (4096 - dv)) >> 12)`` (no bias: the
+    toolkit's layers have none). Elsewhere ``v`` already is that value.
+    """
+    prev = v_post[:, :-1]
+    decayed = np.sign(prev) * ((np.abs(prev) * (4096 - dv)) >> 12)
+    restored = decayed + u[:, 1:]
+    pre = v_post.copy()
+    pre[:, 1:] = np.where(v_post[:, 1:] == 0, restored, v_post[:, 1:])
+    return pre
 
 
 def _collect(sink) -> np.ndarray:
@@ -119,13 +146,14 @@ def _collect(sink) -> np.ndarray:
 
 
 def replay(net_path: str | Path, spikes, mode: str = "stream", chunk: int = 200,
-           progress: bool = True, voltage: bool = False):
+           progress: bool = True, voltage: bool | str = False):
     """Output spikes (N, classes, T) of the Lava fixed-point simulation of ``net_path`` for ``spikes``.
 
     ``mode="stream"`` runs ``chunk`` samples per Lava run with neuron reset between samples;
     ``mode="per-sample"`` starts one Lava run per sample (slow; the reference for the streamed mode).
-    With ``voltage=True`` returns ``(spikes, voltages)``, the output voltages (N, classes, T) in
-    SLAYER units aligned with the twin's :meth:`SpikingMLP.run` (first L steps zeroed).
+    With ``voltage`` ("post" or True: after the step's reset; "pre": before it) returns
+    ``(spikes, voltages)``, the output voltages (N, classes, T) in SLAYER units aligned with the twin's
+    :meth:`SpikingMLP.run` (first L steps zeroed).
     """
     net_path = Path(net_path)
     layers = read_net_layers(net_path)
@@ -138,6 +166,9 @@ def replay(net_path: str | Path, spikes, mode: str = "stream", chunk: int = 200,
         raise InputError(f"mode must be 'stream' or 'per-sample', got {mode!r}")
     if not isinstance(chunk, int) or chunk <= 0:
         raise InputError(f"chunk must be a positive integer, got {chunk!r}")
+    voltage = "post" if voltage is True else (voltage or None)
+    if voltage not in (None, "post", "pre"):
+        raise InputError(f"voltage must be 'post', 'pre' or False, got {voltage!r}")
     n_out = layers[-1]["weight"].shape[0]
     out = np.zeros((n, n_out, t), dtype=np.float32)
     volts = np.zeros((n, n_out, t), dtype=np.float64) if voltage else None
@@ -148,7 +179,8 @@ def replay(net_path: str | Path, spikes, mode: str = "stream", chunk: int = 200,
             block = x[start:start + group]
             k = len(block)
             data = np.concatenate([block.transpose(1, 0, 2).reshape(f, k * t), np.zeros((f, n_layers), np.float32)], axis=1)
-            res, v = _run_lava(net_path, data, reset_interval=t if mode == "stream" else None, voltage=voltage)
+            res, v = _run_lava(net_path, data, reset_interval=t if mode == "stream" else None, voltage=voltage,
+                               dv=int(layers[-1]["vDecay"]))
             out[start:start + k] = _windows(res[:, : k * t], k, t)
             if voltage:
                 volts[start:start + k] = _windows(v[:, 1: k * t + 1], k, t)

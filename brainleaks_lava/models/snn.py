@@ -20,13 +20,18 @@ Posterior (shared by training, attacks and the Lava replay)
 -----------------------------------------------------------
 Two read-outs of the output layer are supported (``SNNSpec.readout``):
 
-* ``"voltage"`` (the paper's and the published code's posterior, used by the shipped MNIST target):
-  the time average of a softmax of the output membrane potential,
-  ``M(x) = 1/(T-L) sum_{t>=L} softmax(posterior_scale * v_out[:, :, t])``, where ``v_out`` is the
-  voltage after the step's reset (``v * (1 - s)``), which is what a Lava ``Monitor`` on the output
-  neurons' ``v`` reads (divided by 4096), and the first L steps (L = number of layers) are left out
-  because on hardware they still hold the previous sample's spikes in flight. The voltage is smooth in the input, so the posterior does not
-  saturate after a couple of attack iterations the way a spike count does.
+* ``"membrane"`` (the paper's posterior, and the published code's ``mem``; used by the shipped MNIST
+  target): the time average of a softmax of the output membrane potential *before* the step's reset,
+  ``M(x) = 1/(T-L) sum_{t>=L} softmax(posterior_scale * v_out[:, :, t])``. The first L steps
+  (L = number of layers) are left out because on hardware they still hold the previous sample's spikes
+  in flight. Lava's ``Monitor`` on ``v`` reads the post-reset value, so the replay also records the
+  output current ``u`` and restores the pre-reset potential where a neuron was reset
+  (:mod:`brainleaks_lava.hardware.replay`). The potential is smooth in the input, so the posterior does
+  not saturate after a couple of attack iterations the way a spike count does.
+* ``"voltage"``: the same average over the voltage *after* the step's reset (``v * (1 - s)``, what the
+  ``Monitor`` reads directly). A neuron that fires reads 0 at that step, so the class the model is
+  surest of is pulled down whenever it spikes; targets trained with it give blurrier inversions
+  (README, "Target recipe: the read-out"). Kept so that files trained with it keep their meaning.
 * ``"spikes"``: a softmax of the output spike counts, ``softmax(posterior_scale * sum_t s_out)``,
   observable from a Lava ``RingBuffer`` sink alone.
 
@@ -84,7 +89,8 @@ class NeuronConfig:
         }
 
 
-READOUTS = ("spikes", "voltage")
+READOUTS = ("spikes", "voltage", "membrane")
+VOLTAGE_READOUTS = ("voltage", "membrane")  # posteriors read from the output voltage
 
 
 @dataclass(frozen=True)
@@ -95,7 +101,9 @@ class SNNSpec:
     steps: int = 25
     neuron: NeuronConfig = field(default_factory=NeuronConfig)
     posterior_scale: float = 1.0
-    readout: str = "voltage"  # "voltage" (time-averaged voltage softmax, the paper's) or "spikes" (spike-count softmax)
+    # "membrane" (time-averaged softmax of the pre-reset output potential, the paper's), "voltage" (the
+    # same of the post-reset voltage) or "spikes" (softmax of output spike counts)
+    readout: str = "membrane"
 
     def __post_init__(self):
         if self.readout not in READOUTS:
@@ -156,7 +164,9 @@ class SpikingMLP(SizedModel, torch.nn.Module):
         return (x, layers) if return_hidden else x
 
     def run(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Output spikes (N, classes, T) and the output layer's post-reset voltage (N, classes, T).
+        """Output spikes (N, classes, T) and the output layer's voltage (N, classes, T) that the
+        posterior reads: before the step's reset for the ``"membrane"`` read-out, after it
+        (``v * (1 - s)``) otherwise.
 
         The last block is unrolled (synapse -> CUBA dynamics -> spike -> one-step delay), which is
         exactly what ``block(x)`` computes, so the spikes equal ``forward``'s. The voltage is
@@ -168,12 +178,13 @@ class SpikingMLP(SizedModel, torch.nn.Module):
         last = self.blocks[-1]
         _, voltage = last.neuron.dynamics(last.synapse(x))
         spikes = last.neuron.spike(voltage)
-        v_post = voltage * (1.0 - spikes.detach())
-        return _step_delay(last, spikes), v_post
+        if self.spec.readout != "membrane":
+            voltage = voltage * (1.0 - spikes.detach())
+        return _step_delay(last, spikes), voltage
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Logits of the shared posterior: ``softmax(logits) == posterior`` (see the module docstring)."""
-        if self.spec.readout == "voltage":
+        if self.spec.readout in VOLTAGE_READOUTS:
             return voltage_logits(self.run(x)[1], self.spec.posterior_scale, len(self.blocks))
         return spike_count_logits(self(x), self.spec.posterior_scale)
 
@@ -206,7 +217,7 @@ def voltage_logits(voltage: torch.Tensor, posterior_scale: float, skip: int) -> 
 
 def posterior_from_outputs(spec: SNNSpec, out_spikes=None, voltage=None) -> torch.Tensor:
     """The target's posterior from what was observed (twin or Lava): spikes or voltages (N, C, T)."""
-    if spec.readout == "voltage":
+    if spec.readout in VOLTAGE_READOUTS:
         if voltage is None:
             raise InputError("this target's posterior is read from output voltages, none were given")
         v = torch.as_tensor(voltage, dtype=torch.float32)

@@ -40,7 +40,7 @@ class TargetRequest:
     downsample: int | None = None  # spatial factor (default 1; DVS Gesture 4)
     limit: int | None = None  # event data: at most this many samples per split (round-robin over classes)
     posterior_scale: float | None = None  # None: 1 / threshold (softmax temperature independent of the threshold)
-    readout: str = "voltage"
+    readout: str = "membrane"
     neuron: NeuronConfig = NeuronConfig()
 
     def __post_init__(self):

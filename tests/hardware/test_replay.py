@@ -1,3 +1,4 @@
+import dataclasses
 import os
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from brainleaks_lava.hardware import replay as replay_mod
 from brainleaks_lava.hardware.equivalence import check_equivalence, first_difference, twin_outputs
 from brainleaks_lava.hardware.replay import check_spikes, replay
 from brainleaks_lava.models.files import load_snn
+from brainleaks_lava.models.snn import SpikingMLP
 from bl_testutils import random_spikes
 
 
@@ -58,20 +60,45 @@ def test_streamed_equals_per_sample_equals_twin(snn, small_snn_path):
     res = make_attack("bl2", adapter_for(snn), iterations=8).invert(seed=3, progress=False)
     x = np.concatenate([x, res.samples.astype(np.float32)])
     assert x.shape == (40, 784, 12)
-    assert snn.spec.readout == "voltage"
+    assert snn.spec.readout == "membrane"
     twin, twin_v = twin_outputs(snn.model, x, voltage=True)
-    streamed, streamed_v = replay(small_snn_path, x, mode="stream", progress=False, voltage=True)
-    per_sample, per_sample_v = replay(small_snn_path, x, mode="per-sample", progress=False, voltage=True)
+    streamed, streamed_v = replay(small_snn_path, x, mode="stream", progress=False, voltage="pre")
+    per_sample, per_sample_v = replay(small_snn_path, x, mode="per-sample", progress=False, voltage="pre")
     assert twin.sum() > 20  # the comparison is about real spikes
     np.testing.assert_array_equal(streamed, twin)
     np.testing.assert_array_equal(per_sample, twin)
-    # output voltages (the posterior's input) agree exactly too, and they are not trivially zero
+    # output potentials before the reset (the posterior's input) agree exactly too, they are not
+    # trivially zero, and they include steps where a neuron fired (restored from v and u on Lava)
     assert np.abs(twin_v).max() > 0.5 and len(np.unique(twin_v)) > 100
+    assert (twin_v[:, :, 2:-1] > snn.spec.neuron.threshold).sum() > 20
     np.testing.assert_array_equal(streamed_v, twin_v)
     np.testing.assert_array_equal(per_sample_v, twin_v)
+    # the post-reset read-out ("voltage") is what Lava's monitor reads as is: 0 where a neuron fired
+    post_twin = SpikingMLP(dataclasses.replace(snn.spec, readout="voltage"))
+    post_twin.load_state_dict(snn.model.state_dict())
+    _, post_v = twin_outputs(post_twin, x, voltage=True)
+    assert not np.array_equal(post_v, twin_v)
+    np.testing.assert_array_equal(replay(small_snn_path, x, progress=False, voltage="post")[1], post_v)
     # streaming in several Lava runs (chunks) gives the same result
     np.testing.assert_array_equal(replay(small_snn_path, x, chunk=7, progress=False), twin)
     assert child_processes() == []
+
+
+def test_pre_reset_voltage_restores_lavas_update():
+    """Constructed case in Lava's fixed-point units (dv = 1228: 70 % kept per step)."""
+    v_post = np.array([[100, 0, 5000, 0]])
+    u = np.array([[100, 8000, 4000, 70000]])
+    pre = replay_mod.pre_reset_voltage(v_post, u, 1228)
+    # step 1: 100 * 2868 >> 12 = 70, + 8000; step 2 kept (no reset); step 3: -> 5000 * 2868 >> 12 = 3500
+    np.testing.assert_array_equal(pre, [[100, 8070, 5000, 73500]])
+    # negative voltages decay toward 0 symmetrically, as in Lava
+    np.testing.assert_array_equal(replay_mod.pre_reset_voltage(np.array([[-100, 0]]), np.array([[0, 9000]]), 1228),
+                                  [[-100, 8930]])
+
+
+def test_replay_refuses_unknown_voltage_kind(small_snn_path):
+    with pytest.raises(InputError, match="voltage"):
+        replay(small_snn_path, np.zeros((1, 784, 12), np.float32), voltage="mid")
 
 
 @pytest.mark.slow

@@ -129,23 +129,33 @@ def test_sidecar_written_with_sha(tmp_path):
 
 
 def test_voltage_readout_posterior_matches_definition():
-    """run() gives forward()'s spikes; the voltage posterior is the time average (steps >= L) of a
-    softmax of the post-reset output voltage, computed here by hand."""
+    """run() gives forward()'s spikes; the voltage posteriors are the time average (steps >= L) of a
+    softmax of the output voltage, before the step's reset ("membrane", the default) or after it
+    ("voltage"), computed here by hand."""
     torch.manual_seed(3)
     m = SpikingMLP(SNNSpec(sizes=(30, 20, 4), steps=10, readout="voltage", posterior_scale=0.7))
     for b in m.blocks:
         b.synapse.weight.data *= 6
+    pre = SpikingMLP(SNNSpec(sizes=(30, 20, 4), steps=10, posterior_scale=0.7))
+    assert pre.spec.readout == "membrane"
+    pre.load_state_dict(m.state_dict())
     x = random_spikes(5, 30, 10, p=0.4, seed=2)
     with torch.no_grad():
         s, v = m.run(x)
         assert torch.equal(s, m(x)) and s.sum() > 0
+        s_pre, v_pre = pre.run(x)
+        assert torch.equal(s_pre, s)
         # post-reset: no voltage above threshold is left at a step where the neuron spiked
         last = m.blocks[-1]
         _, raw = last.neuron.dynamics(last.synapse(m.blocks[0](x)))
         fired = raw >= 1.0
         assert fired.any() and torch.all(v[fired] == 0) and torch.equal(v[~fired], raw[~fired])
-        expected = torch.stack([torch.softmax(0.7 * v[:, :, t], dim=1) for t in range(2, 10)]).mean(0)
-        torch.testing.assert_close(m.posterior(x), expected, rtol=1e-5, atol=1e-6)
+        # pre-reset: the potential the neuron reached, above the threshold where it spiked
+        assert torch.equal(v_pre, raw) and torch.all(v_pre[fired] >= 1.0)
+        for model, volts in ((m, v), (pre, v_pre)):
+            expected = torch.stack([torch.softmax(0.7 * volts[:, :, t], dim=1) for t in range(2, 10)]).mean(0)
+            torch.testing.assert_close(model.posterior(x), expected, rtol=1e-5, atol=1e-6)
+        assert not torch.allclose(m.posterior(x), pre.posterior(x))
     # the spike read-out ignores voltages entirely
     m2 = SpikingMLP(SNNSpec(sizes=(30, 20, 4), steps=10, readout="spikes", posterior_scale=0.7))
     m2.load_state_dict(m.state_dict())

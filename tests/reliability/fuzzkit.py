@@ -266,7 +266,7 @@ KNOWN_KEYS = ["spec", "neuron", "steps", "sizes", "posterior_scale", "readout", 
 
 json_leaves = st.one_of(
     st.none(), st.booleans(), st.sampled_from(SPECIAL_INTS), st.integers(), st.sampled_from(SPECIAL_FLOATS),
-    st.floats(), st.text(max_size=10), st.sampled_from(["spikes", "voltage", "snn", "ann", "bl1", "bl2", "miface",
+    st.floats(), st.text(max_size=10), st.sampled_from(["spikes", "voltage", "membrane", "snn", "ann", "bl1", "bl2", "miface",
                                                         "paper", "reference", "mnist", "att-faces", "..", "../x",
                                                         "/etc/passwd", "", "a/b", "CUBA", "dense", "\x00"]),
 )

@@ -164,7 +164,7 @@ def test_fuzz_net_reader(plan):
         if t is not None:
             assert layers is not None
             assert t.spec.sizes == tuple([layers[0]["weight"].shape[1]] + [l["weight"].shape[0] for l in layers])
-            assert t.spec.readout in ("spikes", "voltage")
+            assert t.spec.readout in ("spikes", "voltage", "membrane")
 
 
 ann_plans = st.one_of(byte_plan, h5_plan, st.tuples(st.just("metadata"), tree_plan(json_values)))
