@@ -36,7 +36,7 @@ Two read-outs of the output layer are supported (``SNNSpec.readout``):
   observable from a Lava ``RingBuffer`` sink alone.
 
 Training minimizes the cross-entropy of the posterior itself (``logits`` are ``log M(x)`` for the
-voltage read-out), so training, attacks and replay share one definition.
+voltage read-outs), so training, attacks and replay share one definition.
 """
 from __future__ import annotations
 
