@@ -145,6 +145,7 @@ def _run_info(args) -> int:
     import json
 
     from .models.files import load_target
+    from .models.snn import VOLTAGE_READOUTS
 
     t = load_target(args.model)
     m = t.metadata
@@ -160,7 +161,7 @@ def _run_info(args) -> int:
               f"{n.voltage_decay}; T={t.model.spec.steps}; posterior " + (
                   f"mean over steps >= {len(sizes) - 1} of softmax({t.model.spec.posterior_scale} x output voltage "
                   f"{'before' if t.model.spec.readout == 'membrane' else 'after'} the reset)"
-                  if t.model.spec.readout in ("membrane", "voltage") else f"softmax({t.model.spec.posterior_scale} x output spike count)"))
+                  if t.model.spec.readout in VOLTAGE_READOUTS else f"softmax({t.model.spec.posterior_scale} x output spike count)"))
     if "dataset" in m:
         print(f"dataset:    {m['dataset']} ({m.get('data_source', '?')})")
     if "validation_accuracy" in m:

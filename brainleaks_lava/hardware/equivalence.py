@@ -1,8 +1,8 @@
 """Twin-vs-Lava equivalence: replay spike trains on Lava and compare with the lava-dl twin spike for spike.
 
 For targets whose posterior is read from the output voltage (``readout`` "membrane" or "voltage") the
-output voltages the posterior reads (before or after the step's reset) are compared too (exactly, in Lava's fixed-point units), and both confidences are computed
-from what each side observed.
+output voltages the posterior reads (before or after the step's reset) are compared too (exactly, in
+Lava's fixed-point units), and both confidences are computed from what each side observed.
 """
 from __future__ import annotations
 

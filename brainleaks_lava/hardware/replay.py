@@ -7,7 +7,7 @@ delay), and the output is cut back into windows of T steps. The first L steps of
 tail of sample k-1; the twin never sees them (its output can only start L steps after its input), so
 they are zeroed. The Lava runtime is always stopped, also on errors and Ctrl-C.
 
-Voltages: with ``voltage=True`` a Lava ``Monitor`` also records the output neurons' voltage ``v``.
+Voltages: with ``voltage="post"`` a Lava ``Monitor`` also records the output neurons' voltage ``v``.
 Lava's fixed-point voltage is SLAYER's x 4096 and holds the post-reset value, i.e. the twin's
 ``v * (1 - s)`` (see :meth:`SpikingMLP.run`); it lags the twin's (undelayed) voltage by one step, so
 window k is read from steps ``k*T + 1 ... k*T + T``. Its first L steps are zeroed like the spikes'.
@@ -146,12 +146,12 @@ def _collect(sink) -> np.ndarray:
 
 
 def replay(net_path: str | Path, spikes, mode: str = "stream", chunk: int = 200,
-           progress: bool = True, voltage: bool | str = False):
+           progress: bool = True, voltage: str | None = None):
     """Output spikes (N, classes, T) of the Lava fixed-point simulation of ``net_path`` for ``spikes``.
 
     ``mode="stream"`` runs ``chunk`` samples per Lava run with neuron reset between samples;
     ``mode="per-sample"`` starts one Lava run per sample (slow; the reference for the streamed mode).
-    With ``voltage`` ("post" or True: after the step's reset; "pre": before it) returns
+    With ``voltage`` ("post": after the step's reset; "pre": before it) returns
     ``(spikes, voltages)``, the output voltages (N, classes, T) in SLAYER units aligned with the twin's
     :meth:`SpikingMLP.run` (first L steps zeroed).
     """
@@ -166,9 +166,9 @@ def replay(net_path: str | Path, spikes, mode: str = "stream", chunk: int = 200,
         raise InputError(f"mode must be 'stream' or 'per-sample', got {mode!r}")
     if not isinstance(chunk, int) or chunk <= 0:
         raise InputError(f"chunk must be a positive integer, got {chunk!r}")
-    voltage = "post" if voltage is True else (voltage or None)
     if voltage not in (None, "post", "pre"):
-        raise InputError(f"voltage must be 'post', 'pre' or False, got {voltage!r}")
+        raise InputError(f"voltage must be 'post', 'pre' or None, got {voltage!r}")
+    dv = int(layers[-1]["vDecay"])  # the output layer's voltage decay, for restoring pre-reset values
     n_out = layers[-1]["weight"].shape[0]
     out = np.zeros((n, n_out, t), dtype=np.float32)
     volts = np.zeros((n, n_out, t), dtype=np.float64) if voltage else None
@@ -179,8 +179,7 @@ def replay(net_path: str | Path, spikes, mode: str = "stream", chunk: int = 200,
             block = x[start:start + group]
             k = len(block)
             data = np.concatenate([block.transpose(1, 0, 2).reshape(f, k * t), np.zeros((f, n_layers), np.float32)], axis=1)
-            res, v = _run_lava(net_path, data, reset_interval=t if mode == "stream" else None, voltage=voltage,
-                               dv=int(layers[-1]["vDecay"]))
+            res, v = _run_lava(net_path, data, reset_interval=t if mode == "stream" else None, voltage=voltage, dv=dv)
             out[start:start + k] = _windows(res[:, : k * t], k, t)
             if voltage:
                 volts[start:start + k] = _windows(v[:, 1: k * t + 1], k, t)

@@ -18,7 +18,7 @@ defaults, which is what makes the Lava fixed-point replay bit-exact.
 
 Posterior (shared by training, attacks and the Lava replay)
 -----------------------------------------------------------
-Two read-outs of the output layer are supported (``SNNSpec.readout``):
+Three read-outs of the output layer are supported (``SNNSpec.readout``):
 
 * ``"membrane"`` (the paper's posterior, and the published code's ``mem``; used by the shipped MNIST
   target): the time average of a softmax of the output membrane potential *before* the step's reset,
