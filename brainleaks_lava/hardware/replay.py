@@ -1,26 +1,34 @@
-"""Replay spike trains through an exported NetX file on Lava's fixed-point simulator.
+"""Replay spike trains through a NetX file on Lava's fixed-point simulator, every layer recorded.
 
-Streaming: one Lava run carries N samples. The network is built with ``reset_interval=T`` (neuron
-state is reset every T steps; ``reset_offset=1`` because our files have no input layer), the samples are
-concatenated in time and followed by L zero steps (L = number of dense layers, each adds one step of
-delay), and the output is cut back into windows of T steps. The first L steps of window k hold the
-tail of sample k-1; the twin never sees them (its output can only start L steps after its input), so
-they are zeroed. The Lava runtime is always stopped, also on errors and Ctrl-C.
+The Lava network is NetX's own reading of the file (``netx.hdf5.Network``), so the replay runs what a user
+deploys. Two things NetX cannot build are handled here, from the same ``NetSpec`` the twin is built from:
+a ``pool`` layer is written into a temporary copy of the file as the grouped convolution it is (same
+weights per channel), and an ``average`` read-out layer is left out of the Lava network and applied on the
+host. A file with an ``input`` layer is driven at its neurons' input with ``round(x * weight + bias)``
+(NetX's input block has no compiled model for a spike source).
 
-Voltages: with ``voltage="post"`` a Lava ``Monitor`` also records the output neurons' voltage ``v``.
-Lava's fixed-point voltage is SLAYER's x 4096 and holds the post-reset value, i.e. the twin's
-``v * (1 - s)`` (see :meth:`SpikingMLP.run`); it lags the twin's (undelayed) voltage by one step, so
-window k is read from steps ``k*T + 1 ... k*T + T``. Its first L steps are zeroed like the spikes'.
-For the ``"membrane"`` read-out (the potential before the reset) the monitor also records the output
-current ``u``; where a neuron was reset (``v = 0``) the pre-reset potential is restored with Lava's own
-fixed-point update, ``decay(v[t-1]) + u[t]`` (``decay(v) = sign(v) * (|v| * (4096 - dv) >> 12)``).
+Alignment (measured and tested, see ``netx.twin``): layer p's spike at twin step t is Lava's at step
+``k*T + t + o`` of sample k, with o = 1 for files whose first layer is a synapse (the source's spikes spend
+one step in its buffer) and o = 0 for files with an input layer. Streaming: the network is built with
+``reset_interval=T`` and ``reset_offset`` (1, or 0 with an input layer) so that NetX resets layer p at twin
+step p of every window, the samples are concatenated in time and followed by o idle steps. Steps before
+``spec.settle_steps()`` of each window are zeroed on both sides: in a streamed run they still hold the
+previous sample's activity in flight. ``mode="per-sample"`` runs each sample alone with the same resets.
+The Lava runtime is always stopped, also on errors and Ctrl-C.
+
+Voltages: a Lava ``Monitor`` records the last computing layer's ``v`` (fixed point, lava-dl's x 4096).
+It is the post-reset value; for the pre-reset potential the monitor also records ``u`` and, where a neuron
+was reset, restores ``decay(v[t-1]) + u[t] + bias`` with Lava's own integer update.
 """
 from __future__ import annotations
 
 import contextlib
 import io
 import logging
+import os
+import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +36,8 @@ from tqdm.auto import tqdm
 
 from ..errors import InputError
 from ..interrupts import ctrl_c_in_this_process_only
-from ..models.files import read_net_layers
+from ..netx.reader import read_network
+from ..netx.spec import AverageLayer, NetSpec, PoolLayer
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +70,9 @@ def _lava():
     return netx, RunSteps, Loihi2SimCfg, Source, Sink, Monitor
 
 
-def check_spikes(spikes, num_inputs: int | None = None, name: str = "spikes") -> np.ndarray:
-    """Return ``spikes`` as a float32 (N, features, T) 0/1 array or raise ``InputError``."""
+def check_spikes(spikes, num_inputs: int | None = None, name: str = "spikes", graded: bool = False) -> np.ndarray:
+    """Return ``spikes`` as a float32 (N, features, T) 0/1 array (any finite values if ``graded``) or raise
+    ``InputError``."""
     a = np.asarray(spikes)
     if a.ndim != 3 or 0 in a.shape:
         raise InputError(f"{name} must be a non-empty (N, features, T) array, got shape {a.shape}")
@@ -72,124 +82,229 @@ def check_spikes(spikes, num_inputs: int | None = None, name: str = "spikes") ->
         raise InputError(f"{name} must be numeric, got dtype {a.dtype}")
     if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
         raise InputError(f"{name} holds NaN or inf")
-    if not np.all((a == 0) | (a == 1)):
+    if not graded and not np.all((a == 0) | (a == 1)):
         raise InputError(f"{name} must be binary (0/1 spikes); found other values")
     return a.astype(np.float32)
 
 
-VOLTAGE_SCALE = 4096.0  # Lava fixed-point voltage units per SLAYER voltage unit
+VOLTAGE_SCALE = 4096.0  # Lava fixed-point voltage units per lava-dl voltage unit
 
 
-def _run_lava(net_path: Path, data: np.ndarray, reset_interval: int | None,
-              voltage: str | None = None, dv: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
-    """One Lava run of ``data`` (features, steps).
+@dataclass
+class LavaOutputs:
+    """What a replay observed, aligned with the twin's steps (see the module docstring)."""
 
-    Returns output spikes (classes, steps) and, with ``voltage`` ("post" or "pre": after or before the
-    step's reset; "pre" needs the output layer's voltage decay ``dv`` from the file), the output
-    voltages (classes, steps) in SLAYER units (else None).
-    """
+    layers: list[np.ndarray]  # per computing layer: spikes (N, *out_shape, T), in the layer's own steps
+    voltage: np.ndarray | None  # last computing layer's voltage (N, neurons, T), lava-dl units, or None
+    settle: int  # leading steps of each window zeroed on both sides
+
+    @property
+    def output(self) -> np.ndarray:
+        """The network's output spikes (N, outputs, T): the last layer's, one step late (lava-dl's block
+        convention), with an ``average`` read-out applied by the caller (``netx.readout``)."""
+        s = self.layers[-1]
+        s = s.reshape(s.shape[0], -1, s.shape[-1])
+        out = np.zeros_like(s)
+        out[..., 1:] = s[..., :-1]
+        out[..., : self.settle] = 0
+        return out
+
+
+def _lava_file(spec: NetSpec, workdir: Path) -> tuple[Path, int | None]:
+    """The file NetX should build (the user's file, or a copy with pooling as grouped convs) and the
+    number of file layers to build (None: all; an average read-out layer is left to the host)."""
+    import h5py
+
+    num_layers = len(spec.layers) - 1 if isinstance(spec.layers[-1], AverageLayer) else None
+    pools = [layer for layer in spec.layers if isinstance(layer, PoolLayer)]
+    if not pools:
+        return Path(spec.path), num_layers
+    out = workdir / "pool_as_conv.net"
+    with h5py.File(spec.path, "r") as src, h5py.File(out, "w") as dst:
+        dst.create_group("layer")
+        for i in range(len(spec.layers)):
+            src.copy(src[f"layer/{i}"], dst["layer"], name=str(i))
+        for p in pools:
+            g = dst[f"layer/{p.index}"]
+            for key in list(g.keys()):
+                if key not in ("neuron", "shape"):
+                    del g[key]
+            g.create_dataset("type", (1,), "S10", [b"conv"])
+            g.create_dataset("weight", data=p.conv_weight())
+            g.create_dataset("stride", data=np.array(p.stride))
+            g.create_dataset("padding", data=np.array(p.padding))
+            g.create_dataset("dilation", data=np.array(p.dilation))
+            g.create_dataset("groups", data=p.in_shape[0])
+    return out, num_layers
+
+
+def _to_lava(a: np.ndarray) -> np.ndarray:
+    """(*shape, T) in lava-dl order (C, H, W) -> Lava's (W, H, C, T)."""
+    return a.transpose(2, 1, 0, 3) if a.ndim == 4 else a
+
+
+def _from_lava(a: np.ndarray) -> np.ndarray:
+    return a.transpose(2, 1, 0, 3) if a.ndim == 4 else a
+
+
+def _run_lava(spec: NetSpec, data: np.ndarray, reset_interval: int, voltage: str | None,
+              record_layers: bool = True) -> tuple[list[np.ndarray], np.ndarray | None]:
+    """One Lava run of ``data`` (*input_shape, steps). Returns every computing layer's spikes
+    (*out_shape, steps) (only the last one's unless ``record_layers``) and, with ``voltage`` ("post" or
+    "pre"), the last computing layer's voltage (neurons, steps) in lava-dl units."""
     netx, RunSteps, Loihi2SimCfg, Source, Sink, Monitor = _lava()
-    steps = data.shape[1]
-    kwargs = {"reset_interval": reset_interval, "reset_offset": 1} if reset_interval else {}
-    with contextlib.redirect_stdout(io.StringIO()):
-        net = netx.hdf5.Network(net_config=str(net_path), **kwargs)
-    try:
-        net.net_config.f.close()  # NetX keeps the file open after building
-    except Exception:  # pragma: no cover - attribute layout of NetDict
-        pass
-    source = Source(data=data)
-    sink = Sink(shape=net.out.shape, buffer=steps)
-    source.s_out.connect(net.inp)
-    net.out.connect(sink.a_in)
-    neuron = net.layers[-1].neuron
+    steps = data.shape[-1]
+    with tempfile.TemporaryDirectory(prefix="brainleaks-netx-") as tmp:
+        path, num_layers = _lava_file(spec, Path(tmp))
+        kwargs = {"reset_interval": reset_interval, "reset_offset": 0 if spec.has_input_layer else 1}
+        if len(spec.input_shape) == 3 and not spec.has_input_layer:
+            kwargs["input_shape"] = tuple(spec.input_shape[::-1])
+        with contextlib.redirect_stdout(io.StringIO()):
+            net = netx.hdf5.Network(net_config=str(path), num_layers=num_layers, **kwargs)
+        try:
+            net.net_config.f.close()  # NetX keeps the file open after building
+        except Exception:  # pragma: no cover - attribute layout of NetDict
+            pass
+    computing = spec.computing
+    if len(net.layers) != len(computing):
+        raise InputError(f"{spec.path}: NetX built {len(net.layers)} layers, the spec has {len(computing)}")
+    if spec.has_input_layer:
+        first = computing[0]
+        drive = np.round(data * first.weight + first.bias).astype(np.int64)
+        source = Source(data=_to_lava(drive.reshape(*spec.input_shape, steps)))
+        source.s_out.connect(net.layers[0].neuron.a_in)
+    else:
+        source = Source(data=_to_lava(data.reshape(*spec.input_shape, steps)))
+        source.s_out.connect(net.inp)
+    recorded = range(len(computing)) if record_layers else [len(computing) - 1]
+    sinks = {}
+    for p in recorded:
+        neuron = net.layers[p].neuron
+        sinks[p] = Sink(shape=neuron.s_out.shape, buffer=steps)
+        neuron.s_out.connect(sinks[p].a_in)
+    last = net.layers[-1].neuron
     monitors = {}
     if voltage:
         for name in ("v", "u") if voltage == "pre" else ("v",):
             monitors[name] = Monitor()
-            monitors[name].probe(getattr(neuron, name), steps)
+            monitors[name].probe(getattr(last, name), steps)
     try:
         with ctrl_c_in_this_process_only():
             net.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
-        out = _collect(sink)
+        spikes = {p: _from_lava(np.asarray(sink.data.get())) for p, sink in sinks.items()}
         probed = {}
         for name, monitor in monitors.items():
             (data_,) = monitor.get_data().values()
-            probed[name] = np.asarray(data_[name], dtype=np.int64).T  # (neurons, steps), fixed point
+            a = np.asarray(data_[name], dtype=np.int64)  # (steps, *lava shape)
+            a = np.moveaxis(a, 0, -1)
+            probed[name] = _from_lava(a).reshape(-1, steps)
     finally:
         net.stop()  # always: a runtime that is not stopped leaves worker processes behind
+    layers = [spikes.get(p) for p in range(len(computing))]
     if not voltage:
-        return out, None
+        return layers, None
     v = probed["v"]
     if voltage == "pre":
-        v = pre_reset_voltage(v, probed["u"], dv)
-    return out, v / VOLTAGE_SCALE
+        out = computing[-1]
+        bias = out.bias_array
+        if bias is not None and len(out.out_shape) == 3:
+            bias = np.repeat(bias, out.out_shape[1] * out.out_shape[2])
+        v = pre_reset_voltage(v, probed["u"], out.neuron.v_decay, bias)
+    return layers, v / VOLTAGE_SCALE
 
 
-def pre_reset_voltage(v_post: np.ndarray, u: np.ndarray, dv: int) -> np.ndarray:
-    """Lava's output voltage before each step's reset, from the monitored post-reset voltage and current
+def pre_reset_voltage(v_post: np.ndarray, u: np.ndarray, dv: int, bias: np.ndarray | None = None) -> np.ndarray:
+    """Lava's voltage before each step's reset, from the monitored post-reset voltage and current
     (integer (neurons, steps) arrays; the first step has no predecessor and is kept as monitored).
 
     Where a neuron was reset its ``v`` reads 0; the potential it reached is Lava's update
-    ``decay(v[t-1]) + u[t]`` with ``decay(v) = sign(v) * ((|v| * (4096 - dv)) >> 12)`` (no bias: the
-    toolkit's layers have none). Elsewhere ``v`` already is that value.
+    ``decay(v[t-1]) + u[t] + bias * 64`` with ``decay(v) = sign(v) * ((|v| * (4096 - dv)) >> 12)``
+    (``bias`` per neuron in file units; a reset step before the bias starts is in the settle steps).
+    Elsewhere ``v`` already is that value.
     """
     prev = v_post[:, :-1]
     decayed = np.sign(prev) * ((np.abs(prev) * (4096 - dv)) >> 12)
     restored = decayed + u[:, 1:]
+    if bias is not None:
+        restored = restored + (np.asarray(bias, dtype=np.int64) << 6)[:, None]
     pre = v_post.copy()
     pre[:, 1:] = np.where(v_post[:, 1:] == 0, restored, v_post[:, 1:])
     return pre
 
 
-def _collect(sink) -> np.ndarray:
-    return np.asarray(sink.data.get())
+def check_steps(spec: NetSpec, steps: int) -> None:
+    if steps <= spec.settle_steps():
+        raise InputError(f"spike trains have T={steps} steps; {spec.path} needs more than its "
+                         f"{spec.settle_steps()} settle steps (layers plus synaptic delays)")
 
 
-def replay(net_path: str | Path, spikes, mode: str = "stream", chunk: int = 200,
-           progress: bool = True, voltage: str | None = None):
-    """Output spikes (N, classes, T) of the Lava fixed-point simulation of ``net_path`` for ``spikes``.
+def replay_network(spec: NetSpec, spikes, mode: str = "stream", chunk: int = 200, progress: bool = True,
+                   voltage: str | None = None, record_layers: bool = True, graded: bool = False) -> LavaOutputs:
+    """Run ``spikes`` (N, features, T) or (N, *input_shape, T) through ``spec`` on Lava fixed_pt.
 
-    ``mode="stream"`` runs ``chunk`` samples per Lava run with neuron reset between samples;
-    ``mode="per-sample"`` starts one Lava run per sample (slow; the reference for the streamed mode).
-    With ``voltage`` ("post": after the step's reset; "pre": before it) returns
-    ``(spikes, voltages)``, the output voltages (N, classes, T) in SLAYER units aligned with the twin's
-    :meth:`SpikingMLP.run` (first L steps zeroed).
+    ``mode="stream"``: ``chunk`` samples per Lava run, NetX resetting the neurons between samples;
+    ``mode="per-sample"``: one run per sample (the reference for streaming). ``voltage``: "post" / "pre"
+    records the last computing layer's voltage after / before the step's reset. ``graded``: the input is a
+    graded drive (networks with an input layer), not 0/1 spikes.
     """
-    net_path = Path(net_path)
-    layers = read_net_layers(net_path)
-    n_layers = len(layers)
-    x = check_spikes(spikes, num_inputs=layers[0]["weight"].shape[1])
-    n, f, t = x.shape
-    if t <= n_layers:
-        raise InputError(f"spikes have T={t} steps; need more than the network's {n_layers} layer delays")
+    x = np.asarray(spikes)
+    if x.ndim >= 3 and x.shape[1:-1] != tuple(spec.input_shape) and x.ndim == 3:
+        pass
+    n = x.shape[0] if x.ndim else 0
+    x = check_spikes(x.reshape(n, -1, x.shape[-1]) if x.ndim >= 3 else x, num_inputs=spec.num_inputs,
+                     graded=graded)
+    t = x.shape[-1]
+    check_steps(spec, t)
     if mode not in ("stream", "per-sample"):
         raise InputError(f"mode must be 'stream' or 'per-sample', got {mode!r}")
     if not isinstance(chunk, int) or chunk <= 0:
         raise InputError(f"chunk must be a positive integer, got {chunk!r}")
     if voltage not in (None, "post", "pre"):
         raise InputError(f"voltage must be 'post', 'pre' or None, got {voltage!r}")
-    dv = int(layers[-1]["vDecay"])  # the output layer's voltage decay, for restoring pre-reset values
-    n_out = layers[-1]["weight"].shape[0]
-    out = np.zeros((n, n_out, t), dtype=np.float32)
-    volts = np.zeros((n, n_out, t), dtype=np.float64) if voltage else None
+    if graded and not spec.has_input_layer:
+        raise InputError(f"{spec.path}: a graded drive needs a network with an input layer")
+    offset = 0 if spec.has_input_layer else 1
+    computing = spec.computing
+    settle = spec.settle_steps()
+    layers = [np.zeros((n, *layer.out_shape, t), dtype=np.float32) if record_layers or p == len(computing) - 1
+              else None for p, layer in enumerate(computing)]
+    n_v = computing[-1].out_size
+    volts = np.zeros((n, n_v, t), dtype=np.float64) if voltage else None
     group = chunk if mode == "stream" else 1
     t0 = time.time()
     with tqdm(total=n, desc=f"Lava replay ({mode})", unit="sample", disable=not progress, leave=False) as bar:
         for start in range(0, n, group):
             block = x[start:start + group]
             k = len(block)
-            data = np.concatenate([block.transpose(1, 0, 2).reshape(f, k * t), np.zeros((f, n_layers), np.float32)], axis=1)
-            res, v = _run_lava(net_path, data, reset_interval=t if mode == "stream" else None, voltage=voltage, dv=dv)
-            out[start:start + k] = _windows(res[:, : k * t], k, t)
+            data = np.concatenate([block.transpose(1, 0, 2).reshape(-1, k * t),
+                                   np.zeros((block.shape[1], offset), np.float32)], axis=1)
+            res, v = _run_lava(spec, data, reset_interval=t, voltage=voltage, record_layers=record_layers)
+            for p, s in enumerate(res):
+                if s is None:
+                    continue
+                s = s.reshape(-1, s.shape[-1])[:, offset: offset + k * t]
+                layers[p][start:start + k] = _windows(s, k, t).reshape(k, *computing[p].out_shape, t)
             if voltage:
-                volts[start:start + k] = _windows(v[:, 1: k * t + 1], k, t)
+                volts[start:start + k] = _windows(v[:, offset: offset + k * t], k, t)
             bar.update(k)
-    out[:, :, :n_layers] = 0.0
-    log.info("replayed %d samples (%s) in %.1f s", n, mode, time.time() - t0)
+    for a in layers:
+        if a is not None:
+            a[..., :settle] = 0.0
     if voltage:
-        volts[:, :, :n_layers] = 0.0
-        return out, volts
-    return out
+        volts[..., :settle] = 0.0
+    log.info("replayed %d samples (%s) in %.1f s", n, mode, time.time() - t0)
+    return LavaOutputs(layers=layers, voltage=volts, settle=settle)
+
+
+def replay(net_path: str | Path, spikes, mode: str = "stream", chunk: int = 200,
+           progress: bool = True, voltage: str | None = None, input_shape=None):
+    """Output spikes (N, outputs, T) of the Lava fixed-point simulation of ``net_path`` for ``spikes``;
+    with ``voltage`` ("post" / "pre") ``(spikes, voltages)``, the output voltages (N, neurons, T) aligned
+    with the twin's ``run`` (see ``replay_network``)."""
+    spec = read_network(net_path, input_shape=input_shape)
+    res = replay_network(spec, spikes, mode=mode, chunk=chunk, progress=progress, voltage=voltage,
+                         record_layers=False)
+    return (res.output, res.voltage) if voltage else res.output
 
 
 def _windows(a: np.ndarray, k: int, t: int) -> np.ndarray:

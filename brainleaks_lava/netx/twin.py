@@ -1,0 +1,182 @@
+"""The lava-dl twin of a NetX network, built from its ``NetSpec`` alone (the file's integers).
+
+Every computing layer is a synapse (dense, grouped conv, or pooling as a grouped conv; weights = file
+integers / 64), optional per-neuron synaptic delays, and a lava-dl CUBA neuron group (``slayer.neuron.cuba``
+dynamics and surrogate spike function, threshold vThMant / 64, decays / 4096). A bias enters the voltage
+every step, after the current's decay, exactly where Loihi adds it. An ``input`` layer drives its neurons
+with ``round(x * weight + bias) / 64`` (graded drive; for 0/1 spikes and integer weights this is exact).
+
+Time: the twin runs one sample of T steps. Layer p (the p-th computing layer) receives the previous layer's
+spikes one step late (Loihi's one-step synapse buffer, lava-dl's ``delay_shift``) and applies its bias from
+step p on: in a streamed Lava run NetX resets layer p at that step of every window (see
+``hardware.replay``). The network's output spikes are the last layer's delayed by one step (lava-dl's block
+convention). Steps before ``spec.settle_steps()`` are not compared with Lava and not read out: in a
+streamed run they still carry the previous sample's activity.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import InputError
+from .spec import WEIGHT_SCALE, AverageLayer, ConvLayer, DenseLayer, FlattenLayer, InputLayer, NetSpec, PoolLayer
+
+
+def _slayer():
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        import lava.lib.dl.slayer as slayer
+        from lava.lib.dl.slayer.neuron.dynamics import leaky_integrator
+        from lava.lib.dl.slayer.utils import quantize
+    return slayer, leaky_integrator, quantize
+
+
+class _RoundST(torch.autograd.Function):
+    """Round to integers with a straight-through gradient."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return torch.round(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g
+
+
+class TwinLayer(torch.nn.Module):
+    """One computing layer of the twin."""
+
+    def __init__(self, layer, position: int, tau_grad: float, scale_grad: float):
+        super().__init__()
+        slayer, self._li, self._quantize = _slayer()
+        self.layer = layer
+        self.position = position
+        n = layer.neuron
+        self.neuron = slayer.neuron.cuba.Neuron(
+            threshold=n.threshold, current_decay=n.current_decay, voltage_decay=n.voltage_decay,
+            tau_grad=tau_grad, scale_grad=scale_grad, requires_grad=False)
+        w = layer.weight_array()
+        if isinstance(layer, PoolLayer):
+            w = layer.conv_weight()
+        if w is not None:
+            self.register_buffer("weight", torch.as_tensor(w / WEIGHT_SCALE, dtype=torch.float32))
+        else:
+            self.weight = None
+        b = layer.bias_array
+        if b is not None:
+            self.register_buffer("bias", torch.as_tensor(b / WEIGHT_SCALE, dtype=torch.float32))
+        else:
+            self.bias = None
+        d = getattr(layer, "delay", None)
+        self.delays = None if d is None else torch.as_tensor(d, dtype=torch.long)
+
+    def synapse(self, x: torch.Tensor) -> torch.Tensor:
+        layer = self.layer
+        if isinstance(layer, InputLayer):
+            return _RoundST.apply(x * layer.weight + layer.bias) / WEIGHT_SCALE
+        if isinstance(layer, DenseLayer):
+            return torch.einsum("oi,nit->not", self.weight, x.reshape(x.shape[0], -1, x.shape[-1]))
+        groups = layer.groups if isinstance(layer, ConvLayer) else layer.in_shape[0]
+        return F.conv3d(x, self.weight.unsqueeze(-1), None, (*layer.stride, 1), (*layer.padding, 0),
+                        (*layer.dilation, 1), groups)
+
+    def delay(self, z: torch.Tensor) -> torch.Tensor:
+        if self.delays is None:
+            return z
+        out = torch.zeros_like(z)
+        t = z.shape[-1]
+        for d in torch.unique(self.delays).tolist():
+            rows = self.delays == d
+            if d < t:
+                out[:, rows, d:] = z[:, rows, : t - d]
+        return out
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Spikes and voltage before the reset, both (N, *out_shape, T), in the layer's own steps."""
+        z = self.delay(self.synapse(x))
+        n = self.neuron
+        zeros = torch.zeros(z.shape[:-1], dtype=z.dtype, device=z.device)
+        current = self._li.dynamics(z, self._quantize(n.current_decay), zeros, n.s_scale)
+        if self.bias is not None:
+            shape = [1, -1] + [1] * (current.ndim - 2)
+            mask = torch.zeros(current.shape[-1], dtype=current.dtype, device=current.device)
+            mask[self.position:] = 1.0
+            current = current + self.bias.view(*shape) * mask
+        voltage = self._li.dynamics(current, self._quantize(n.voltage_decay), zeros, n.s_scale,
+                                    n.threshold + n.threshold_eps)
+        spikes = n.spike(voltage)
+        return spikes, voltage
+
+
+class NetxTwin(torch.nn.Module):
+    """The lava-dl twin of a ``NetSpec``: spike trains (N, *input_shape, T) in, every layer's spikes out."""
+
+    def __init__(self, spec: NetSpec, tau_grad: float = 0.03, scale_grad: float = 3.0):
+        super().__init__()
+        self.spec = spec
+        self.layers = torch.nn.ModuleList()
+        pos = 0
+        for layer in spec.layers:
+            if layer.computes:
+                self.layers.append(TwinLayer(layer, pos, tau_grad, scale_grad))
+                pos += 1
+        self.settle = spec.settle_steps()
+
+    @property
+    def num_inputs(self) -> int:
+        return self.spec.num_inputs
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return self.spec.input_shape
+
+    def check_input(self, x: torch.Tensor, name: str = "spikes") -> torch.Tensor:
+        """Accept (N, features, T) or (N, *input_shape, T); return (N, *input_shape, T)."""
+        shape = tuple(self.spec.input_shape)
+        if x.ndim == 3 and x.shape[1] == self.num_inputs:
+            return x.reshape(x.shape[0], *shape, x.shape[-1])
+        if tuple(x.shape[1:-1]) == shape:
+            return x
+        raise InputError(f"{name} must have shape (batch, {self.num_inputs}, T) or (batch, "
+                         f"{', '.join(map(str, shape))}, T), got {tuple(x.shape)}")
+
+    def run_all(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Every computing layer's spikes (N, *out_shape, T) in its own steps (not delayed), and the last
+        computing layer's voltage before the reset."""
+        x = self.check_input(x)
+        spikes = []
+        it = iter(self.layers)
+        voltage = None
+        for layer in self.spec.layers:
+            if isinstance(layer, FlattenLayer):
+                x = x.reshape(x.shape[0], -1, x.shape[-1])
+                continue
+            if isinstance(layer, AverageLayer):
+                continue
+            twin_layer = next(it)
+            s, voltage = twin_layer(x)
+            spikes.append(s)
+            x = _step_delay(s)
+        return spikes, voltage
+
+    def run(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The network's output spikes (N, outputs, T), delayed one step as lava-dl blocks are, with an
+        ``average`` read-out layer applied, and the last computing layer's voltage before the reset
+        (N, neurons, T), undelayed."""
+        spikes, voltage = self.run_all(x)
+        out = _step_delay(spikes[-1])
+        n = out.shape[0]
+        out = out.reshape(n, -1, out.shape[-1])
+        if isinstance(self.spec.layers[-1], AverageLayer):
+            groups = self.spec.layers[-1].out_shape[0]
+            out = out.reshape(n, groups, -1, out.shape[-1]).mean(2)
+        return out, voltage.reshape(n, -1, voltage.shape[-1])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.run(x)[0]
+
+
+def _step_delay(s: torch.Tensor) -> torch.Tensor:
+    return F.pad(s, (1, 0))[..., :-1]
