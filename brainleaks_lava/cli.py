@@ -251,13 +251,13 @@ def _run_replay(args) -> int:
     from .fileio import write_json_atomic
     from .hardware.equivalence import check_equivalence
 
-    from .models.files import read_net_layers
+    from .netx.reader import read_network
 
     rec = load_recon(args.recon)
     if rec.input_kind != "spikes":
         raise InputError(f"{args.recon}: holds images ({rec.attack}); only spiking reconstructions can be replayed")
     for model in [args.model] + ([args.twin] if args.twin else []):
-        n_in = int(read_net_layers(model)[0]["weight"].shape[1])
+        n_in = read_network(model).num_inputs
         if rec.samples.shape[1] != n_in:
             raise InputError(f"{args.recon} does not fit {model}: {rec.samples.shape[1]} features but the model "
                              f"takes {n_in} inputs")

@@ -73,7 +73,7 @@ class ANNAdapter(TargetAdapter):
 def adapter_for(target) -> TargetAdapter:
     """Adapter for a loaded target (``SNNTarget``/``ANNTarget``) or a bare model."""
     model = getattr(target, "model", target)
-    if hasattr(model, "blocks"):
+    if getattr(model, "is_spiking", False) or hasattr(model, "blocks"):
         return SNNAdapter(model)
     return ANNAdapter(model)
 

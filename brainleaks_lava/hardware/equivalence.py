@@ -15,7 +15,7 @@ import torch
 
 from ..errors import InputError
 from ..models.files import load_snn
-from ..models.snn import VOLTAGE_READOUTS, posterior_from_outputs
+from ..models.snn import VOLTAGE_READOUTS
 from .replay import check_spikes, replay
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,7 @@ class SampleCheck:
     twin_confidence: float | None
     lava_confidence: float | None
     voltage_equal: bool | None = None  # None when the target's posterior does not use voltages
+    layer: int | None = None  # computing layer of the first differing spike (first_diff is in it)
 
 
 @dataclass
@@ -38,6 +39,7 @@ class EquivalenceReport:
     samples: list[SampleCheck] = field(default_factory=list)
     mode: str = "stream"
     seconds: float = 0.0
+    layers: int = 0  # computing layers compared
 
     @property
     def agreement(self) -> float:
@@ -50,7 +52,7 @@ class EquivalenceReport:
     def to_dict(self) -> dict:
         return {
             "model": self.model, "mode": self.mode, "seconds": round(self.seconds, 3),
-            "samples": len(self.samples), "agreement": self.agreement,
+            "samples": len(self.samples), "agreement": self.agreement, "layers_compared": self.layers,
             "mismatching_samples": [s.index for s in self.mismatches],
             "per_sample": [s.__dict__ for s in self.samples],
         }
@@ -68,15 +70,15 @@ def first_difference(a: np.ndarray, b: np.ndarray) -> tuple[int, int] | None:
 
 def replayed_voltage(spec) -> str | None:
     """The output voltage a replay must record for this target's posterior: "pre" (before the step's
-    reset, the "membrane" read-out), "post" (after it, "voltage") or None (spike read-out)."""
-    if spec.readout not in VOLTAGE_READOUTS:
+    reset: the "membrane" and "integrator" read-outs), "post" (after it, "voltage") or None (spikes)."""
+    if spec.readout not in VOLTAGE_READOUTS + ("integrator",):
         return None
-    return "pre" if spec.readout == "membrane" else "post"
+    return "post" if spec.readout == "voltage" else "pre"
 
 
 def twin_outputs(model, spikes: np.ndarray, batch: int = 100, voltage: bool = False):
     """The twin's output spikes (N, C, T); with ``voltage`` also the output voltages its posterior
-    reads (:meth:`SpikingMLP.run`; first L steps zeroed, as the replay does)."""
+    reads (first settle steps zeroed, as the replay does)."""
     out, volts = [], []
     with torch.no_grad():
         for i in range(0, len(spikes), batch):
@@ -84,47 +86,86 @@ def twin_outputs(model, spikes: np.ndarray, batch: int = 100, voltage: bool = Fa
             out.append(s.numpy())
             volts.append(v.double().numpy())
     out = np.concatenate(out)
+    out[..., :model.settle] = 0.0
     if not voltage:
         return out
     volts = np.concatenate(volts)
-    volts[:, :, :len(model.blocks)] = 0.0
+    volts[:, :, :model.settle] = 0.0
     return out, volts
 
 
+def twin_layers(model, spikes: np.ndarray, batch: int = 100) -> list[np.ndarray]:
+    """Every computing layer's spikes of the twin (first settle steps zeroed, as the replay does)."""
+    per_layer = None
+    with torch.no_grad():
+        for i in range(0, len(spikes), batch):
+            layers, _ = model.twin.run_all(torch.as_tensor(spikes[i:i + batch], dtype=torch.float32))
+            layers = [a.numpy() for a in layers]
+            per_layer = layers if per_layer is None else [np.concatenate([p, a]) for p, a in zip(per_layer, layers)]
+    for a in per_layer:
+        a[..., :model.settle] = 0.0
+    return per_layer
+
+
 def check_equivalence(net_path: str | Path, spikes, targets=None, twin_path: str | Path | None = None,
-                      mode: str = "stream", progress: bool = True) -> EquivalenceReport:
-    """Replay ``spikes`` (N, features, T) on Lava (file ``net_path``) and compare with the twin.
+                      mode: str = "stream", progress: bool = True, options: dict | None = None,
+                      card=None) -> EquivalenceReport:
+    """Replay ``spikes`` (N, features, T) on Lava (file ``net_path``) and compare every layer's spikes and
+    the output voltage its read-out uses with the twin.
 
     The twin is rebuilt from ``twin_path`` (default: the same file); giving the file the attack used
-    and a deployed copy checks that the deployed copy behaves identically.
+    and a deployed copy checks that the deployed copy behaves identically. ``options`` / ``card``: the
+    deployment (see ``netx.deployment``).
     """
     import time
 
-    twin = load_snn(twin_path or net_path)
-    x = check_spikes(spikes, num_inputs=twin.model.num_inputs)
+    from ..netx.reader import read_network
+    from ..netx.target import readout_logits
+    from .replay import replay_network
+
+    twin = load_snn(twin_path or net_path, options=options, card=card)
+    model = twin.model
+    graded = model.graded
+    x = check_spikes(spikes, num_inputs=model.num_inputs, graded=graded)
     if targets is not None:
         targets = np.asarray(targets)
         if targets.shape != (len(x),):
             raise InputError(f"targets must have one class per sample ({len(x)}), got shape {targets.shape}")
+        if targets.dtype.kind not in "iu" or targets.min() < 0 or targets.max() >= model.num_classes:
+            raise InputError(f"targets must be class indices in [0, {model.num_classes})")
+    lava_spec = read_network(net_path, input_shape=model.net.input_shape) if twin_path else model.net
+    if [layer.out_shape for layer in lava_spec.computing] != [layer.out_shape for layer in model.net.computing]:
+        raise InputError(f"{net_path} and {twin_path} are different networks (layer shapes differ)")
     t0 = time.time()
     which = replayed_voltage(twin.spec)
-    use_v = which is not None
-    lava, lava_v = replay(net_path, x, mode=mode, progress=progress, voltage=which) if use_v else \
-        (replay(net_path, x, mode=mode, progress=progress), None)
+    lava = replay_network(lava_spec, x, mode=mode, progress=progress, voltage=which, graded=graded)
     seconds = time.time() - t0
-    ref, ref_v = twin_outputs(twin.model, x, voltage=True) if use_v else (twin_outputs(twin.model, x), None)
-    if lava.shape != ref.shape:
-        raise InputError(f"Lava produced outputs of shape {lava.shape}, the twin {ref.shape}: the model files differ in shape")
-    p_twin = posterior_from_outputs(twin.spec, ref, ref_v).numpy()
-    p_lava = posterior_from_outputs(twin.spec, lava, lava_v).numpy()
+    ref_layers = twin_layers(model, x)
+    ref, ref_v = twin_outputs(model, x, voltage=True)
+    if which is None:
+        ref_v = None
+    lava_out = lava.output
+    if lava_spec.layers[-1].kind == "average":
+        g = lava_spec.layers[-1].out_shape[0]
+        lava_out = lava_out.reshape(len(x), g, -1, lava_out.shape[-1]).mean(2)
+    dep = model.deployment
+    p_twin = torch.softmax(readout_logits(dep, model.settle, ref, ref_v), 1).numpy()
+    p_lava = torch.softmax(readout_logits(dep, model.settle, lava_out, lava.voltage), 1).numpy()
     report = EquivalenceReport(model=str(net_path), mode=mode, seconds=seconds)
     for i in range(len(x)):
-        fd = first_difference(lava[i], ref[i])
-        v_eq = None if not use_v else bool(np.array_equal(lava_v[i], ref_v[i]))
+        fd, layer_diff = None, None
+        for p, (a, b) in enumerate(zip(lava.layers, ref_layers)):
+            d = first_difference(a[i].reshape(-1, a.shape[-1]), b[i].reshape(-1, b.shape[-1]))
+            if d is not None:
+                fd, layer_diff = d, p
+                break
+        v_eq = None if which is None else bool(np.array_equal(lava.voltage[i], ref_v[i]))
         y = None if targets is None else int(targets[i])
         report.samples.append(SampleCheck(
             index=i, target=y, equal=fd is None and v_eq is not False, first_diff=fd,
             twin_confidence=None if y is None else float(p_twin[i, y]),
-            lava_confidence=None if y is None else float(p_lava[i, y]), voltage_equal=v_eq))
+            lava_confidence=None if y is None else float(p_lava[i, y]), voltage_equal=v_eq,
+            layer=layer_diff))
+    report.layers = len(ref_layers)
     log.info("%d/%d samples identical on Lava and the twin", len(x) - len(report.mismatches), len(x))
     return report

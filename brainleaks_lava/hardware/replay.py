@@ -119,8 +119,10 @@ def _lava_file(spec: NetSpec, workdir: Path) -> tuple[Path, int | None]:
     pools = [layer for layer in spec.layers if isinstance(layer, PoolLayer)]
     if not pools:
         return Path(spec.path), num_layers
+    from ..fileio import atomic_path
+
     out = workdir / "pool_as_conv.net"
-    with h5py.File(spec.path, "r") as src, h5py.File(out, "w") as dst:
+    with atomic_path(out) as tmp, h5py.File(spec.path, "r") as src, h5py.File(tmp, "w") as dst:
         dst.create_group("layer")
         for i in range(len(spec.layers)):
             src.copy(src[f"layer/{i}"], dst["layer"], name=str(i))
@@ -248,8 +250,6 @@ def replay_network(spec: NetSpec, spikes, mode: str = "stream", chunk: int = 200
     graded drive (networks with an input layer), not 0/1 spikes.
     """
     x = np.asarray(spikes)
-    if x.ndim >= 3 and x.shape[1:-1] != tuple(spec.input_shape) and x.ndim == 3:
-        pass
     n = x.shape[0] if x.ndim else 0
     x = check_spikes(x.reshape(n, -1, x.shape[-1]) if x.ndim >= 3 else x, num_inputs=spec.num_inputs,
                      graded=graded)

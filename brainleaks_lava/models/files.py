@@ -22,15 +22,13 @@ import numpy as np
 import torch
 
 from ..errors import ModelFileError
-from ..fileio import atomic_path, check_dataset, open_h5, read_attr, read_dataset, sha256_file, write_json_atomic
+from ..fileio import atomic_path, open_h5, read_attr, read_dataset, sha256_file, write_json_atomic
 from .ann import ANNSpec, SigmoidMLP
-from .snn import NeuronConfig, SNNSpec, SpikingMLP
+from .snn import SNNSpec, SpikingMLP
 
 log = logging.getLogger(__name__)
 
 SNN_FORMAT = "brainleaks-snn/1"
-WEIGHT_SCALE = 64  # SLAYER's w_scale: the file holds weight * 64 (even integers for the 8-bit quantizer)
-DECAY_SCALE = 4096  # SLAYER's p_scale: decays are stored * 4096
 MAX_FIXED_POINT = 2**31  # |weight| and thresholds must fit Loihi's fixed-point registers (and int64 safely)
 
 
@@ -42,7 +40,7 @@ def sidecar_path(net_path: str | Path) -> Path:
 class SNNTarget:
     """An SNN target loaded from its .net file: the lava-dl twin plus its sidecar metadata."""
 
-    model: SpikingMLP
+    model: "DeployedSNN"  # noqa: F821 - netx.target
     path: Path
     sha256: str
     metadata: dict = field(default_factory=dict)
@@ -50,6 +48,14 @@ class SNNTarget:
     @property
     def spec(self) -> SNNSpec:
         return self.model.spec
+
+    @property
+    def net(self):
+        return self.model.net
+
+    @property
+    def deployment(self):
+        return self.model.deployment
 
     arch = "snn"
 
@@ -97,143 +103,6 @@ def export_snn(model: SpikingMLP, path: str | Path, metadata: dict | None = None
     return path
 
 
-def _read_scalar(group: h5py.Group, key: str, where: str):
-    if key not in group:
-        raise ModelFileError(f"{where}: missing '{key}'")
-    try:
-        value = read_dataset(group[key], f"{where}/{key}", max_elements=16)
-    except ModelFileError:
-        raise
-    except Exception as e:  # h5py raises many kinds on corrupt data
-        raise ModelFileError(f"{where}/{key}: unreadable ({e})") from None
-    if value.size != 1:
-        raise ModelFileError(f"{where}/{key}: expected one value (layers with per-neuron values are not supported), got shape {value.shape}")
-    return value.reshape(-1)[0]
-
-
-def read_net_layers(path: str | Path) -> list[dict]:
-    """Parse and check the dense CUBA layers of a NetX file: weights (integers) and device params.
-
-    The schema is strict (what ``export_snn`` writes): NetX reads every key of a layer, so a key the
-    lava-dl twin does not model (a bias, delays, graded spikes, a refractory delay) would make Lava run
-    another network than the twin; such files are refused, as are datasets of types the toolkit never
-    writes (before anything converts them).
-    """
-    path = Path(path)
-    layers = []
-    with open_h5(path, "model file") as f:
-        try:
-            if "layer" not in f or not isinstance(f["layer"], h5py.Group):
-                raise ModelFileError(f"{path}: not a NetX network file (no 'layer' group)")
-            _check_all_datasets(f, path)
-            group = f["layer"]
-            keys = sorted(group.keys(), key=lambda k: int(k) if k.isdigit() else -1)
-            if not keys or any(not k.isdigit() for k in keys) or [int(k) for k in keys] != list(range(len(keys))):
-                raise ModelFileError(f"{path}: 'layer' group must hold layers 0..N-1, found {sorted(group.keys())}")
-            for k in keys:
-                where = f"{path}: layer/{k}"
-                lg = group[k]
-                if not isinstance(lg, h5py.Group) or "type" not in lg:
-                    raise ModelFileError(f"{where}: missing 'type'")
-                unknown = sorted(set(lg.keys()) - LAYER_KEYS)
-                if unknown:
-                    raise ModelFileError(f"{where}: unsupported keys {unknown} (a dense CUBA layer has "
-                                         f"{', '.join(sorted(LAYER_KEYS))})")
-                ltype = read_dataset(lg["type"], f"{where}/type", max_elements=16)
-                if ltype.size != 1:
-                    raise ModelFileError(f"{where}/type: expected one layer type, got shape {ltype.shape}")
-                ltype = ltype.reshape(-1)[0]
-                ltype = ltype.decode("ascii", "replace") if isinstance(ltype, bytes) else str(ltype)
-                if ltype != "dense":
-                    raise ModelFileError(f"{where}: layer type '{ltype}' is not supported (only 'dense' CUBA layers)")
-                if "weight" not in lg or "neuron" not in lg:
-                    raise ModelFileError(f"{where}: a dense layer needs 'weight' and 'neuron'")
-                w = read_dataset(lg["weight"], f"{where}/weight")
-                if w.ndim != 2 or 0 in w.shape:
-                    raise ModelFileError(f"{where}/weight: expected a 2-D (out, in) array, got shape {w.shape}")
-                if w.dtype.kind not in "iuf":
-                    raise ModelFileError(f"{where}/weight: expected numbers, got dtype {w.dtype}")
-                if (not np.all(np.isfinite(w)) or np.any(w != np.round(w))
-                        or np.any(np.abs(w.astype(np.float64)) >= MAX_FIXED_POINT)):
-                    raise ModelFileError(f"{where}/weight: weights must be finite integers (NetX fixed point) "
-                                         f"of magnitude < 2**31")
-                neuron = lg["neuron"]
-                if not isinstance(neuron, h5py.Group):
-                    raise ModelFileError(f"{where}/neuron: expected a group of device parameters")
-                unknown = sorted(set(neuron.keys()) - set(NEURON_KEYS))
-                if unknown:
-                    raise ModelFileError(f"{where}/neuron: unsupported keys {unknown} (a CUBA neuron has "
-                                         f"{', '.join(sorted(NEURON_KEYS))})")
-                for key, want in NEURON_KEYS.items():
-                    if want is not None and key in neuron:
-                        v = _read_scalar(neuron, key, f"{where}/neuron")
-                        if isinstance(v, (bytes, str)) or v != want:
-                            raise ModelFileError(f"{where}/neuron/{key}: must be {want} (the twin models "
-                                                 f"exactly that), got {v!r}")
-                ntype = _read_scalar(neuron, "type", f"{where}/neuron")
-                ntype = ntype.decode("ascii", "replace") if isinstance(ntype, bytes) else str(ntype)
-                if ntype != "CUBA":
-                    raise ModelFileError(f"{where}/neuron: neuron type '{ntype}' is not supported (only CUBA)")
-                params = {}
-                for key in ("iDecay", "vDecay", "vThMant"):
-                    v = _read_scalar(neuron, key, f"{where}/neuron")
-                    if not isinstance(v, (np.integer, np.floating, int, float)) or isinstance(v, (bool, np.bool_)):
-                        raise ModelFileError(f"{where}/neuron/{key}: expected a number, got {v!r}")
-                    params[key] = float(v)
-                if not (0 <= params["iDecay"] <= DECAY_SCALE and 0 <= params["vDecay"] <= DECAY_SCALE
-                        and 0 < params["vThMant"] < MAX_FIXED_POINT):
-                    raise ModelFileError(f"{where}/neuron: device parameters out of range {params}")
-                if "shape" in lg:
-                    shape = read_dataset(lg["shape"], f"{where}/shape", max_elements=8).reshape(-1)
-                    if shape.dtype.kind not in "iu" or int(np.prod(shape.astype(np.int64))) != w.shape[0]:
-                        raise ModelFileError(f"{where}: shape {shape.tolist()} does not match weight rows {w.shape[0]}")
-                features = {key: _read_scalar(lg, key, where) for key in ("inFeatures", "outFeatures") if key in lg}
-                layers.append({"weight": w.astype(np.int64), **params, "features": features})
-        except ModelFileError:
-            raise
-        except (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError, OverflowError) as e:
-            raise ModelFileError(f"{path}: corrupt NetX file ({type(e).__name__}: {e})") from None
-    for i in range(1, len(layers)):
-        if layers[i]["weight"].shape[1] != layers[i - 1]["weight"].shape[0]:
-            raise ModelFileError(
-                f"{path}: layer/{i} takes {layers[i]['weight'].shape[1]} inputs but layer/{i - 1} has "
-                f"{layers[i - 1]['weight'].shape[0]} neurons")
-    for i, layer in enumerate(layers):  # NetX sizes its processes from these: they must agree with the weights
-        w = layer["weight"]
-        for key, v in layer.pop("features").items():
-            n = w.shape[1] if key == "inFeatures" else w.shape[0]
-            if isinstance(v, (bytes, str, np.bool_, bool)) or v != n:
-                raise ModelFileError(f"{path}: layer/{i}/{key} is {v!r}, but the weight shape is {w.shape}")
-    first = layers[0]
-    for i, layer in enumerate(layers[1:], start=1):
-        if any(layer[k] != first[k] for k in ("iDecay", "vDecay", "vThMant")):
-            raise ModelFileError(f"{path}: layer/{i} has other neuron parameters than layer/0 (not supported)")
-    return layers
-
-
-LAYER_KEYS = {"type", "weight", "neuron", "shape", "inFeatures", "outFeatures"}
-NEURON_KEYS = {"type": None, "iDecay": None, "vDecay": None, "vThMant": None, "refDelay": 1, "gradedSpike": False}
-
-
-def _check_all_datasets(f: h5py.File, path: Path) -> None:
-    """Every dataset in the file has a type and size the toolkit writes (NetX reads them all)."""
-    names = []
-    f.visititems(lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None)
-    if len(names) > 100_000:
-        raise ModelFileError(f"{path}: {len(names)} datasets; not a NetX network the toolkit writes")
-    for name in names:
-        if not isinstance(name, str):
-            raise ModelFileError(f"{path}: object name {name!r} is not text")
-        check_dataset(f[name], f"{path}: {name}")
-
-
-MAX_STEPS = 1 << 20  # time steps per sample; far beyond any trained target
-
-
-def _is_finite_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(float(v))
-
-
 def read_sidecar(net_path: str | Path) -> dict:
     p = sidecar_path(net_path)
     if not p.is_file():
@@ -249,59 +118,28 @@ def read_sidecar(net_path: str | Path) -> dict:
     return meta
 
 
-def load_snn(path: str | Path) -> SNNTarget:
-    """Rebuild the lava-dl twin of a NetX file (weights and device parameters from the file)."""
+def load_snn(path: str | Path, options: dict | None = None, card: str | Path | None = None) -> SNNTarget:
+    """Rebuild the lava-dl twin of any NetX file (``netx.read_network``) with its deployment
+    (``netx.deployment.resolve``: ``options``, a deployment card, the sidecar, defaults)."""
+    from ..netx.deployment import resolve
+    from ..netx.reader import read_network
+    from ..netx.target import DeployedSNN
+
     path = Path(path)
-    layers = read_net_layers(path)
     meta = read_sidecar(path)
-    sha = sha256_file(path)
-    spec_d = meta.get("spec") or {}
-    if not meta:
-        log.warning("%s has no sidecar %s: assuming T=25 and default surrogate settings", path, sidecar_path(path).name)
-    elif meta.get("net_sha256") not in (None, sha):
+    options = dict(options or {})
+    net = read_network(path, input_shape=options.get("input_shape"))
+    if meta and meta.get("net_sha256") not in (None, net.sha256):
         log.warning("%s: sha256 differs from the one recorded in its sidecar (file changed since export)", path)
-    first = layers[0]
-    side = sidecar_path(path)
     try:
-        if not isinstance(spec_d, dict):
-            raise TypeError(f"'spec' must be a JSON object, got {type(spec_d).__name__}")
-        nspec = spec_d.get("neuron") or {}
-        if not isinstance(nspec, dict):
-            raise TypeError(f"'spec.neuron' must be a JSON object, got {type(nspec).__name__}")
-        nspec = dict(nspec)
-        for key in ("tau_grad", "scale_grad"):  # the rest comes from the .net file
-            if key in nspec and not _is_finite_number(nspec[key]):
-                raise TypeError(f"'spec.neuron.{key}' must be a finite number, got {nspec[key]!r}")
-        nspec.update({
-            "threshold": first["vThMant"] / WEIGHT_SCALE,
-            "current_decay": first["iDecay"] / DECAY_SCALE,
-            "voltage_decay": first["vDecay"] / DECAY_SCALE,
-        })
-        steps = spec_d.get("steps", 25)
-        if isinstance(steps, bool) or not isinstance(steps, int) or not 0 < steps <= MAX_STEPS:
-            raise ValueError(f"'spec.steps' must be an integer in 1..{MAX_STEPS}, got {steps!r}")
-        scale = spec_d.get("posterior_scale", 1.0)
-        if not _is_finite_number(scale):
-            raise ValueError(f"'spec.posterior_scale' must be a finite number, got {scale!r}")
-        readout = spec_d.get("readout", "spikes")
-        if not isinstance(readout, str):
-            raise ValueError(f"'spec.readout' must be a string, got {readout!r}")
-        spec = SNNSpec(
-            sizes=tuple([int(layers[0]["weight"].shape[1])] + [int(l["weight"].shape[0]) for l in layers]),
-            steps=steps,
-            neuron=NeuronConfig(**nspec),
-            posterior_scale=float(scale),
-            readout=readout,
-        )
-        model = SpikingMLP(spec)
-    except (TypeError, ValueError, ArithmeticError) as e:  # InputError is a ValueError
-        raise ModelFileError(f"{side}: invalid spec ({e})") from None
-    with torch.no_grad():
-        for block, layer in zip(model.blocks, layers):
-            w = torch.as_tensor(layer["weight"] / WEIGHT_SCALE, dtype=torch.float32)
-            block.synapse.weight.data.copy_(w.reshape(block.synapse.weight.shape))
+        dep = resolve(net, path, meta, options, card)
+    except ModelFileError:
+        raise
+    except (TypeError, ValueError) as e:
+        raise ModelFileError(f"{sidecar_path(path)}: invalid deployment ({e})") from None
+    model = DeployedSNN(net, dep)
     model.eval()
-    return SNNTarget(model=model, path=path, sha256=sha, metadata=meta)
+    return SNNTarget(model=model, path=path, sha256=net.sha256, metadata=meta)
 
 
 # ----------------------------------------------------------------------------------------------

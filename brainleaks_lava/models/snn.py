@@ -89,7 +89,7 @@ class NeuronConfig:
         }
 
 
-READOUTS = ("spikes", "voltage", "membrane")
+READOUTS = ("spikes", "voltage", "membrane", "integrator")  # integrator: NetX files whose last layer has no neurons
 VOLTAGE_READOUTS = ("voltage", "membrane")  # posteriors read from the output voltage
 
 
@@ -213,16 +213,6 @@ def voltage_logits(voltage: torch.Tensor, posterior_scale: float, skip: int) -> 
         raise InputError(f"voltage has {voltage.shape[-1]} steps; need more than {skip}")
     logp = torch.log_softmax(posterior_scale * voltage[..., skip:], dim=1)
     return torch.logsumexp(logp, dim=-1) - math.log(voltage.shape[-1] - skip)
-
-
-def posterior_from_outputs(spec: SNNSpec, out_spikes=None, voltage=None) -> torch.Tensor:
-    """The target's posterior from what was observed (twin or Lava): spikes or voltages (N, C, T)."""
-    if spec.readout in VOLTAGE_READOUTS:
-        if voltage is None:
-            raise InputError("this target's posterior is read from output voltages, none were given")
-        v = torch.as_tensor(voltage, dtype=torch.float32)
-        return torch.softmax(voltage_logits(v, spec.posterior_scale, len(spec.sizes) - 1), dim=1)
-    return posterior_from_spikes(out_spikes, spec.posterior_scale)
 
 
 def posterior_from_spikes(out_spikes, posterior_scale: float) -> torch.Tensor:

@@ -77,7 +77,9 @@ class TwinLayer(torch.nn.Module):
         if isinstance(layer, InputLayer):
             return _RoundST.apply(x * layer.weight + layer.bias) / WEIGHT_SCALE
         if isinstance(layer, DenseLayer):
-            return torch.einsum("oi,nit->not", self.weight, x.reshape(x.shape[0], -1, x.shape[-1]))
+            # lava-dl's own dense synapse op (a 1x1x1 conv3d), so forward and gradients equal a Dense block's
+            n, t = x.shape[0], x.shape[-1]
+            return F.conv3d(x.reshape(n, -1, 1, 1, t), self.weight[:, :, None, None, None]).reshape(n, -1, t)
         groups = layer.groups if isinstance(layer, ConvLayer) else layer.in_shape[0]
         return F.conv3d(x, self.weight.unsqueeze(-1), None, (*layer.stride, 1), (*layer.padding, 0),
                         (*layer.dilation, 1), groups)
@@ -161,11 +163,13 @@ class NetxTwin(torch.nn.Module):
             x = _step_delay(s)
         return spikes, voltage
 
-    def run(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def run(self, x: torch.Tensor, post_reset: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """The network's output spikes (N, outputs, T), delayed one step as lava-dl blocks are, with an
-        ``average`` read-out layer applied, and the last computing layer's voltage before the reset
-        (N, neurons, T), undelayed."""
+        ``average`` read-out layer applied, and the last computing layer's voltage (N, neurons, T),
+        undelayed, before the step's reset (after it, ``v * (1 - s)``, with ``post_reset``)."""
         spikes, voltage = self.run_all(x)
+        if post_reset:
+            voltage = voltage * (1.0 - spikes[-1].detach())
         out = _step_delay(spikes[-1])
         n = out.shape[0]
         out = out.reshape(n, -1, out.shape[-1])

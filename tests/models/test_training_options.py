@@ -5,7 +5,8 @@ import torch
 
 from brainleaks_lava.cli import main
 from brainleaks_lava.errors import InputError
-from brainleaks_lava.models.files import export_snn, load_snn, read_net_layers
+from brainleaks_lava.models.files import export_snn, load_snn
+from brainleaks_lava.netx.reader import read_network
 from brainleaks_lava.models.snn import NeuronConfig, SNNSpec, SpikingMLP
 from brainleaks_lava.models.targets import TargetRequest, snn_logits_fn
 from brainleaks_lava.models.training import TrainConfig, train
@@ -48,10 +49,10 @@ def _threshold8_model():
 def test_threshold_8_exports_finer_weights_and_reimports_identically(tmp_path):
     model = _threshold8_model()
     path = export_snn(model, tmp_path / "t8.net")
-    layers = read_net_layers(path)
-    assert [l["vThMant"] for l in layers] == [512, 512]
+    layers = read_network(path).layers
+    assert [l.neuron.vth_mant for l in layers] == [512, 512]
     # the weights use many more 8-bit levels relative to the threshold than +-a few steps
-    assert max(int(np.abs(l["weight"]).max()) for l in layers) > 64
+    assert max(int(np.abs(l.weight).max()) for l in layers) > 64
     twin = load_snn(path)
     assert twin.spec.neuron.threshold == 8.0 and twin.spec.posterior_scale == 0.125
     x = random_spikes(30, 784, 10, p=0.3, seed=1)

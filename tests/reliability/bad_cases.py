@@ -216,7 +216,7 @@ def unknown_layer_net(ws):
 
 def inconsistent_shapes_net(ws):
     name = _edit_h5(ws, ws.net, "shapes.net", lambda f: _replace(f, "layer/1/weight", np.zeros((10, 20))))
-    return ["replay", "--model", name, "--recon", ws.recon], [name, "layer/1", "20 inputs"]
+    return ["replay", "--model", name, "--recon", ws.recon], [name, "layer/1/weight", "(10, 20)"]
 
 
 def nan_weights_net(ws):

@@ -27,7 +27,8 @@ from hypothesis import strategies as st
 
 from brainleaks_lava.attacks.recon_file import load_recon, recon_draws
 from brainleaks_lava.errors import BrainleaksError
-from brainleaks_lava.models.files import load_ann, load_snn, load_target, read_net_layers
+from brainleaks_lava.models.files import load_ann, load_snn, load_target
+from brainleaks_lava.netx.reader import read_network
 from brainleaks_lava.report.config import _NAME, load_config
 
 import bad_cases
@@ -154,16 +155,17 @@ def test_fuzz_net_reader(plan):
         side = apply_bytes(side, plan[1])
     scratch().put(f"{STEM}.json", side)
 
-    layers = documented(read_net_layers, path)
+    net = documented(read_network, path)
+    layers = None if net is None else net.computing
     if layers is not None:
-        assert all(l["weight"].dtype == np.int64 and l["weight"].ndim == 2 for l in layers)
+        assert all(l.weight.dtype == np.int64 and l.weight.ndim == 2 for l in layers if l.kind == "dense")
         for prev, cur in zip(layers, layers[1:]):
-            assert cur["weight"].shape[1] == prev["weight"].shape[0]
+            assert cur.in_size == prev.out_size
     for reader in (load_snn, load_target):
         t = documented(reader, path)
         if t is not None:
             assert layers is not None
-            assert t.spec.sizes == tuple([layers[0]["weight"].shape[1]] + [l["weight"].shape[0] for l in layers])
+            assert t.spec.sizes == (net.num_inputs, *[l.out_size for l in layers])
             assert t.spec.readout in ("spikes", "voltage", "membrane")
 
 
