@@ -136,32 +136,72 @@ def _run_train(args) -> int:
     return 0
 
 
+def _input_shape(text: str) -> tuple[int, ...]:
+    try:
+        shape = tuple(int(v) for v in text.replace("x", ",").split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be N or C,H,W of positive integers, got {text!r}") from None
+    if len(shape) not in (1, 3) or min(shape) <= 0:
+        raise argparse.ArgumentTypeError(f"must be N or C,H,W of positive integers, got {text!r}")
+    return shape
+
+
+def _add_deployment(p: argparse.ArgumentParser) -> None:
+    """How a NetX file is deployed, for files that have no sidecar (see ``netx.deployment``)."""
+    g = p.add_argument_group("deployment (NetX files; default: a card <model>.card.toml, the sidecar, or "
+                             "T=25, rate encoder, spike-count read-out)")
+    g.add_argument("--steps", type=positive_int, default=None, help="time steps per sample")
+    g.add_argument("--encoding", choices=["rate", "if", "graded", "events"], default=None,
+                   help="input encoder: Bernoulli rate, deterministic integrate-and-fire, graded input drive, "
+                        "event frames")
+    g.add_argument("--input-shape", type=_input_shape, default=None, help="N or C,H,W")
+    g.add_argument("--readout", choices=["spikes", "membrane", "voltage", "integrator"], default=None,
+                   help="output spike counts, output potential before / after the reset, or the voltage of "
+                        "a last layer without neurons")
+    g.add_argument("--card", default=None, help="deployment card (TOML) to use instead of <model>.card.toml")
+
+
+def _deployment_options(args) -> dict:
+    return {"steps": args.steps, "encoding": args.encoding, "input_shape": args.input_shape,
+            "readout": args.readout}
+
+
 def _add_info(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="a .net SNN target or an .h5 model file")
-    p.add_argument("--json", action="store_true", help="print the metadata as JSON")
+    p.add_argument("model", help="a .net NetX network or an .h5 model file")
+    p.add_argument("--json", action="store_true", help="print the description as JSON")
+    _add_deployment(p)
 
 
 def _run_info(args) -> int:
     import json
 
     from .models.files import load_target
-    from .models.snn import VOLTAGE_READOUTS
+    from .netx.readiness import describe, format_readiness, format_table
 
-    t = load_target(args.model)
+    t = load_target(args.model, options=_deployment_options(args), card=args.card)
     m = t.metadata
-    if args.json:
-        print(json.dumps({"path": str(t.path), "sha256": t.sha256, **m}, indent=2, sort_keys=True))
-        return 0
-    sizes = t.model.spec.sizes
-    print(f"model:      {t.path}  ({t.arch}, sha256 {t.sha256[:16]}...)")
-    print(f"topology:   {'-'.join(str(s) for s in sizes)}")
-    if t.arch == "snn":
-        n = t.model.spec.neuron
-        print(f"neuron:     CUBA threshold {n.threshold}, current_decay {n.current_decay}, voltage_decay "
-              f"{n.voltage_decay}; T={t.model.spec.steps}; posterior " + (
-                  f"mean over steps >= {len(sizes) - 1} of softmax({t.model.spec.posterior_scale} x output voltage "
-                  f"{'before' if t.model.spec.readout == 'membrane' else 'after'} the reset)"
-                  if t.model.spec.readout in VOLTAGE_READOUTS else f"softmax({t.model.spec.posterior_scale} x output spike count)"))
+    if t.arch != "snn":
+        if args.json:
+            print(json.dumps({"path": str(t.path), "sha256": t.sha256, **m}, indent=2, sort_keys=True))
+            return 0
+        print(f"model:      {t.path}  ({t.arch}, sha256 {t.sha256[:16]}...)")
+        print(f"topology:   {'-'.join(str(s) for s in t.model.spec.sizes)}")
+    else:
+        dep = t.deployment
+        info = describe(t.net, dep.steps)
+        if args.json:
+            d = {"path": str(t.path), "sha256": t.sha256, "network": info,
+                 "deployment": {"steps": dep.steps, "encoding": dep.encoding,
+                                "input_shape": list(dep.input_shape or ()), "readout": dep.readout,
+                                "classes": list(dep.classes) if dep.classes else None,
+                                "posterior_scale": dep.posterior_scale, "sources": dep.sources},
+                 "metadata": m}
+            print(json.dumps(d, indent=2, sort_keys=True, default=str))
+            return 0
+        print(f"model:      {t.path}  (NetX SNN, sha256 {t.sha256[:16]}...)")
+        print(f"deployment: {dep.describe()}")
+        print(format_table(info))
+        print(format_readiness(info))
     if "dataset" in m:
         print(f"dataset:    {m['dataset']} ({m.get('data_source', '?')})")
     if "validation_accuracy" in m:
@@ -186,6 +226,7 @@ def _add_attack(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=nonnegative_int, default=0)
     p.add_argument("--threads", type=nonnegative_int, default=0, help="torch CPU threads (0: torch default)")
     p.add_argument("--out", required=True, help="output reconstruction file (.h5)")
+    _add_deployment(p)
 
 
 def _run_attack(args) -> int:
@@ -196,7 +237,7 @@ def _run_attack(args) -> int:
     from .models.training import apply_threads
 
     apply_threads(args.threads)
-    target = load_target(args.model)
+    target = load_target(args.model, options=_deployment_options(args), card=args.card)
     overrides = {}
     if args.iterations is not None:
         overrides["max_iterations" if args.method == "miface" else "iterations"] = args.iterations
@@ -237,12 +278,16 @@ def _check_overrides(method: str, overrides: dict) -> None:
 
 def _add_replay(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="the NetX .net file to run on Lava's fixed-point simulator")
-    p.add_argument("--recon", required=True, help="reconstruction file written by 'brainleaks attack'")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--recon", help="reconstruction file written by 'brainleaks attack'")
+    src.add_argument("--random", type=positive_int, default=None, metavar="N",
+                     help="replay N seeded random inputs instead (0/1 spikes of rate 0.3; graded drives in [0, 1])")
     p.add_argument("--twin", default=None, help="model file of the twin to compare with (default: --model)")
     p.add_argument("--draws", type=positive_int, default=20, help="spike-train draws per BL-v2 reconstruction")
     p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the draws")
     p.add_argument("--per-sample", action="store_true", help="one Lava run per sample instead of streaming")
     p.add_argument("--json", default=None, help="write the equivalence report as JSON")
+    _add_deployment(p)
 
 
 def _run_replay(args) -> int:
@@ -250,40 +295,56 @@ def _run_replay(args) -> int:
     from .errors import InputError
     from .fileio import write_json_atomic
     from .hardware.equivalence import check_equivalence
+    from .models.files import load_snn
 
-    from .netx.reader import read_network
-
-    rec = load_recon(args.recon)
-    if rec.input_kind != "spikes":
-        raise InputError(f"{args.recon}: holds images ({rec.attack}); only spiking reconstructions can be replayed")
-    for model in [args.model] + ([args.twin] if args.twin else []):
-        n_in = read_network(model).num_inputs
-        if rec.samples.shape[1] != n_in:
-            raise InputError(f"{args.recon} does not fit {model}: {rec.samples.shape[1]} features but the model "
-                             f"takes {n_in} inputs")
-    d = recon_draws(rec, args.draws, args.seed)
-    n_draws, r = d.shape[:2]
-    spikes = d.reshape(n_draws * r, *d.shape[2:])
-    targets = np.tile(rec.targets, n_draws)
+    options = _deployment_options(args)
+    target = load_snn(args.twin or args.model, options=options, card=args.card)
+    model = target.model
+    for note in [n for layer in model.net.layers for n in layer.notes]:
+        print(f"note: {args.twin or args.model}: {note}", file=sys.stderr)
+    if args.random:
+        import torch
+        g = torch.Generator().manual_seed(args.seed)
+        x = torch.rand(args.random, model.num_inputs, model.spec.steps, generator=g)
+        spikes = (x if model.graded else (x < 0.3).float()).numpy()
+        targets, what, r, n_draws = None, f"{args.random} random inputs (seed {args.seed})", args.random, 1
+    else:
+        rec = load_recon(args.recon)
+        if rec.input_kind != "spikes":
+            raise InputError(f"{args.recon}: holds images ({rec.attack}); only spiking reconstructions can be replayed")
+        if rec.samples.shape[1] != model.num_inputs:
+            raise InputError(f"{args.recon} does not fit {args.twin or args.model}: {rec.samples.shape[1]} "
+                             f"features but the model takes {model.num_inputs} inputs")
+        if rec.targets.size and (rec.targets.min() < 0 or rec.targets.max() >= model.num_classes):
+            raise InputError(f"{args.recon}: targets outside the model's {model.num_classes} classes")
+        d = recon_draws(rec, args.draws, args.seed)
+        n_draws, r = d.shape[:2]
+        spikes = d.reshape(n_draws * r, *d.shape[2:])
+        targets = np.tile(rec.targets, n_draws)
+        what = f"{len(spikes)} spike trains ({r} reconstructions x {n_draws} draws) of {args.recon}"
     report = check_equivalence(args.model, spikes, targets, twin_path=args.twin,
-                               mode="per-sample" if args.per_sample else "stream")
-    conf_t = np.array([s.twin_confidence for s in report.samples])
-    conf_l = np.array([s.lava_confidence for s in report.samples])
-    print(f"replayed {len(spikes)} spike trains ({r} reconstructions x {n_draws} draws) of {args.recon} "
-          f"on Lava fixed_pt ({report.mode}, {report.seconds:.1f} s)")
+                               mode="per-sample" if args.per_sample else "stream", options=options, card=args.card)
+    print(f"replayed {what} on Lava fixed_pt ({report.mode}, {report.seconds:.1f} s); every layer compared "
+          f"({report.layers} layers, steps >= {model.settle} of each sample)")
     print(f"agreement with the twin: {100 * report.agreement:.2f}% "
           f"({len(spikes) - len(report.mismatches)}/{len(spikes)} identical spike for spike)")
-    print(f"mean target confidence: twin {conf_t.mean():.4f}, Lava {conf_l.mean():.4f}")
-    for c in sorted(set(rec.targets.tolist())):
-        sel = targets == c
-        print(f"  class {c}: twin {conf_t[sel].mean():.4f}  Lava {conf_l[sel].mean():.4f}  "
-              f"identical {int(sum(s.equal for s, m in zip(report.samples, sel) if m))}/{int(sel.sum())}")
+    if targets is not None:
+        conf_t = np.array([s.twin_confidence for s in report.samples])
+        conf_l = np.array([s.lava_confidence for s in report.samples])
+        print(f"mean target confidence: twin {conf_t.mean():.4f}, Lava {conf_l.mean():.4f}")
+        for c in sorted(set(targets.tolist())):
+            sel = targets == c
+            print(f"  class {c}: twin {conf_t[sel].mean():.4f}  Lava {conf_l[sel].mean():.4f}  "
+                  f"identical {int(sum(s.equal for s, m in zip(report.samples, sel) if m))}/{int(sel.sum())}")
     if args.json:
-        write_json_atomic(args.json, {"recon": str(args.recon), "draws": n_draws, **report.to_dict()})
+        write_json_atomic(args.json, {"recon": None if args.random else str(args.recon), "draws": n_draws,
+                                      **report.to_dict()})
     if report.mismatches:
-        print("mismatching samples (index: target, first differing neuron/step):", file=sys.stderr)
+        print("mismatching samples (index: target, first differing layer/neuron/step):", file=sys.stderr)
         for s in report.mismatches:
-            print(f"  {s.index}: class {s.target}, neuron {s.first_diff[0]} step {s.first_diff[1]}", file=sys.stderr)
+            where = "output voltage" if s.first_diff is None else \
+                f"layer {s.layer} neuron {s.first_diff[0]} step {s.first_diff[1]}"
+            print(f"  {s.index}: class {s.target}, {where}", file=sys.stderr)
         return 1
     return 0
 

@@ -95,15 +95,16 @@ def twin_outputs(model, spikes: np.ndarray, batch: int = 100, voltage: bool = Fa
 
 
 def twin_layers(model, spikes: np.ndarray, batch: int = 100) -> list[np.ndarray]:
-    """Every computing layer's spikes of the twin (first settle steps zeroed, as the replay does)."""
+    """Every computing layer's spikes of the twin (steps before each layer's clean step zeroed, as the
+    replay does)."""
     per_layer = None
     with torch.no_grad():
         for i in range(0, len(spikes), batch):
             layers, _ = model.twin.run_all(torch.as_tensor(spikes[i:i + batch], dtype=torch.float32))
             layers = [a.numpy() for a in layers]
             per_layer = layers if per_layer is None else [np.concatenate([p, a]) for p, a in zip(per_layer, layers)]
-    for a in per_layer:
-        a[..., :model.settle] = 0.0
+    for a, clean in zip(per_layer, model.net.clean_steps()):
+        a[..., :clean] = 0.0
     return per_layer
 
 

@@ -8,7 +8,7 @@ host. A file with an ``input`` layer is driven at its neurons' input with ``roun
 (NetX's input block has no compiled model for a spike source).
 
 Alignment (measured and tested, see ``netx.twin``): layer p's spike at twin step t is Lava's at step
-``k*T + t + o`` of sample k, with o = 1 for files whose first layer is a synapse (the source's spikes spend
+``k*T + t + o`` of sample k (compared from its step ``spec.clean_steps()[p]`` on), with o = 1 for files whose first layer is a synapse (the source's spikes spend
 one step in its buffer) and o = 0 for files with an input layer. Streaming: the network is built with
 ``reset_interval=T`` and ``reset_offset`` (1, or 0 with an input layer) so that NetX resets layer p at twin
 step p of every window, the samples are concatenated in time and followed by o idle steps. Steps before
@@ -287,9 +287,9 @@ def replay_network(spec: NetSpec, spikes, mode: str = "stream", chunk: int = 200
             if voltage:
                 volts[start:start + k] = _windows(v[:, offset: offset + k * t], k, t)
             bar.update(k)
-    for a in layers:
+    for a, clean in zip(layers, spec.clean_steps()):
         if a is not None:
-            a[..., :settle] = 0.0
+            a[..., :clean] = 0.0
     if voltage:
         volts[..., :settle] = 0.0
     log.info("replayed %d samples (%s) in %.1f s", n, mode, time.time() - t0)

@@ -246,14 +246,15 @@ def load_ann(path: str | Path) -> ANNTarget:
     return ANNTarget(model=model, path=path, sha256=sha256_file(path), metadata=meta)
 
 
-def load_target(path: str | Path) -> SNNTarget | ANNTarget:
-    """Load an SNN (.net NetX file) or ANN (brainleaks HDF5) target, deciding by the file's content."""
+def load_target(path: str | Path, options: dict | None = None, card=None) -> SNNTarget | ANNTarget:
+    """Load an SNN (.net NetX file) or ANN (brainleaks HDF5) target, deciding by the file's content
+    (``options`` / ``card``: the deployment of a NetX file, see ``load_snn``)."""
     path = Path(path)
     with open_h5(path, "model file") as f:  # lookups in a corrupt file become ModelFileError
         is_net = "layer" in f
         fmt = read_attr(f, "brainleaks_format")
     if is_net:
-        return load_snn(path)
+        return load_snn(path, options=options, card=card)
     fmt = fmt.decode("utf-8", "replace") if isinstance(fmt, bytes) else fmt
     if isinstance(fmt, str) and fmt.startswith("brainleaks-ann"):
         return load_ann(path)

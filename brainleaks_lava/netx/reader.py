@@ -72,9 +72,13 @@ def _array(group: h5py.Group, key: str, where: _Where, max_elements: int | None 
     return a
 
 
-def _ints(group, key, where, max_elements=None) -> np.ndarray:
-    """NetX reads these with ``astype(int)``: truncation toward zero."""
-    return np.trunc(_array(group, key, where, max_elements)).astype(np.int64)
+def _ints(group, key, where, max_elements=None, notes: list | None = None) -> np.ndarray:
+    """NetX reads these with ``astype(int)``: truncation toward zero (counted in ``notes``)."""
+    a = _array(group, key, where, max_elements)
+    t = np.trunc(a)
+    if notes is not None and np.any(t != a):
+        notes.append(f"{int(np.count_nonzero(t != a))} non-integer {key} values truncated by NetX")
+    return t.astype(np.int64)
 
 
 def _pair(group, key, where, default) -> tuple[int, int]:
@@ -149,10 +153,10 @@ def netx_dense_weights(w: np.ndarray) -> tuple[np.ndarray, int]:
     return w, 0
 
 
-def _bias(group, where, n_out: int, channels: int | None = None) -> np.ndarray | None:
+def _bias(group, where, n_out: int, channels: int | None = None, notes=None) -> np.ndarray | None:
     if "bias" not in group:
         return None
-    b = _ints(group, "bias", where).reshape(-1)
+    b = _ints(group, "bias", where, notes=notes).reshape(-1)
     if b.size == 1:
         b = np.full(channels or n_out, b[0], dtype=np.int64)
     if b.size not in (n_out, channels or n_out):
@@ -292,8 +296,9 @@ def _layer(kind, lg, where, in_shape, is_first):
     if isinstance(lg["weight"], h5py.Group):
         raise ModelFileError(f"{where('weight')}: complex weights (weight/real, weight/imag) cannot be modelled")
     neuron = _neuron(lg, where)
+    notes = []
     if kind == "dense":
-        w = _ints(lg, "weight", where)
+        w = _ints(lg, "weight", where, notes=notes)
         out = _shape(lg, where)
         n_in = int(np.prod(in_shape))
         n_out = int(np.prod(out))
@@ -309,7 +314,9 @@ def _layer(kind, lg, where, in_shape, is_first):
                 v = _ints(lg, key, where, 1).reshape(-1)
                 if v.size != 1 or int(v[0]) != n:
                     raise ModelFileError(f"{where(key)}: {v.tolist()} disagrees with the weight shape {w.shape}")
-        w, _ = netx_dense_weights(w)
+        w, clipped = netx_dense_weights(w)
+        if clipped:
+            notes.append(f"{clipped} weights outside Loihi's 8-bit mantissa range, clipped by NetX to [-256, 254]")
         delay = None
         if "delay" in lg:
             d = _ints(lg, "delay", where).reshape(-1)
@@ -320,10 +327,13 @@ def _layer(kind, lg, where, in_shape, is_first):
                                      f"delay per output neuron)")
             if d.min() < 0:
                 raise ModelFileError(f"{where('delay')}: negative delay {int(d.min())}")
+            if d.max() > MAX_DELAY:
+                notes.append(f"{int((d > MAX_DELAY).sum())} delays above {MAX_DELAY} clamped by NetX")
             d = np.minimum(d, MAX_DELAY)  # NetX clamps
             delay = d if d.any() else None
         return DenseLayer(index=where.index, in_shape=tuple(in_shape), out_shape=(n_out,), weight=w,
-                          bias=_bias(lg, where, n_out), delay=delay, neuron_spec=neuron)
+                          bias=_bias(lg, where, n_out, notes=notes), delay=delay, neuron_spec=neuron,
+                          notes=tuple(notes))
     # conv and pool take (C, H, W) maps
     if len(in_shape) != 3:
         raise ModelFileError(f"{where()}: a {kind} layer needs a (C, H, W) input, but its input is {in_shape} "
@@ -331,7 +341,7 @@ def _layer(kind, lg, where, in_shape, is_first):
     out = _shape(lg, where)
     if len(out) != 3:
         raise ModelFileError(f"{where('shape')}: a {kind} layer has a (C, H, W) shape, got {out}")
-    w = _ints(lg, "weight", where)
+    w = _ints(lg, "weight", where, notes=notes)
     if w.ndim == 5 and w.shape[-1] == 1:
         w = w[..., 0]
     if kind == "pool":
@@ -358,7 +368,7 @@ def _layer(kind, lg, where, in_shape, is_first):
         if out != (c, *exp):
             raise ModelFileError(f"{where('shape')}: {out}, but pooling {in_shape} gives {(c, *exp)}")
         return PoolLayer(index=where.index, in_shape=tuple(in_shape), out_shape=out, weight=w, stride=stride,
-                         padding=pad, dilation=dil, neuron_spec=neuron)
+                         padding=pad, dilation=dil, neuron_spec=neuron, notes=tuple(notes))
     groups = int(_ints(lg, "groups", where, 1).reshape(-1)[0]) if "groups" in lg else 1
     if groups < 1 or c % groups or w.shape[0] % groups or w.shape[1] * groups != c:
         raise ModelFileError(f"{where('weight')}: shape {w.shape} with groups {groups} does not take {c} "
@@ -367,5 +377,5 @@ def _layer(kind, lg, where, in_shape, is_first):
         raise ModelFileError(f"{where('shape')}: {out}, but the convolution of {in_shape} gives "
                              f"{(w.shape[0], *exp)}")
     return ConvLayer(index=where.index, in_shape=tuple(in_shape), out_shape=out, weight=w, stride=stride,
-                     padding=pad, dilation=dil, groups=groups, bias=_bias(lg, where, out[0], out[0]),
-                     neuron_spec=neuron)
+                     padding=pad, dilation=dil, groups=groups, bias=_bias(lg, where, out[0], out[0], notes=notes),
+                     neuron_spec=neuron, notes=tuple(notes))

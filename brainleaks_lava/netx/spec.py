@@ -69,6 +69,8 @@ class Layer:
     index: int
     in_shape: tuple[int, ...]
     out_shape: tuple[int, ...]
+    # what NetX changed while reading the file (clipped or truncated weights, clamped delays)
+    notes: tuple[str, ...] = ()
 
     @property
     def neuron(self) -> NeuronSpec | None:
@@ -303,6 +305,16 @@ class NetSpec:
     def integrator_output(self) -> bool:
         """The last computing layer has no neuron group: its voltage is the read-out."""
         return not self.output_layer.neuron.spiking
+
+    def clean_steps(self) -> list[int]:
+        """Per computing layer, the first of its own steps that depends on the current sample only in a
+        streamed Lava run: layer p is reset at its step p, and spikes of the previous sample still in its
+        synaptic delays arrive up to d_p steps later: ``p + sum_{j<=p} max_delay_j``."""
+        out, acc = [], 0
+        for p, layer in enumerate(self.computing):
+            acc += layer.max_delay
+            out.append(p + acc)
+        return out
 
     def settle_steps(self) -> int:
         """Leading steps of each sample's window that can still hold the previous sample's activity in a
