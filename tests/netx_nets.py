@@ -24,7 +24,7 @@ def neuron(threshold=1.0, current_decay=0.25, voltage_decay=0.03, **extra):
             "tau_grad": 0.03, "scale_grad": 3, "requires_grad": False, **extra}
 
 
-def _export(blocks, path, input_shape, seed, gain=1.0):
+def _export(blocks, path, input_shape, seed, gain=1.0, prepare=None):
     """Randomise weights (kept on the 8-bit grid by the blocks' quantizer), run once, export."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -36,6 +36,8 @@ def _export(blocks, path, input_shape, seed, gain=1.0):
         x = (torch.rand(1, *input_shape, 4, generator=g) < 0.3).float()
         for b in blocks:
             x = b(x)
+        if prepare is not None:  # e.g. delays, whose shape lava-dl sets on the first forward pass
+            prepare()
     with h5py.File(path, "w") as f:
         layers = f.create_group("layer")
         for i, b in enumerate(blocks):
@@ -104,9 +106,11 @@ def delay_net(path, seed=5, bias=False):
     blocks = [s.block.cuba.Dense(neuron(), 48, 32, delay=True), s.block.cuba.Dense(neuron(), 32, 24, delay=True),
               s.block.cuba.Dense(neuron(), 24, 10)]
     g = torch.Generator().manual_seed(seed + 50)
-    for b in blocks[:2]:
-        b.delay.delay.data = torch.randint(0, 6, b.delay.delay.shape, generator=g).float()
-    _export(blocks, path, (48,), seed, gain=3.0)
+
+    def delays():
+        for b in blocks[:2]:
+            b.delay.delay.data = torch.randint(0, 6, b.delay.delay.shape, generator=g).float()
+    _export(blocks, path, (48,), seed, gain=3.0, prepare=delays)
     if bias:
         with h5py.File(path, "r+") as f:
             for i, n in ((0, 32), (1, 24), (2, 10)):
