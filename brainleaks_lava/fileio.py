@@ -121,6 +121,7 @@ def open_h5(path: str | os.PathLike, what: str = "HDF5 file") -> Iterator[h5py.F
     except (OSError, RuntimeError, ValueError) as e:
         raise ModelFileError(f"{path}: not a readable HDF5 file (truncated or corrupt?): {e}") from None
     try:
+        check_self_contained(f, path)
         yield f
     except BrainleaksError:
         raise
@@ -131,6 +132,49 @@ def open_h5(path: str | os.PathLike, what: str = "HDF5 file") -> Iterator[h5py.F
             f.close()
         except H5_ERRORS:  # closing a damaged file can fail too; there is nothing left to save
             pass
+
+
+MAX_LINKS = 100_000  # far beyond any file the toolkit writes (a NetX file holds ~20 links per layer)
+
+
+def check_self_contained(f: h5py.File, path: str | os.PathLike) -> None:
+    """Refuse an HDF5 file that points at anything outside itself, before any data is read.
+
+    HDF5 can make a name in a file stand for data elsewhere: an *external link* (another file's object),
+    a dataset with *external storage* (its bytes live in raw files, e.g. ``/etc/shadow`` or a FIFO that
+    blocks the reader forever) or a *virtual dataset* (mapped from other files). libhdf5 follows all of
+    them when the data is read. The toolkit reads only the file it was given: every link must be a hard
+    link (soft links, which the toolkit never writes, are refused too: one could route through an
+    external link) and every dataset must be stored inside the file. Only link and creation-property
+    metadata is looked at here; opening a dataset does not open its external files (checked with a FIFO
+    in tests/reliability/test_self_contained.py).
+    """
+    found: list = []
+
+    def visit(name: bytes, info):
+        found.append((name, info.type))
+        return True if len(found) > MAX_LINKS else None  # a non-None value stops the walk
+
+    f.id.links.visit(visit, info=True)
+    if len(found) > MAX_LINKS:
+        raise ModelFileError(f"{path}: more than {MAX_LINKS} links; not a file the toolkit writes")
+    kinds = {h5py.h5l.TYPE_SOFT: "a soft link", h5py.h5l.TYPE_EXTERNAL: "an external link (to another file)"}
+    for name, kind in found:
+        shown = name.decode("utf-8", "replace")
+        if kind != h5py.h5l.TYPE_HARD:
+            raise ModelFileError(f"{path}: '{shown}' is {kinds.get(kind, f'a link of type {kind}')}; the toolkit "
+                                 f"reads only objects stored in the file it is given")
+        oid = h5py.h5o.open(f.id, name)  # the object header only: no data, no other file
+        if isinstance(oid, h5py.h5d.DatasetID):
+            dcpl = oid.get_create_plist()
+            if dcpl.get_layout() == h5py.h5d.VIRTUAL:
+                raise ModelFileError(f"{path}: dataset '{shown}' is a virtual dataset (its data is mapped from "
+                                     f"other files); the toolkit reads only data stored in the file it is given")
+            if dcpl.get_external_count() > 0:
+                target = dcpl.get_external(0)[0]
+                target = target.decode("utf-8", "replace") if isinstance(target, bytes) else str(target)
+                raise ModelFileError(f"{path}: dataset '{shown}' has external storage (its data lives in "
+                                     f"'{target}'); the toolkit reads only data stored in the file it is given")
 
 
 # Largest array a reader loads from an untrusted file. A few bytes of a corrupt (or hostile) file can
