@@ -13,7 +13,7 @@ import numpy as np
 
 from . import __version__
 from .errors import BrainleaksError
-from .interrupts import ctrl_c_in_this_process_only
+from .interrupts import Terminated, ctrl_c_in_this_process_only
 
 log = logging.getLogger("brainleaks_lava")
 
@@ -402,6 +402,9 @@ def main(argv: list[str] | None = None) -> int:
         msg = " ".join(str(e).split())
         print(f"brainleaks {args.command}: error: {msg}", file=sys.stderr)
         return 2
+    except Terminated:
+        print(f"brainleaks {args.command}: terminated (SIGTERM)", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print(f"brainleaks {args.command}: interrupted", file=sys.stderr)
         return 130
