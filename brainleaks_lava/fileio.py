@@ -4,14 +4,19 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
+import re
 import tempfile
+import time
 from pathlib import Path
 from typing import Iterator
 
 import h5py
 
-from .errors import BrainleaksError, ModelFileError
+from .errors import BrainleaksError, ModelFileError, OutputError
+
+log = logging.getLogger(__name__)
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -23,28 +28,117 @@ def sha256_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return pid > 0
+    return True
+
+
+_TEMP = re.compile(r"\.(?P<name>.+)\.(?P<pid>\d+)\.[^.]+\.tmp")
+_LEGACY_TEMP_AGE = 3600  # temporary files of older versions carry no pid: removed when this old
+
+
+def sweep_stale_temps(directory: str | os.PathLike, name: str | None = None) -> list[Path]:
+    """Remove the temporary files that writers killed mid-save left in ``directory`` (only those of
+    ``name`` if given); returns what was removed.
+
+    :func:`atomic_path` names its temporary file ``.<name>.<pid>.<random>.tmp``: one whose writer no longer
+    runs is stale. (Older versions wrote ``.<name>.<random>.tmp``; those are removed once an hour old.)
+    """
+    removed = []
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return removed
+    for e in entries:
+        if not (e.name.startswith(".") and e.name.endswith(".tmp")):
+            continue
+        if name is not None and not e.name.startswith(f".{name}."):
+            continue
+        m = _TEMP.fullmatch(e.name)
+        try:
+            if not e.is_file(follow_symlinks=False):
+                continue
+            if m and (name is None or m["name"] == name):
+                stale = not _pid_alive(int(m["pid"]))
+            else:
+                stale = time.time() - e.stat(follow_symlinks=False).st_mtime > _LEGACY_TEMP_AGE
+            if stale:
+                os.unlink(e.path)
+                removed.append(Path(e.path))
+                log.info("removed a stale temporary file of a killed run: %s", e.path)
+        except (OSError, ValueError):
+            continue
+    return removed
+
+
+def _write_error(path: Path, e: BaseException) -> OutputError:
+    reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+    m = re.search(r"errno = (\d+)", reason)
+    if m:  # h5py's message about the write libhdf5 failed: the OS's reason is all that matters
+        reason = os.strerror(int(m.group(1)))
+    return OutputError(f"cannot write {path}: {reason} (nothing was written; a previous file there is unchanged)")
+
+
+def _is_io_error(e: BaseException) -> bool:
+    """An OS refusal while writing: OSError, or h5py's RuntimeError wrapping one (``errno = 28`` etc.)."""
+    return isinstance(e, OSError) or (isinstance(e, RuntimeError) and "errno =" in str(e))
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it onto ``path``.
 
     On any exception (including KeyboardInterrupt) the temporary file is removed and an existing
-    file at ``path`` is left untouched.
+    file at ``path`` is left untouched. What the OS refuses (no such directory, not writable, disk full,
+    read-only file system) becomes ``OutputError`` naming ``path``. Temporary files that killed writers
+    left beside ``path`` are removed first.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sweep_stale_temps(path.parent, path.name)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+    except OSError as e:
+        raise _write_error(path, e) from None
     tmp = Path(tmp)
     try:
         yield tmp
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
+        if path.is_dir():
+            raise IsADirectoryError(21, "is a directory", str(path))
         os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+    except BaseException as e:
+        with contextlib.suppress(OSError):
             tmp.unlink()
+        if _is_io_error(e) and not isinstance(e, BrainleaksError):
+            raise _write_error(path, e) from None
         raise
+
+
+@contextlib.contextmanager
+def atomic_h5(path: str | os.PathLike) -> Iterator[h5py.File]:
+    """A new HDF5 file, built in memory and written to ``path`` atomically (:func:`atomic_path`) when the block
+    ends without error.
+
+    Building the file in memory keeps libhdf5 away from the disk: a disk that fills up (or a size limit)
+    makes a plain ``write`` fail with an ``OSError`` naming ``path``, where libhdf5 would fail inside its
+    finalizers (tracebacks nobody can catch, then a crash at exit).
+    """
+    import io
+
+    buf = io.BytesIO()
+    with h5py.File(buf, "w") as f:
+        yield f
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        fh.write(buf.getbuffer())
 
 
 def write_json_atomic(path: str | os.PathLike, obj) -> None:

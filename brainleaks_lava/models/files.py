@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ..errors import ModelFileError
-from ..fileio import atomic_path, check_dataset, open_h5, read_attr, read_dataset, sha256_file, write_json_atomic
+from ..fileio import atomic_h5, check_dataset, open_h5, read_attr, read_dataset, sha256_file, write_json_atomic
 from .ann import ANNSpec, SigmoidMLP
 from .snn import NeuronConfig, SNNSpec, SpikingMLP
 
@@ -79,11 +79,10 @@ def export_snn(model: SpikingMLP, path: str | Path, metadata: dict | None = None
         # neuron shapes are set by the first forward pass; one pass of zeros sets them.
         with torch.no_grad():
             model(torch.zeros(1, model.num_inputs, 2))
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as f:
-            layers = f.create_group("layer")
-            for i, block in enumerate(model.blocks):
-                block.export_hdf5(layers.create_group(str(i)))
+    with atomic_h5(path) as f:
+        layers = f.create_group("layer")
+        for i, block in enumerate(model.blocks):
+            block.export_hdf5(layers.create_group(str(i)))
     meta = dict(metadata or {})
     meta.update({
         "format": SNN_FORMAT,
@@ -310,13 +309,12 @@ def load_snn(path: str | Path) -> SNNTarget:
 
 def save_torch_h5(model: torch.nn.Module, path: str | Path, fmt: str, metadata: dict) -> Path:
     path = Path(path)
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["brainleaks_format"] = fmt
-            f.attrs["metadata"] = json.dumps(metadata, sort_keys=True)
-            g = f.create_group("state_dict")
-            for name, tensor in model.state_dict().items():
-                g.create_dataset(name, data=tensor.detach().cpu().numpy())
+    with atomic_h5(path) as f:
+        f.attrs["brainleaks_format"] = fmt
+        f.attrs["metadata"] = json.dumps(metadata, sort_keys=True)
+        g = f.create_group("state_dict")
+        for name, tensor in model.state_dict().items():
+            g.create_dataset(name, data=tensor.detach().cpu().numpy())
     return path
 
 
