@@ -16,7 +16,7 @@ import numpy as np
 from . import __version__
 from .errors import BrainleaksError
 from .interrupts import Terminated, ctrl_c_in_this_process_only
-from .safety import check_command_paths
+from .safety import check_command_paths, check_recon_for_evaluator, check_recon_for_replay
 
 log = logging.getLogger("brainleaks_lava")
 
@@ -259,6 +259,7 @@ def _run_replay(args) -> int:
     rec = load_recon(args.recon)
     if rec.input_kind != "spikes":
         raise InputError(f"{args.recon}: holds images ({rec.attack}); only spiking reconstructions can be replayed")
+    check_recon_for_replay(rec, args.recon, [args.model, args.twin], args.draws)
     for model in [args.model] + ([args.twin] if args.twin else []):
         n_in = int(read_net_layers(model)[0]["weight"].shape[1])
         if rec.samples.shape[1] != n_in:
@@ -314,6 +315,7 @@ def _run_evaluate(args) -> int:
         raise InputError(f"{args.recon}: reconstructions have {rec.samples.shape[1]} input features but the "
                          f"evaluator {args.evaluator} takes {ev.num_features} "
                          f"({'x'.join(str(s) for s in ev.input_shape)} images)")
+    check_recon_for_evaluator(rec, args.recon, ev, args.evaluator, args.draws)
     try:
         res = evaluate_result(rec, ev, draws=args.draws, seed=args.seed)
     except InputError as e:

@@ -149,7 +149,7 @@ def check_command_paths(command: str, args) -> None:
 # metadata bounds
 # ----------------------------------------------------------------------------------------------
 
-MAX_TIME_STEPS = 100_000  # time steps per sample; the shipped targets use 25-100
+MAX_TIME_STEPS = 10_000  # time steps per sample; the shipped targets and event framings use 25-100
 MAX_POSTERIOR_SCALE = 1e6  # softmax scale; beyond it exp() overflows for any voltage of a trained target
 
 
@@ -197,3 +197,72 @@ def check_model_metadata(meta: dict, where) -> None:
             raise ModelFileError(f"{where}: metadata field '{key}' must be {want}, got "
                                  f"{shown[:60] + '...' if len(shown) > 60 else shown}")
 
+
+
+def check_sidecar(meta: dict, where, fmt: str) -> None:
+    """A ``.net`` file's JSON sidecar: it must identify itself (``"format"``: the toolkit's), so that a JSON file
+    of another tool that happens to sit beside the ``.net`` under that name is refused instead of having its
+    fields silently ignored; and its fields have their type and a bound."""
+    if not meta:
+        return
+    if meta.get("format") != fmt:
+        shown = repr(meta.get("format"))[:60]
+        raise ModelFileError(f"{where}: not a brainleaks sidecar (its 'format' field is {shown}, expected {fmt!r}); "
+                             f"move the file away to load the .net with default settings")
+    check_model_metadata(meta, where)
+    spec = meta.get("spec")
+    if isinstance(spec, dict):
+        steps = spec.get("steps")
+        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int)
+                                  or not 0 < steps <= MAX_TIME_STEPS):
+            raise ModelFileError(f"{where}: 'spec.steps' must be an integer in 1..{MAX_TIME_STEPS}, got {steps!r}")
+        scale = spec.get("posterior_scale")
+        if scale is not None and (not _number(scale) or not 0 < abs(scale) <= MAX_POSTERIOR_SCALE):
+            raise ModelFileError(f"{where}: 'spec.posterior_scale' must be a non-zero number of magnitude at most "
+                                 f"{MAX_POSTERIOR_SCALE:g}, got {scale!r}")
+
+
+def check_recon_for_replay(rec, recon_path, model_paths, draws: int) -> None:
+    """Before a Lava replay starts: the reconstructions fit every model file (inputs, time steps, classes) and
+    the spike trains of ``draws`` draws fit in memory. Raises ``InputError`` naming both files."""
+    from .errors import InputError
+    from .models.files import read_net_layers, read_sidecar
+
+    r, f = rec.samples.shape[:2]
+    t = rec.samples.shape[2] if rec.samples.ndim == 3 else 0
+    for model in model_paths:
+        if model is None:
+            continue
+        layers = read_net_layers(model)
+        n_in, n_out = int(layers[0]["weight"].shape[1]), int(layers[-1]["weight"].shape[0])
+        if f != n_in:
+            raise InputError(f"{recon_path} does not fit {model}: {f} features but the model takes {n_in} inputs")
+        steps = (read_sidecar(model).get("spec") or {}).get("steps")
+        if isinstance(steps, int) and not isinstance(steps, bool) and t != steps:
+            raise InputError(f"{recon_path} does not fit {model}: spike trains of {t} time steps but the model runs "
+                             f"{steps} (its sidecar's 'spec.steps')")
+        if not len(layers) < t <= MAX_TIME_STEPS:
+            raise InputError(f"{recon_path}: spike trains of {t} time steps; {model} needs more than its "
+                             f"{len(layers)} layer delays and at most {MAX_TIME_STEPS}")
+        bad = sorted({int(c) for c in rec.targets if c >= n_out})
+        if bad:
+            raise InputError(f"{recon_path}: target classes {bad[:5]} do not exist in {model} (it has {n_out} "
+                             f"output classes 0..{n_out - 1})")
+    n = draws if rec.probabilities is not None else 1
+    check_memory(4.0 * n * r * f * t * 3, f"replaying {n} draws of {recon_path}")
+
+
+def check_recon_for_evaluator(rec, recon_path, ev, ev_path, draws: int) -> None:
+    """Before scoring: the evaluator has every target class of the reconstructions, and the draws fit in memory."""
+    from .errors import InputError
+
+    n = len(ev.classes)
+    bad = sorted({int(c) for c in rec.targets if c >= n})
+    if bad:
+        raise InputError(f"{recon_path}: target classes {bad[:5]} do not exist for the evaluator {ev_path} (it has "
+                         f"{n} classes 0..{n - 1})")
+    if ev.kind == "snn" and not 0 < int(ev.steps) <= MAX_TIME_STEPS:
+        raise InputError(f"{ev_path}: evaluator time steps {ev.steps} out of range 1..{MAX_TIME_STEPS}")
+    k = draws if rec.probabilities is not None else 1
+    check_memory(4.0 * k * rec.samples.size * max(1, int(ev.steps) if ev.kind == "snn" else 1) * 2,
+                 f"scoring {k} draws of {recon_path}")

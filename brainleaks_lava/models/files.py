@@ -23,6 +23,7 @@ import torch
 
 from ..errors import ModelFileError
 from ..fileio import atomic_h5, check_dataset, open_h5, read_attr, read_dataset, sha256_file, write_json_atomic
+from ..safety import check_model_metadata, check_sidecar
 from .ann import ANNSpec, SigmoidMLP
 from .snn import NeuronConfig, SNNSpec, SpikingMLP
 
@@ -253,6 +254,7 @@ def load_snn(path: str | Path) -> SNNTarget:
     path = Path(path)
     layers = read_net_layers(path)
     meta = read_sidecar(path)
+    check_sidecar(meta, sidecar_path(path), SNN_FORMAT)
     sha = sha256_file(path)
     spec_d = meta.get("spec") or {}
     if not meta:
@@ -388,6 +390,7 @@ def save_ann(model: SigmoidMLP, path: str | Path, metadata: dict | None = None) 
 def load_ann(path: str | Path) -> ANNTarget:
     path = Path(path)
     meta, arrays, _ = read_torch_h5(path, "brainleaks-ann")
+    check_model_metadata(meta, path)
     try:
         sizes = meta["spec"]["sizes"]
         if not isinstance(sizes, list) or any(isinstance(s, bool) or not isinstance(s, int) for s in sizes):
