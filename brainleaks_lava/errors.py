@@ -38,6 +38,7 @@ class ConfigError(InputError):
     """An experiment config has an unknown key, a missing key or a wrong type."""
 
 
-class OutputError(BrainleaksError):
+class OutputError(BrainleaksError, OSError):
     """An output path cannot be written: it is one of the command's inputs, an existing directory, in a
-    directory that does not exist or is not writable, or the OS refused the write (disk full, read-only)."""
+    directory that does not exist or is not writable, or the OS refused the write (disk full, read-only).
+    It is also an ``OSError``, so ``except OSError`` around a write keeps working."""

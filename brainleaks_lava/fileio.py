@@ -19,6 +19,21 @@ from .errors import BrainleaksError, ModelFileError, OutputError
 log = logging.getLogger(__name__)
 
 
+def check_regular_file(path: str | os.PathLike, error: type[BrainleaksError], what: str = "file") -> None:
+    """Raise ``error`` naming ``path`` unless it is a regular file (after symlinks).
+
+    Every reader calls this before opening a file: reading a FIFO blocks forever, a device never ends
+    (``/dev/zero``) or has side effects."""
+    import stat
+
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError) as e:
+        raise error(f"{path}: cannot read the {what} ({getattr(e, 'strerror', None) or e})") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise error(f"{path}: the {what} is not a regular file (a directory, device or FIFO)")
+
+
 def sha256_file(path: str | os.PathLike) -> str:
     """Hex sha256 of a file's bytes."""
     h = hashlib.sha256()
@@ -202,11 +217,12 @@ def open_h5(path: str | os.PathLike, what: str = "HDF5 file") -> Iterator[h5py.F
     """
     path = Path(path)
     try:
-        is_file = path.is_file()
+        is_file, exists = path.is_file(), path.exists()
     except (OSError, ValueError):  # e.g. a name too long or with a NUL byte
-        is_file = False
+        is_file = exists = False
     if not is_file:
-        raise ModelFileError(f"{what} not found: {path}")
+        raise ModelFileError(f"{path}: {what} is not a regular file (a directory, device or FIFO)" if exists
+                             else f"{what} not found: {path}")
     problem = _hdf5_trap(path)
     if problem:
         raise ModelFileError(f"{path}: corrupt HDF5 file ({problem})")
