@@ -13,6 +13,7 @@ from .errors import (  # noqa: E402
     DatasetError,
     InputError,
     ModelFileError,
+    OutputError,
 )
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
@@ -24,4 +25,5 @@ __all__ = [
     "DatasetError",
     "ModelFileError",
     "ConfigError",
+    "OutputError",
 ]

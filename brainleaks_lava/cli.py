@@ -1,7 +1,9 @@
 """The ``brainleaks`` command: thin argument parsing on top of the library.
 
-Every user-caused error (a ``BrainleaksError``, or a bad argument) prints one line on stderr and exits
-with status 2; ``--debug`` shows the traceback instead. Ctrl-C prints one line and exits with 130.
+Every user-caused error (a ``BrainleaksError``, a bad argument, an error of the OS) prints one line on stderr
+and exits with status 2; ``--debug`` shows the traceback instead. Ctrl-C prints one line and exits with 130,
+SIGTERM with 143. Output paths are checked before a command starts (``safety.check_command_paths``).
+Anything else is a bug: one line saying so (exit 1), the traceback with ``--debug``.
 """
 from __future__ import annotations
 
@@ -13,7 +15,8 @@ import numpy as np
 
 from . import __version__
 from .errors import BrainleaksError
-from .interrupts import ctrl_c_in_this_process_only
+from .interrupts import Terminated, ctrl_c_in_this_process_only
+from .safety import check_command_paths, check_recon_for_evaluator, check_recon_for_replay
 
 log = logging.getLogger("brainleaks_lava")
 
@@ -312,6 +315,7 @@ def _run_replay(args) -> int:
         rec = load_recon(args.recon)
         if rec.input_kind != "spikes":
             raise InputError(f"{args.recon}: holds images ({rec.attack}); only spiking reconstructions can be replayed")
+        check_recon_for_replay(rec, args.recon, [args.model, args.twin], args.draws)
         if rec.samples.shape[1] != model.num_inputs:
             raise InputError(f"{args.recon} does not fit {args.twin or args.model}: {rec.samples.shape[1]} "
                              f"features but the model takes {model.num_inputs} inputs")
@@ -372,6 +376,7 @@ def _run_evaluate(args) -> int:
         raise InputError(f"{args.recon}: reconstructions have {rec.samples.shape[1]} input features but the "
                          f"evaluator {args.evaluator} takes {ev.num_features} "
                          f"({'x'.join(str(s) for s in ev.input_shape)} images)")
+    check_recon_for_evaluator(rec, args.recon, ev, args.evaluator, args.draws)
     try:
         res = evaluate_result(rec, ev, draws=args.draws, seed=args.seed)
     except InputError as e:
@@ -454,8 +459,10 @@ def main(argv: list[str] | None = None) -> int:
     level = logging.DEBUG if args.debug else (logging.INFO if args.verbose else logging.WARNING)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     run = COMMANDS[args.command][2]
+    sys.unraisablehook = _log_unraisable
     try:
         with ctrl_c_in_this_process_only():
+            check_command_paths(args.command, args)
             return int(run(args) or 0)
     except BrainleaksError as e:
         if args.debug:
@@ -463,9 +470,38 @@ def main(argv: list[str] | None = None) -> int:
         msg = " ".join(str(e).split())
         print(f"brainleaks {args.command}: error: {msg}", file=sys.stderr)
         return 2
+    except (OSError, MemoryError) as e:  # the OS refused something the checks could not foresee
+        if args.debug:
+            raise
+        print(f"brainleaks {args.command}: error: {_os_error_line(e)}", file=sys.stderr)
+        return 2
+    except Terminated:
+        print(f"brainleaks {args.command}: terminated (SIGTERM)", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print(f"brainleaks {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # a bug: one line, the traceback with --debug
+        if args.debug:
+            raise
+        msg = " ".join(f"{type(e).__name__}: {e}".split())
+        print(f"brainleaks {args.command}: internal error ({msg[:300]}); please report it with the traceback "
+              f"that 'brainleaks --debug {args.command} ...' prints", file=sys.stderr)
+        return 1
+
+
+def _log_unraisable(unraisable) -> None:
+    """Errors in finalizers (h5py closing a file the disk refused) are reported by the write that failed;
+    their tracebacks go to the debug log, not the terminal."""
+    log.debug("ignored in %r: %s: %s", unraisable.object, unraisable.exc_type.__name__, unraisable.exc_value)
+
+
+def _os_error_line(e: BaseException) -> str:
+    if isinstance(e, MemoryError):
+        return "out of memory (the inputs are larger than this machine can hold)"
+    names = " -> ".join(str(n) for n in (e.filename, e.filename2) if n is not None)
+    reason = e.strerror or str(e)
+    return f"{names}: {reason}" if names else " ".join(reason.split())
 
 
 if __name__ == "__main__":  # pragma: no cover

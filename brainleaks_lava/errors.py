@@ -11,6 +11,8 @@ else on bad content: h5py, numpy, JSON and TOML failures are wrapped with the fi
 - ``DatasetError``: a dataset directory is missing or its files are malformed.
 - ``ModelFileError``: a model (.net / .h5, or a .net's JSON sidecar) or reconstruction file is unreadable,
   truncated, corrupt or inconsistent.
+- ``OutputError``: an output path would overwrite an input, is a directory or cannot be written (the OS
+  error at write time is reported with the path; the previous file stays intact).
 - ``ConfigError``: an experiment config has an unknown key, a wrong type or value, or a name that is not
   a plain file name (names become file names in the run directory).
 """
@@ -34,3 +36,9 @@ class ModelFileError(BrainleaksError):
 
 class ConfigError(InputError):
     """An experiment config has an unknown key, a missing key or a wrong type."""
+
+
+class OutputError(BrainleaksError, OSError):
+    """An output path cannot be written: it is one of the command's inputs, an existing directory, in a
+    directory that does not exist or is not writable, or the OS refused the write (disk full, read-only).
+    It is also an ``OSError``, so ``except OSError`` around a write keeps working."""

@@ -4,14 +4,34 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
+import re
 import tempfile
+import time
 from pathlib import Path
 from typing import Iterator
 
 import h5py
 
-from .errors import BrainleaksError, ModelFileError
+from .errors import BrainleaksError, ModelFileError, OutputError
+
+log = logging.getLogger(__name__)
+
+
+def check_regular_file(path: str | os.PathLike, error: type[BrainleaksError], what: str = "file") -> None:
+    """Raise ``error`` naming ``path`` unless it is a regular file (after symlinks).
+
+    Every reader calls this before opening a file: reading a FIFO blocks forever, a device never ends
+    (``/dev/zero``) or has side effects."""
+    import stat
+
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError) as e:
+        raise error(f"{path}: cannot read the {what} ({getattr(e, 'strerror', None) or e})") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise error(f"{path}: the {what} is not a regular file (a directory, device or FIFO)")
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -23,28 +43,117 @@ def sha256_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return pid > 0
+    return True
+
+
+_TEMP = re.compile(r"\.(?P<name>.+)\.(?P<pid>\d+)\.[^.]+\.tmp")
+_LEGACY_TEMP_AGE = 3600  # temporary files of older versions carry no pid: removed when this old
+
+
+def sweep_stale_temps(directory: str | os.PathLike, name: str | None = None) -> list[Path]:
+    """Remove the temporary files that writers killed mid-save left in ``directory`` (only those of
+    ``name`` if given); returns what was removed.
+
+    :func:`atomic_path` names its temporary file ``.<name>.<pid>.<random>.tmp``: one whose writer no longer
+    runs is stale. (Older versions wrote ``.<name>.<random>.tmp``; those are removed once an hour old.)
+    """
+    removed = []
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return removed
+    for e in entries:
+        if not (e.name.startswith(".") and e.name.endswith(".tmp")):
+            continue
+        if name is not None and not e.name.startswith(f".{name}."):
+            continue
+        m = _TEMP.fullmatch(e.name)
+        try:
+            if not e.is_file(follow_symlinks=False):
+                continue
+            if m and (name is None or m["name"] == name):
+                stale = not _pid_alive(int(m["pid"]))
+            else:
+                stale = time.time() - e.stat(follow_symlinks=False).st_mtime > _LEGACY_TEMP_AGE
+            if stale:
+                os.unlink(e.path)
+                removed.append(Path(e.path))
+                log.info("removed a stale temporary file of a killed run: %s", e.path)
+        except (OSError, ValueError):
+            continue
+    return removed
+
+
+def _write_error(path: Path, e: BaseException) -> OutputError:
+    reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+    m = re.search(r"errno = (\d+)", reason)
+    if m:  # h5py's message about the write libhdf5 failed: the OS's reason is all that matters
+        reason = os.strerror(int(m.group(1)))
+    return OutputError(f"cannot write {path}: {reason} (nothing was written; a previous file there is unchanged)")
+
+
+def _is_io_error(e: BaseException) -> bool:
+    """An OS refusal while writing: OSError, or h5py's RuntimeError wrapping one (``errno = 28`` etc.)."""
+    return isinstance(e, OSError) or (isinstance(e, RuntimeError) and "errno =" in str(e))
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it onto ``path``.
 
     On any exception (including KeyboardInterrupt) the temporary file is removed and an existing
-    file at ``path`` is left untouched.
+    file at ``path`` is left untouched. What the OS refuses (no such directory, not writable, disk full,
+    read-only file system) becomes ``OutputError`` naming ``path``. Temporary files that killed writers
+    left beside ``path`` are removed first.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sweep_stale_temps(path.parent, path.name)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+    except OSError as e:
+        raise _write_error(path, e) from None
     tmp = Path(tmp)
     try:
         yield tmp
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
+        if path.is_dir():
+            raise IsADirectoryError(21, "is a directory", str(path))
         os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+    except BaseException as e:
+        with contextlib.suppress(OSError):
             tmp.unlink()
+        if _is_io_error(e) and not isinstance(e, BrainleaksError):
+            raise _write_error(path, e) from None
         raise
+
+
+@contextlib.contextmanager
+def atomic_h5(path: str | os.PathLike) -> Iterator[h5py.File]:
+    """A new HDF5 file, built in memory and written to ``path`` atomically (:func:`atomic_path`) when the block
+    ends without error.
+
+    Building the file in memory keeps libhdf5 away from the disk: a disk that fills up (or a size limit)
+    makes a plain ``write`` fail with an ``OSError`` naming ``path``, where libhdf5 would fail inside its
+    finalizers (tracebacks nobody can catch, then a crash at exit).
+    """
+    import io
+
+    buf = io.BytesIO()
+    with h5py.File(buf, "w") as f:
+        yield f
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        fh.write(buf.getbuffer())
 
 
 def write_json_atomic(path: str | os.PathLike, obj) -> None:
@@ -108,11 +217,12 @@ def open_h5(path: str | os.PathLike, what: str = "HDF5 file") -> Iterator[h5py.F
     """
     path = Path(path)
     try:
-        is_file = path.is_file()
+        is_file, exists = path.is_file(), path.exists()
     except (OSError, ValueError):  # e.g. a name too long or with a NUL byte
-        is_file = False
+        is_file = exists = False
     if not is_file:
-        raise ModelFileError(f"{what} not found: {path}")
+        raise ModelFileError(f"{path}: {what} is not a regular file (a directory, device or FIFO)" if exists
+                             else f"{what} not found: {path}")
     problem = _hdf5_trap(path)
     if problem:
         raise ModelFileError(f"{path}: corrupt HDF5 file ({problem})")
@@ -121,6 +231,7 @@ def open_h5(path: str | os.PathLike, what: str = "HDF5 file") -> Iterator[h5py.F
     except (OSError, RuntimeError, ValueError) as e:
         raise ModelFileError(f"{path}: not a readable HDF5 file (truncated or corrupt?): {e}") from None
     try:
+        check_self_contained(f, path)
         yield f
     except BrainleaksError:
         raise
@@ -131,6 +242,49 @@ def open_h5(path: str | os.PathLike, what: str = "HDF5 file") -> Iterator[h5py.F
             f.close()
         except H5_ERRORS:  # closing a damaged file can fail too; there is nothing left to save
             pass
+
+
+MAX_LINKS = 100_000  # far beyond any file the toolkit writes (a NetX file holds ~20 links per layer)
+
+
+def check_self_contained(f: h5py.File, path: str | os.PathLike) -> None:
+    """Refuse an HDF5 file that points at anything outside itself, before any data is read.
+
+    HDF5 can make a name in a file stand for data elsewhere: an *external link* (another file's object),
+    a dataset with *external storage* (its bytes live in raw files, e.g. ``/etc/shadow`` or a FIFO that
+    blocks the reader forever) or a *virtual dataset* (mapped from other files). libhdf5 follows all of
+    them when the data is read. The toolkit reads only the file it was given: every link must be a hard
+    link (soft links, which the toolkit never writes, are refused too: one could route through an
+    external link) and every dataset must be stored inside the file. Only link and creation-property
+    metadata is looked at here; opening a dataset does not open its external files (checked with a FIFO
+    in tests/reliability/test_self_contained.py).
+    """
+    found: list = []
+
+    def visit(name: bytes, info):
+        found.append((name, info.type))
+        return True if len(found) > MAX_LINKS else None  # a non-None value stops the walk
+
+    f.id.links.visit(visit, info=True)
+    if len(found) > MAX_LINKS:
+        raise ModelFileError(f"{path}: more than {MAX_LINKS} links; not a file the toolkit writes")
+    kinds = {h5py.h5l.TYPE_SOFT: "a soft link", h5py.h5l.TYPE_EXTERNAL: "an external link (to another file)"}
+    for name, kind in found:
+        shown = name.decode("utf-8", "replace")
+        if kind != h5py.h5l.TYPE_HARD:
+            raise ModelFileError(f"{path}: '{shown}' is {kinds.get(kind, f'a link of type {kind}')}; the toolkit "
+                                 f"reads only objects stored in the file it is given")
+        oid = h5py.h5o.open(f.id, name)  # the object header only: no data, no other file
+        if isinstance(oid, h5py.h5d.DatasetID):
+            dcpl = oid.get_create_plist()
+            if dcpl.get_layout() == h5py.h5d.VIRTUAL:
+                raise ModelFileError(f"{path}: dataset '{shown}' is a virtual dataset (its data is mapped from "
+                                     f"other files); the toolkit reads only data stored in the file it is given")
+            if dcpl.get_external_count() > 0:
+                target = dcpl.get_external(0)[0]
+                target = target.decode("utf-8", "replace") if isinstance(target, bytes) else str(target)
+                raise ModelFileError(f"{path}: dataset '{shown}' has external storage (its data lives in "
+                                     f"'{target}'); the toolkit reads only data stored in the file it is given")
 
 
 # Largest array a reader loads from an untrusted file. A few bytes of a corrupt (or hostile) file can

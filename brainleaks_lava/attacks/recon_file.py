@@ -14,7 +14,7 @@ import h5py
 import numpy as np
 
 from ..errors import ModelFileError
-from ..fileio import atomic_path, open_h5, read_attr, read_dataset
+from ..fileio import atomic_h5, open_h5, read_attr, read_dataset
 from .base import AttackResult
 
 RECON_FORMAT = "brainleaks-recon/1"
@@ -22,22 +22,21 @@ RECON_FORMAT = "brainleaks-recon/1"
 
 def save_recon(result: AttackResult, path: str | Path, model_path: str = "", model_sha256: str = "") -> Path:
     path = Path(path)
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as f:
-            f.attrs.update({
-                "format": RECON_FORMAT, "attack": result.attack, "mode": result.mode,
-                "params": json.dumps(result.params, sort_keys=True), "seed": int(result.seed),
-                "model_path": str(model_path), "model_sha256": model_sha256,
-                "input_kind": result.input_kind, "seconds": float(result.seconds),
-                "extra": json.dumps(result.extra, sort_keys=True),
-            })
-            f.create_dataset("targets", data=np.asarray(result.targets, dtype=np.int64))
-            f.create_dataset("samples", data=result.samples, compression="gzip")
-            f.create_dataset("confidence", data=np.asarray(result.confidence, dtype=np.float32))
-            f.create_dataset("iterations", data=np.asarray(result.iterations, dtype=np.int64))
-            f.create_dataset("loss_history", data=np.asarray(result.loss_history, dtype=np.float32))
-            if result.probabilities is not None:
-                f.create_dataset("probabilities", data=result.probabilities, compression="gzip")
+    with atomic_h5(path) as f:
+        f.attrs.update({
+            "format": RECON_FORMAT, "attack": result.attack, "mode": result.mode,
+            "params": json.dumps(result.params, sort_keys=True), "seed": int(result.seed),
+            "model_path": str(model_path), "model_sha256": model_sha256,
+            "input_kind": result.input_kind, "seconds": float(result.seconds),
+            "extra": json.dumps(result.extra, sort_keys=True),
+        })
+        f.create_dataset("targets", data=np.asarray(result.targets, dtype=np.int64))
+        f.create_dataset("samples", data=result.samples, compression="gzip")
+        f.create_dataset("confidence", data=np.asarray(result.confidence, dtype=np.float32))
+        f.create_dataset("iterations", data=np.asarray(result.iterations, dtype=np.int64))
+        f.create_dataset("loss_history", data=np.asarray(result.loss_history, dtype=np.float32))
+        if result.probabilities is not None:
+            f.create_dataset("probabilities", data=result.probabilities, compression="gzip")
     return path
 
 

@@ -46,7 +46,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import DatasetError, InputError
-from ..fileio import atomic_path
+from ..fileio import atomic_path, check_regular_file
 from .base import check_split
 from .framing import Events, Framing, dvs_gesture_framing, nmnist_framing
 
@@ -142,6 +142,7 @@ def read_nmnist_bin(path: str | Path) -> Events:
     ``DatasetError`` naming the file.
     """
     path = Path(path)
+    check_regular_file(path, DatasetError, "N-MNIST event file")
     try:
         raw = np.fromfile(path, dtype=np.uint8)
     except OSError as e:
@@ -176,6 +177,7 @@ def read_dvs_npy(path: str | Path) -> Events:
     """
     path = Path(path)
     expected = "expected a numeric (N, 4) array of events with columns x, y, p, t (t in ms)"
+    check_regular_file(path, DatasetError, "DVS Gesture recording")
     try:
         arr = np.load(path, allow_pickle=False)
     except ValueError as e:

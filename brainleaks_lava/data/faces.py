@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DatasetError
+from ..fileio import check_regular_file
 from .base import StaticDataset, block_average, check_downsample, check_split
 
 log = logging.getLogger(__name__)
@@ -92,6 +93,7 @@ def read_pgm(path: str | Path) -> np.ndarray:
     1..255 (16-bit PGM is not supported) or truncated pixel data.
     """
     path = Path(path)
+    check_regular_file(path, DatasetError, "PGM image")
     try:
         data = path.read_bytes()
     except OSError as e:

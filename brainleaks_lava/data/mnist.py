@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DatasetError
+from ..fileio import check_regular_file
 from .base import StaticDataset, block_average, check_downsample, check_split
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ def _find(root: Path, stem: str) -> Path | None:
 
 def _read_bytes(path: Path) -> bytes:
     """The (decompressed, for ``.gz``) content of ``path``; I/O and gzip errors -> DatasetError."""
+    check_regular_file(path, DatasetError, "MNIST idx file")
     try:
         if path.suffix == ".gz":
             with gzip.open(path, "rb") as f:

@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 from ..errors import ModelFileError
-from ..fileio import atomic_path, open_h5, read_attr, read_dataset, sha256_file, write_json_atomic
+from ..fileio import atomic_h5, open_h5, read_attr, read_dataset, sha256_file, write_json_atomic
+from ..safety import check_model_metadata, check_sidecar
 from .ann import ANNSpec, SigmoidMLP
 from .snn import SNNSpec, SpikingMLP
 
@@ -85,11 +86,10 @@ def export_snn(model: SpikingMLP, path: str | Path, metadata: dict | None = None
         # neuron shapes are set by the first forward pass; one pass of zeros sets them.
         with torch.no_grad():
             model(torch.zeros(1, model.num_inputs, 2))
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as f:
-            layers = f.create_group("layer")
-            for i, block in enumerate(model.blocks):
-                block.export_hdf5(layers.create_group(str(i)))
+    with atomic_h5(path) as f:
+        layers = f.create_group("layer")
+        for i, block in enumerate(model.blocks):
+            block.export_hdf5(layers.create_group(str(i)))
     meta = dict(metadata or {})
     meta.update({
         "format": SNN_FORMAT,
@@ -127,6 +127,7 @@ def load_snn(path: str | Path, options: dict | None = None, card: str | Path | N
 
     path = Path(path)
     meta = read_sidecar(path)
+    check_sidecar(meta, sidecar_path(path), SNN_FORMAT)
     options = dict(options or {})
     net = read_network(path, input_shape=options.get("input_shape"))
     if meta and meta.get("net_sha256") not in (None, net.sha256):
@@ -148,13 +149,12 @@ def load_snn(path: str | Path, options: dict | None = None, card: str | Path | N
 
 def save_torch_h5(model: torch.nn.Module, path: str | Path, fmt: str, metadata: dict) -> Path:
     path = Path(path)
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["brainleaks_format"] = fmt
-            f.attrs["metadata"] = json.dumps(metadata, sort_keys=True)
-            g = f.create_group("state_dict")
-            for name, tensor in model.state_dict().items():
-                g.create_dataset(name, data=tensor.detach().cpu().numpy())
+    with atomic_h5(path) as f:
+        f.attrs["brainleaks_format"] = fmt
+        f.attrs["metadata"] = json.dumps(metadata, sort_keys=True)
+        g = f.create_group("state_dict")
+        for name, tensor in model.state_dict().items():
+            g.create_dataset(name, data=tensor.detach().cpu().numpy())
     return path
 
 
@@ -228,6 +228,7 @@ def save_ann(model: SigmoidMLP, path: str | Path, metadata: dict | None = None) 
 def load_ann(path: str | Path) -> ANNTarget:
     path = Path(path)
     meta, arrays, _ = read_torch_h5(path, "brainleaks-ann")
+    check_model_metadata(meta, path)
     try:
         sizes = meta["spec"]["sizes"]
         if not isinstance(sizes, list) or any(isinstance(s, bool) or not isinstance(s, int) for s in sizes):

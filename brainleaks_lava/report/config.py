@@ -17,6 +17,7 @@ from typing import Any
 
 from ..data import DATASETS, EVENT_NAMES
 from ..errors import ConfigError, InputError
+from ..safety import MAX_POSTERIOR_SCALE, MAX_TIME_STEPS
 
 try:  # Python 3.11+
     import tomllib
@@ -148,13 +149,20 @@ def _path(base: Path, value: str, key: str, must_exist: bool = True) -> Path:
     return p
 
 
+METHOD_ARCH = {"bl1": "snn", "bl2": "snn", "miface": "ann"}  # what each attack method can invert
+DATASET_CLASSES = {"mnist": 10, "att-faces": 40, "nmnist": 10, "dvs-gesture": 10}
+
 _MAX_INT = {"experiment.seed": 2**32 - 1, "experiment.threads": 1024, "evaluation.draws": 100_000,
-            "replay.draws": 100_000, "dataset.downsample": 64, "dataset.time_bins": 100_000,
+            "replay.draws": 100_000, "dataset.downsample": 64, "dataset.time_bins": MAX_TIME_STEPS,
             "dataset.limit": 10_000_000}
 
 TRAIN_KEYS = {"hidden": int, "epochs": int, "steps": int, "lr": float, "batch_size": int, "seed": int,
               "posterior_scale": float, "threshold": float, "tau_grad": float, "scale_grad": float,
               "weight_decay": float}
+# upper bounds of training settings (they size the model and its tensors before any training starts)
+TRAIN_MAX = {"hidden": 100_000, "epochs": 100_000, "steps": MAX_TIME_STEPS, "batch_size": 100_000,
+             "posterior_scale": MAX_POSTERIOR_SCALE, "threshold": 1e6, "lr": 1e3, "tau_grad": 1e6, "scale_grad": 1e6,
+             "weight_decay": 1e3}
 EVAL_TRAIN_KEYS = {"epochs": int, "steps": int, "lr": float, "batch_size": int, "seed": int}
 
 
@@ -211,6 +219,9 @@ def parse_config(raw: dict[str, Any], path: Path) -> ExperimentConfig:
                                 nonnegative=("seed", "weight_decay"))
                 if t["train"].get("seed", 0) > _MAX_INT["experiment.seed"]:
                     raise ConfigError(f"'{where}.train.seed' must be at most {_MAX_INT['experiment.seed']}")
+                for key, top in TRAIN_MAX.items():
+                    if key in t["train"] and t["train"][key] > top:
+                        raise ConfigError(f"'{where}.train.{key}' must be at most {top:g}, got {t['train'][key]!r}")
             model = _path(base, t["model"], f"{where}.model") if "model" in t else None
             entries[name] = cls(name, t[kind_key], model, dict(t.get("train", {})))
         return entries
@@ -236,9 +247,16 @@ def parse_config(raw: dict[str, Any], path: Path) -> ExperimentConfig:
         if "evaluator" in a and a["evaluator"] not in evaluators:
             raise ConfigError(f"'{where}.evaluator' names no entry of [evaluators]: {a['evaluator']!r}")
         _check_attack_params(a["method"], a.get("mode", "paper"), a.get("params", {}), where)
+        arch = targets[a["target"]].arch
+        if arch != METHOD_ARCH[a["method"]]:
+            raise ConfigError(f"'{where}.method' {a['method']} attacks {METHOD_ARCH[a['method']].upper()} targets, but "
+                              f"'{where}.target' {a['target']!r} is an {arch.upper()}")
         classes = a.get("classes")
         if classes is not None and (not classes or not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in classes)):
             raise ConfigError(f"'{where}.classes' must be a non-empty list of class indices")
+        n_classes = DATASET_CLASSES.get(ds["name"])
+        if classes is not None and n_classes is not None and max(classes) >= n_classes:
+            raise ConfigError(f"'{where}.classes': {ds['name']} has classes 0..{n_classes - 1}, got {max(classes)}")
         attacks.append(AttackCfg(a["name"], a["method"], a.get("mode", "paper"), a["target"], a.get("evaluator", ""),
                                  dict(a.get("params", {})), tuple(classes) if classes else None))
     ev = raw.get("evaluation", {})

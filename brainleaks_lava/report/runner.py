@@ -1,7 +1,8 @@
 """``brainleaks run CONFIG``: train -> attack -> evaluate -> replay -> report, resumable.
 
 Every unit of work (one target trained, one attack run, one evaluation, one replay, the report) is a
-*stage* with a fingerprint: the sha256 of its settings and of the bytes of every file it reads. Its
+*stage* with a fingerprint: the sha256 of its settings and of the bytes of every file it reads (a ``.net``
+file's sidecar and every file of the dataset directory included: :func:`fingerprint`). Its
 outputs are written atomically into the run directory and the fingerprint is recorded in
 ``state.json`` only after they are complete; a rerun skips every stage whose fingerprint and output
 files are unchanged, so an interrupted run resumes where it stopped.
@@ -11,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Callable
@@ -18,8 +20,9 @@ from typing import Callable
 import numpy as np
 
 from .. import __version__
-from ..errors import ConfigError
-from ..fileio import atomic_path, sha256_file, write_json_atomic
+from ..errors import ConfigError, OutputError
+from ..fileio import atomic_path, sha256_file, sweep_stale_temps, write_json_atomic
+from ..safety import check_output_dir, check_recon_for_evaluator, check_recon_for_replay, inside
 from .config import ExperimentConfig, load_config
 
 log = logging.getLogger(__name__)
@@ -33,21 +36,13 @@ class Run:
         self.out = out
         self.force = force
         self.state_path = out / "state.json"
-        self.state = {}
-        if self.state_path.is_file() and not force:
-            try:
-                self.state = json.loads(self.state_path.read_text())
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                log.warning("%s is unreadable; every stage will run again", self.state_path)
+        self.state = {} if force else read_state(self.state_path)
         self.ran: list[str] = []
         self.skipped: list[str] = []
 
     def stage(self, key: str, settings: dict, inputs: list[Path], outputs: list[Path], fn: Callable[[], dict | None]) -> dict:
         """Run ``fn`` unless the stage's fingerprint and outputs are unchanged; returns its recorded info."""
-        h = hashlib.sha256(json.dumps({"settings": settings, "version": __version__}, sort_keys=True, default=str).encode())
-        for p in inputs:
-            h.update(sha256_file(p).encode())
-        fp = h.hexdigest()
+        fp = fingerprint(settings, inputs)
         rec = self.state.get(key)
         if (rec and rec.get("fingerprint") == fp and all(p.is_file() for p in outputs)
                 and all(sha256_file(p) == rec["outputs"].get(str(p.relative_to(self.out))) for p in outputs)):
@@ -62,6 +57,120 @@ class Run:
         write_json_atomic(self.state_path, self.state)
         self.ran.append(key)
         return info
+
+
+def read_state(path: Path) -> dict:
+    """The stages recorded in a run directory's ``state.json`` ({} when there is none yet).
+
+    A file that is not one (not JSON, ``null``, a list, stages that are not records) is refused with one line
+    (``OutputError``): the directory may not be a run directory at all; ``--force`` starts afresh.
+    """
+    if not path.exists():
+        return {}
+    problem = None
+    try:
+        if not path.is_file():
+            problem = "is not a regular file"
+        elif path.stat().st_size > MAX_STATE_BYTES:
+            problem = f"is larger than {MAX_STATE_BYTES} bytes"
+        else:
+            state = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(state, dict) or not all(
+                    isinstance(r, dict) and isinstance(r.get("fingerprint"), str) and isinstance(r.get("outputs"), dict)
+                    for r in state.values()):
+                problem = f"does not hold stage records (found {type(state).__name__})"
+            else:
+                return state
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:  # JSONDecodeError is a ValueError
+        problem = f"is unreadable ({type(e).__name__}: {e})"
+    raise OutputError(f"{path}: {problem}; not a brainleaks run state (remove it, choose another --out, or rerun "
+                      f"with --force)")
+
+
+MAX_STATE_BYTES = 64 << 20
+
+
+def _file_digest(p: Path) -> str:
+    """sha256 of a file; a ``.net`` file's JSON sidecar is read with it, so it counts too."""
+    parts = [sha256_file(p)]
+    if p.suffix == ".net":
+        side = p.with_suffix(".json")
+        parts.append(sha256_file(side) if side.is_file() else "-")
+    return ":".join(parts)
+
+
+def _tree_digest(root: Path) -> str:
+    """sha256 over the content of every regular file under ``root`` (a dataset directory), with their relative
+    names; the frame cache and hidden files (temporary files) are not data and are left out."""
+    from ..data.events import CACHE_DIRNAME
+
+    h = hashlib.sha256()
+    files = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d != CACHE_DIRNAME and not d.startswith("."))
+        files += [Path(dirpath) / n for n in filenames if not n.startswith(".")]
+    for p in sorted(files):
+        if p.is_file():
+            h.update(f"{p.relative_to(root)}\0{sha256_file(p)}\n".encode())
+    return h.hexdigest()
+
+
+def fingerprint(settings: dict, inputs: list[Path]) -> str:
+    """What a stage depends on: its settings, the toolkit's version and the *content* (sha256) of everything
+    it reads: files, a ``.net`` file's sidecar, every file of a dataset directory. A file changed on disk
+    under the same name, with the same config, changes the fingerprint and the stage runs again."""
+    h = hashlib.sha256(json.dumps({"settings": settings, "version": __version__}, sort_keys=True, default=str).encode())
+    for p in inputs:
+        p = Path(p)
+        h.update((_tree_digest(p) if p.is_dir() else _file_digest(p)).encode())
+    return h.hexdigest()
+
+
+def _dataset_dir(cfg: ExperimentConfig) -> Path:
+    """The directory a training stage reads its data from (the vendored MNIST subset without a root)."""
+    if cfg.data_root is not None:
+        return cfg.data_root
+    from ..data.mnist import vendored_mnist_root
+
+    return vendored_mnist_root()
+
+
+def _run_outputs(cfg: ExperimentConfig, out: Path) -> list[Path]:
+    """Every file a run of ``cfg`` writes into ``out``."""
+    paths = [out / n for n in ("state.json", "last_run.json", "report.md", "metrics.json")]
+    for t in cfg.targets.values():
+        if t.model is None:
+            net = out / "models" / f"{t.name}.{'net' if t.arch == 'snn' else 'h5'}"
+            paths += [net, net.with_suffix(".json")] if t.arch == "snn" else [net]
+    paths += [out / "models" / f"eval_{e.name}.h5" for e in cfg.evaluators.values() if e.model is None]
+    for a in cfg.attacks:
+        paths += [out / "attacks" / f"{a.name}.h5", out / "evaluation" / f"{a.name}.json",
+                  out / "replay" / f"{a.name}.json", out / f"{a.name}.png", out / f"{a.name}.gif"]
+    return paths
+
+
+def check_run_paths(cfg: ExperimentConfig, out: Path) -> None:
+    """Before the first stage: the run directory can be written and no file the run writes is one it reads."""
+    inputs = [("the config", cfg.path)]
+    inputs += [(f"targets.{t.name}.model", t.model) for t in cfg.targets.values() if t.model is not None]
+    inputs += [(f"evaluators.{e.name}.model", e.model) for e in cfg.evaluators.values() if e.model is not None]
+    check_output_dir("run directory", out)
+    outputs = _run_outputs(cfg, out)
+    for label, p in inputs:
+        for q in [p] + ([p.with_suffix(".json")] if p.suffix == ".net" else []):
+            if any(_same(q, o) for o in outputs):
+                raise ConfigError(f"{cfg.path}: '{label}' {p} is a file the run writes into {out}; it would be "
+                                  f"overwritten (choose another --out)")
+    if cfg.data_root is not None and inside(out, cfg.data_root):
+        raise ConfigError(f"{cfg.path}: the run directory {out} lies inside 'dataset.root' {cfg.data_root}; "
+                          f"choose another --out")
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
+    except (OSError, RuntimeError, ValueError):
+        return False
 
 
 def _train_config(cfg: ExperimentConfig, tr: dict, epochs: int):
@@ -124,7 +233,13 @@ def run_experiment(config: str | Path, out: str | Path | None = None, force: boo
 
     cfg = load_config(config)
     out = Path(out) if out else Path("runs") / cfg.name
-    out.mkdir(parents=True, exist_ok=True)
+    check_run_paths(cfg, out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"cannot create the run directory {out}: {e.strerror or e}") from None
+    for d in [out] + [out / sub for sub in ("models", "attacks", "evaluation", "replay")]:
+        sweep_stale_temps(d)  # what killed runs left
     apply_threads(cfg.threads)
     run = Run(cfg, out, force)
 
@@ -141,7 +256,7 @@ def run_experiment(config: str | Path, out: str | Path | None = None, force: boo
         dest = out / "models" / f"{t.name}.{'net' if t.arch == 'snn' else 'h5'}"
         outputs = [dest] + ([dest.with_suffix(".json")] if t.arch == "snn" else [])
         run.stage(f"train/{t.name}", {"target": t.__dict__, "dataset": cfg.dataset, "root": str(cfg.data_root),
-                                      **cfg.data_options(), "seed": cfg.seed}, [], outputs,
+                                      **cfg.data_options(), "seed": cfg.seed}, [_dataset_dir(cfg)], outputs,
                   lambda t=t, dest=dest: _train_target(cfg, t, dest))
         target_files[t.name] = dest
     eval_files: dict[str, Path] = {}
@@ -151,7 +266,7 @@ def run_experiment(config: str | Path, out: str | Path | None = None, force: boo
             continue
         dest = out / "models" / f"eval_{e.name}.h5"
         run.stage(f"train/eval_{e.name}", {"evaluator": e.__dict__, "dataset": cfg.dataset, "root": str(cfg.data_root),
-                                           **cfg.data_options(), "seed": cfg.seed}, [], [dest],
+                                           **cfg.data_options(), "seed": cfg.seed}, [_dataset_dir(cfg)], [dest],
                   lambda e=e, dest=dest: _train_evaluator(cfg, e, dest))
         eval_files[e.name] = dest
     maybe_fail("train")
@@ -183,7 +298,9 @@ def run_experiment(config: str | Path, out: str | Path | None = None, force: boo
         efile = eval_files[a.evaluator]
 
         def do_eval(a=a, dest=dest, efile=efile):
-            ev = evaluate_result(load_recon(recon_files[a.name]), load_evaluator(efile), draws=cfg.draws, seed=cfg.seed)
+            rec, evaluator = load_recon(recon_files[a.name]), load_evaluator(efile)
+            check_recon_for_evaluator(rec, recon_files[a.name], evaluator, efile, cfg.draws)
+            ev = evaluate_result(rec, evaluator, draws=cfg.draws, seed=cfg.seed)
             write_json_atomic(dest, {"evaluator": str(efile), **ev.to_dict()})
             return {"accuracy": ev.summary["accuracy"]["mean"]}
 
@@ -202,6 +319,7 @@ def run_experiment(config: str | Path, out: str | Path | None = None, force: boo
 
             def do_replay(a=a, dest=dest, tfile=tfile):
                 rec = load_recon(recon_files[a.name])
+                check_recon_for_replay(rec, recon_files[a.name], [tfile], cfg.replay_draws)
                 d = recon_draws(rec, cfg.replay_draws, cfg.seed)
                 spikes = d.reshape(-1, *d.shape[2:])
                 rep = check_equivalence(tfile, spikes, np.tile(rec.targets, len(d)))

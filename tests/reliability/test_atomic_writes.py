@@ -38,9 +38,13 @@ def _writes(tree: ast.AST):
 
 
 def _atomic_names(tree: ast.AST) -> set[str]:
-    """Names bound by ``with atomic_path(...) as NAME``, and by ``with open(NAME, ...) as F`` /
+    """Names bound by ``with atomic_path(...) as NAME`` or to an ``io.BytesIO()``, and by ``with open(NAME, ...) as F`` /
     ``h5py.File(NAME, ...) as F`` on such a name (the file object of the temporary file)."""
     out: set[str] = set()
+    for node in ast.walk(tree):  # an in-memory buffer (fileio.atomic_h5 builds HDF5 files in one) is no file
+        if (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
+                and getattr(node.value.func, "attr", "") == "BytesIO"):
+            out.update(t.id for t in node.targets if isinstance(t, ast.Name))
     changed = True
     while changed:
         changed = False
