@@ -202,6 +202,7 @@ def _run_info(args) -> int:
             print(json.dumps(d, indent=2, sort_keys=True, default=str))
             return 0
         print(f"model:      {t.path}  (NetX SNN, sha256 {t.sha256[:16]}...)")
+        print(f"topology:   {'-'.join(str(s) for s in t.model.spec.sizes)}")
         print(f"deployment: {dep.describe()}")
         print(format_table(info))
         print(format_readiness(info))

@@ -19,7 +19,8 @@ import bad_cases
 from brainleaks_lava.attacks.recon_file import load_recon
 from brainleaks_lava.errors import ModelFileError
 from brainleaks_lava.evaluation.classifiers import load_evaluator
-from brainleaks_lava.models.files import load_target, read_net_layers
+from brainleaks_lava.models.files import load_target
+from brainleaks_lava.netx.reader import read_network
 from fuzzkit import watchdog
 
 
@@ -77,7 +78,7 @@ def test_net_pointing_elsewhere_is_refused_without_opening_the_target(ws, how):
     assert name in out.lines[0] and "layer/0/weight" in out.lines[0], out.lines[0]
     assert p.read_bytes() == before
     assert _fifo_has_no_reader(ws.root / "trap.fifo")
-    for reader in (read_net_layers, load_target):  # and in this process, under a watchdog
+    for reader in (read_network, load_target):  # and in this process, under a watchdog
         with watchdog(20), pytest.raises(ModelFileError, match="layer/0/weight"):
             reader(p)
 
@@ -103,5 +104,5 @@ def test_evaluator_with_external_link_is_refused(ws):
 
 
 def test_self_contained_files_still_load(ws):
-    assert len(read_net_layers(ws.root / ws.net)) == 2
+    assert len(read_network(ws.root / ws.net).layers) == 2
     assert load_recon(ws.root / ws.recon).samples.shape[0] == 3
