@@ -228,6 +228,7 @@ def _check_all_datasets(f: h5py.File, path: Path) -> None:
 
 
 MAX_STEPS = 1 << 20  # time steps per sample; far beyond any trained target
+MAX_SIDECAR_BYTES = 16 << 20
 
 
 def _is_finite_number(v) -> bool:
@@ -239,6 +240,8 @@ def read_sidecar(net_path: str | Path) -> dict:
     if not p.is_file():
         return {}
     try:
+        if p.stat().st_size > MAX_SIDECAR_BYTES:
+            raise ModelFileError(f"{p}: sidecar of {p.stat().st_size} bytes; not a sidecar the toolkit writes")
         meta = json.loads(p.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise ModelFileError(f"{p}: sidecar is not valid JSON ({type(e).__name__}: {e})") from None

@@ -171,6 +171,8 @@ def load_config(path: str | Path) -> ExperimentConfig:
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
+        if path.stat().st_size > 16 << 20:
+            raise ConfigError(f"{path}: a config of {path.stat().st_size} bytes; configs are a few kB")
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: not valid TOML ({e})") from None
