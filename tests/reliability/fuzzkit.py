@@ -309,10 +309,21 @@ def _apply_h5_op(f: h5py.File, op) -> None:
         f.create_group(name)
     elif kind == "replace":
         obj = f[name]
-        old = obj[()] if isinstance(obj, h5py.Dataset) else np.zeros(2)
+        old = _stored_value(obj)
         new = _edited_value(old, op[2])
         del f[name]
         _write_value(f, name, new)
+
+
+def _stored_value(obj):
+    """A dataset's value, or zeros of its shape when its data lives in another file (the trap FIFO: reading it
+    would block the fuzzer itself); zeros(2) for a group."""
+    if not isinstance(obj, h5py.Dataset):
+        return np.zeros(2)
+    dcpl = obj.id.get_create_plist()
+    if dcpl.get_layout() == h5py.h5d.VIRTUAL or dcpl.get_external_count() > 0:
+        return np.zeros(obj.shape, obj.dtype)
+    return obj[()]
 
 
 def _set_attr(attrs, key, value):

@@ -95,6 +95,7 @@ def _cleanup():
     # Attacks run earlier in the session switch on flush-to-zero (``torch.set_flush_denormal``); hypothesis
     # refuses to generate floats when subnormals are not representable.
     torch.set_flush_denormal(False)
+    bases()  # built here, not inside the first example (its deadline is for the readers)
     yield
     if scratch.cache_info().currsize:
         scratch().cleanup()
