@@ -100,10 +100,11 @@ def check_output_dir(label: str, directory: str | os.PathLike, inputs: list[tupl
     """A directory a command writes into (``run --out``): not an existing file, creatable, not an input."""
     d = Path(directory)
     try:
-        if d.exists() and not d.is_dir():
-            raise OutputError(f"{label} {d} is an existing file, not a directory")
+        is_file = d.exists() and not d.is_dir()
     except (OSError, ValueError) as e:
         raise OutputError(f"{label} {d}: unusable path ({e})") from None
+    if is_file:
+        raise OutputError(f"{label} {d} is an existing file, not a directory")
     for in_label, q in inputs:
         if q is not None and same_file(d, Path(q)):
             raise OutputError(f"{label} {d} is also the input {in_label}")
