@@ -416,8 +416,20 @@ def main(argv: list[str] | None = None) -> int:
         return _interrupted(args.command, interrupts.received)
 
 
+def _end_progress_bars() -> None:
+    """Close the progress bars an exception left open (interrupted inside one), so that they clear their line
+    (all the toolkit's bars are ``leave=False``) and the one-line message starts a line of its own."""
+    tqdm = sys.modules.get("tqdm")
+    for bar in list(getattr(getattr(tqdm, "tqdm", None), "_instances", ()) or ()):
+        try:
+            bar.close()
+        except Exception:  # noqa: BLE001 - a bar that cannot close is only cosmetic
+            pass
+
+
 def _interrupted(command: str, signum: int) -> int:
     interrupts.reported = True
+    _end_progress_bars()
     if signum == signal.SIGTERM:
         print(f"brainleaks {command}: terminated (SIGTERM)", file=sys.stderr)
         return 143
