@@ -78,11 +78,12 @@ def tie_children_to_parent() -> bool:
 _exit_after: dict = {}  # set by exit_if_stuck(): grace seconds and the command's name
 
 
-def exit_if_stuck(command: str, grace: float = 10.0) -> None:
+def exit_if_stuck(command: str, grace: float = 5.0) -> None:
     """After Ctrl-C or SIGTERM, leave at the latest ``grace`` seconds later, whatever is stuck.
 
-    An interrupt that lands while Lava's runtime starts or stops can leave ``net.stop()`` (or the exit
-    handlers that join its workers) waiting forever. Armed by the CLI: a watchdog thread then removes the
+    An interrupt that lands while Lava's runtime starts can leave ``net.stop()`` joining a worker that never got
+    the stop message, forever (seen in about 2 of 5 SIGTERMs sent 1 s after a replay started; a clean stop
+    takes well under a second). Armed by the CLI: a watchdog thread then removes the
     temporary files of writes in progress, prints the command's one line and ends the process with 130 / 143;
     the workers die with it (:func:`tie_children_to_parent`). Not used by the Python API.
     """
@@ -129,7 +130,7 @@ def finish(code: int, line: bytes | None = None, temps=()) -> None:
             os.unlink(p)
     if line is not None and not reported:
         with contextlib.suppress(OSError):
-            os.write(2, line)
+            os.write(2, b"\n" + line)  # on a line of its own: a progress bar may be half drawn
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()
