@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
 import sys
 
 import numpy as np
 
 from . import __version__
 from .errors import BrainleaksError
+from . import interrupts
 from .interrupts import Terminated, ctrl_c_in_this_process_only
 from .safety import check_command_paths, check_recon_for_evaluator, check_recon_for_replay
 
@@ -461,6 +464,42 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     run = COMMANDS[args.command][2]
     sys.unraisablehook = _log_unraisable
+    interrupts.exit_if_stuck(args.command)
+    # Lava's shared memory is released by multiprocessing's resource tracker (a process of its own) if Lava
+    # could not stop cleanly (an interrupt while it starts); its warning about that is not for the user.
+    os.environ.setdefault("PYTHONWARNINGS", "ignore::UserWarning:multiprocessing.resource_tracker")
+    try:
+        return _run_guarded(args, run)
+    except Exception:
+        if interrupts.received is None or args.debug:
+            raise
+        # the interrupt broke something on its way out (e.g. Lava's stop() of a runtime still starting): still
+        # an interruption, not an error
+        return _interrupted(args.command, interrupts.received)
+
+
+def _end_progress_bars() -> None:
+    """Close the progress bars an exception left open (interrupted inside one), so that they clear their line
+    (all the toolkit's bars are ``leave=False``) and the one-line message starts a line of its own."""
+    tqdm = sys.modules.get("tqdm")
+    for bar in list(getattr(getattr(tqdm, "tqdm", None), "_instances", ()) or ()):
+        try:
+            bar.close()
+        except Exception:  # noqa: BLE001 - a bar that cannot close is only cosmetic
+            pass
+
+
+def _interrupted(command: str, signum: int) -> int:
+    interrupts.reported = True
+    _end_progress_bars()
+    if signum == signal.SIGTERM:
+        print(f"brainleaks {command}: terminated (SIGTERM)", file=sys.stderr)
+        return 143
+    print(f"brainleaks {command}: interrupted", file=sys.stderr)
+    return 130
+
+
+def _run_guarded(args, run) -> int:
     try:
         with ctrl_c_in_this_process_only():
             check_command_paths(args.command, args)
@@ -468,22 +507,24 @@ def main(argv: list[str] | None = None) -> int:
     except BrainleaksError as e:
         if args.debug:
             raise
+        if interrupts.received is not None:
+            return _interrupted(args.command, interrupts.received)
         msg = " ".join(str(e).split())
         print(f"brainleaks {args.command}: error: {msg}", file=sys.stderr)
         return 2
     except (OSError, MemoryError) as e:  # the OS refused something the checks could not foresee
         if args.debug:
             raise
+        if interrupts.received is not None:
+            return _interrupted(args.command, interrupts.received)
         print(f"brainleaks {args.command}: error: {_os_error_line(e)}", file=sys.stderr)
         return 2
     except Terminated:
-        print(f"brainleaks {args.command}: terminated (SIGTERM)", file=sys.stderr)
-        return 143
+        return _interrupted(args.command, signal.SIGTERM)
     except KeyboardInterrupt:
-        print(f"brainleaks {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return _interrupted(args.command, signal.SIGINT)
     except Exception as e:  # a bug: one line, the traceback with --debug
-        if args.debug:
+        if args.debug or interrupts.received is not None:
             raise
         msg = " ".join(f"{type(e).__name__}: {e}".split())
         print(f"brainleaks {args.command}: internal error ({msg[:300]}); please report it with the traceback "
@@ -505,5 +546,15 @@ def _os_error_line(e: BaseException) -> str:
     return f"{names}: {reason}" if names else " ".join(reason.split())
 
 
+def entry() -> None:
+    """The ``brainleaks`` console script: ``main()``, then exit. After an interrupt the process ends at once
+    (:func:`interrupts.finish`): the exit handlers of ``multiprocessing`` would join Lava workers that an
+    interrupted start-up left waiting forever."""
+    code = main()
+    if interrupts.received is not None:
+        interrupts.finish(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    entry()

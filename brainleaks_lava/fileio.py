@@ -104,6 +104,11 @@ def _is_io_error(e: BaseException) -> bool:
     return isinstance(e, OSError) or (isinstance(e, RuntimeError) and "errno =" in str(e))
 
 
+# temporary files of writes in progress in this process (removed by interrupts.finish when an interrupted
+# process has to end without unwinding its stack)
+_ACTIVE_TEMPS: set[Path] = set()
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it onto ``path``.
@@ -122,6 +127,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     except OSError as e:
         raise _write_error(path, e) from None
     tmp = Path(tmp)
+    _ACTIVE_TEMPS.add(tmp)
     try:
         yield tmp
         umask = os.umask(0)
@@ -136,6 +142,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         if _is_io_error(e) and not isinstance(e, BrainleaksError):
             raise _write_error(path, e) from None
         raise
+    finally:
+        _ACTIVE_TEMPS.discard(tmp)
 
 
 @contextlib.contextmanager

@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,68 @@ def tie_children_to_parent() -> bool:
     return True
 
 
+_exit_after: dict = {}  # set by exit_if_stuck(): grace seconds and the command's name
+
+
+def exit_if_stuck(command: str, grace: float = 5.0) -> None:
+    """After Ctrl-C or SIGTERM, leave at the latest ``grace`` seconds later, whatever is stuck.
+
+    An interrupt that lands while Lava's runtime starts can leave ``net.stop()`` joining a worker that never got
+    the stop message, forever (seen in about 2 of 5 SIGTERMs sent 1 s after a replay started; a clean stop
+    takes well under a second). Armed by the CLI: a watchdog thread then removes the
+    temporary files of writes in progress, prints the command's one line and ends the process with 130 / 143;
+    the workers die with it (:func:`tie_children_to_parent`). Not used by the Python API.
+    """
+    _exit_after.update(command=command, grace=float(grace))
+
+
+reported = False  # the CLI sets it once it printed its line: the watchdog then prints nothing
+received: int | None = None  # the interrupting signal, once one arrived (whatever exception it turned into)
+
+
+def _arm_watchdog(signum: int) -> None:
+    """Start the thread that ends the process ``grace`` seconds after the first interrupt. It takes no lock and
+    imports nothing (the main thread may hold them, stuck): what it needs is bound here, in the handler."""
+    if not _exit_after or _exit_after.get("armed"):
+        return
+    _exit_after["armed"] = True
+    import time
+
+    from .fileio import _ACTIVE_TEMPS
+
+    code, what = (143, "terminated (SIGTERM)") if signum == signal.SIGTERM else (130, "interrupted")
+    line = f"brainleaks {_exit_after['command']}: {what}\n".encode()
+    grace, debug = _exit_after["grace"], log.isEnabledFor(logging.DEBUG)
+    if debug:
+        import faulthandler
+
+    def fire():
+        time.sleep(grace)
+        if debug:  # --debug: where it was stuck
+            with contextlib.suppress(Exception):
+                os.write(2, b"still running after the interrupt; the threads:\n")
+                faulthandler.dump_traceback(all_threads=True)
+        finish(code, line, list(_ACTIVE_TEMPS))
+
+    threading.Thread(target=fire, name="brainleaks-exit-watchdog", daemon=True).start()
+
+
+def finish(code: int, line: bytes | None = None, temps=()) -> None:
+    """End the process now with ``code``: remove ``temps``, write ``line`` on stderr unless the CLI already did,
+    flush what can be flushed, and skip the exit handlers (multiprocessing's joins Lava's workers, which
+    may wait forever after an interrupt; the workers die with this process anyway)."""
+    for p in temps:
+        with contextlib.suppress(OSError):
+            os.unlink(p)
+    if line is not None and not reported:
+        with contextlib.suppress(OSError):
+            os.write(2, b"\n" + line)  # on a line of its own: a progress bar may be half drawn
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
+
+
 @contextlib.contextmanager
 def ctrl_c_in_this_process_only():
     """Ctrl-C and SIGTERM interrupt this process, not the Lava worker processes it forks.
@@ -90,6 +153,9 @@ def ctrl_c_in_this_process_only():
 
     def handler(signum, frame):
         if os.getpid() == main_pid:
+            global received
+            received = signum
+            _arm_watchdog(signum)
             raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
         # a forked worker: ignore; the CLI process stops the runtime
 
@@ -98,8 +164,22 @@ def ctrl_c_in_this_process_only():
     except ValueError:  # not the main thread: leave signals alone
         yield
         return
+    previous_hook = sys.unraisablehook
+
+    def unraisable(u):
+        # The interrupt landed where Python cannot raise: in an at-fork callback (Lava forks a worker; logging's
+        # lock release runs in the parent) or a finalizer. It would be lost and the run go on: deliver it again.
+        if os.getpid() == main_pid and u.exc_type is not None and issubclass(u.exc_type, KeyboardInterrupt):
+            sig = signal.SIGTERM if issubclass(u.exc_type, Terminated) else signal.SIGINT
+            main = threading.main_thread().ident  # again from another thread, once this callback is over
+            threading.Timer(0.05, signal.pthread_kill, (main, sig)).start()
+            return
+        previous_hook(u)
+
+    sys.unraisablehook = unraisable
     try:
         yield
     finally:
+        sys.unraisablehook = previous_hook
         for sig, h in previous.items():
             signal.signal(sig, h)

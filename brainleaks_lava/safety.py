@@ -22,7 +22,8 @@ from .errors import ModelFileError, OutputError
 log = logging.getLogger(__name__)
 
 
-def _same_file(a: Path, b: Path) -> bool:
+def same_file(a: Path, b: Path) -> bool:
+    """The same path once resolved, or the same inode (a hard link)."""
     try:
         if a.resolve() == b.resolve():
             return True
@@ -57,7 +58,7 @@ def check_writable_dir(directory: Path, label: str, shown: Path) -> None:
     if not base.is_dir():
         raise OutputError(f"{label} {shown}: {base} is not a directory")
     try:
-        fd, probe = tempfile.mkstemp(prefix=".brainleaks-probe.", suffix=".tmp", dir=base)
+        fd, probe = tempfile.mkstemp(prefix=f".brainleaks-probe.{os.getpid()}.", suffix=".tmp", dir=base)
         os.close(fd)
         os.unlink(probe)
     except OSError as e:
@@ -78,7 +79,7 @@ def check_outputs(outputs: list[tuple[str, str | os.PathLike]], inputs: list[tup
             raise OutputError(f"{label}: {str(p)!r} is not a file name")
         for out in _companions(path):
             for in_label, orig, q in ins:
-                if _same_file(out, q):
+                if same_file(out, q):
                     mine = "" if out == path else f" (its sidecar {out.name})"
                     theirs = "" if q == orig else f" (its sidecar {q.name})"
                     raise OutputError(f"{label} {path}{mine} is also the input {in_label} {orig}{theirs}: writing "
@@ -99,12 +100,13 @@ def check_output_dir(label: str, directory: str | os.PathLike, inputs: list[tupl
     """A directory a command writes into (``run --out``): not an existing file, creatable, not an input."""
     d = Path(directory)
     try:
-        if d.exists() and not d.is_dir():
-            raise OutputError(f"{label} {d} is an existing file, not a directory")
+        is_file = d.exists() and not d.is_dir()
     except (OSError, ValueError) as e:
         raise OutputError(f"{label} {d}: unusable path ({e})") from None
+    if is_file:
+        raise OutputError(f"{label} {d} is an existing file, not a directory")
     for in_label, q in inputs:
-        if q is not None and _same_file(d, Path(q)):
+        if q is not None and same_file(d, Path(q)):
             raise OutputError(f"{label} {d} is also the input {in_label}")
     check_writable_dir(d, label, d)
 
@@ -141,8 +143,7 @@ def check_command_paths(command: str, args) -> None:
         return
     outs, ins = COMMAND_PATHS[command]
     flag = lambda name: "--" + name.replace("_", "-")  # noqa: E731
-    check_outputs([(flag(o), getattr(args, o, None)) for o in outs],
-                  [(flag(i) if i != "model" or command != "info" else "model", getattr(args, i, None)) for i in ins])
+    check_outputs([(flag(o), getattr(args, o, None)) for o in outs], [(flag(i), getattr(args, i, None)) for i in ins])
 
 
 # ----------------------------------------------------------------------------------------------

@@ -4,8 +4,10 @@
 
 Each case (see ``tests/reliability/bad_cases.py``, shared with the tests) builds its bad file or argument
 in a temporary directory beside small valid files, runs ``python -m brainleaks_lava.cli`` in a
-subprocess and records the exit status and the first line on stderr. Every row must show exit 2 and
-a one-line message naming the file or field; the script exits 1 otherwise.
+subprocess and records the exit status and the line on stderr (progress bars left out). Every row must show
+exit 2 (130 / 143 for an interruption), a one-line message naming the file or field, every file of the work
+directory byte-identical afterwards (no temporary file, no output) and no process left running; the script
+exits 1 otherwise.
 """
 from __future__ import annotations
 
@@ -34,15 +36,23 @@ def main(argv=None) -> int:
         rows, failed = [], []
         for case in bad_cases.CASES:
             cmd, names = case.build(ws)
-            out = bad_cases.run_subprocess(cmd, ws.root)
+            before = bad_cases.snapshot(ws.root)
+            out = bad_cases.run_subprocess(cmd, ws.root, case=case)
+            issues = bad_cases.problems(out, names, case.expected_code)
+            changed = bad_cases.changes(before, bad_cases.snapshot(ws.root))
+            if case.signal is not None:  # an interrupted run keeps the stages it completed
+                changed = [k for k in changed if not k.startswith("interrupted_run/") or k.endswith(".tmp")]
+            if changed:
+                issues.append(f"files changed, appeared or vanished: {changed}")
             first = out.lines[0] if out.lines else ""
-            issues = bad_cases.problems(out, names)
             if issues:
                 failed.append((case.name, issues))
-            rows.append(f"| {case.name} | `{_cell('brainleaks ' + shlex.join(cmd))}` | {out.code} | "
-                        f"{_cell(first)} |")
-    print("| case | command | exit code | stderr first line |")
-    print("|---|---|---|---|")
+            how = {2: " (SIGINT once Lava runs)", 15: " (SIGTERM once Lava runs)"}.get(case.signal, "")
+            how += f" (files limited to {case.fsize} bytes: a full disk)" if case.fsize else ""
+            rows.append(f"| {case.category} | {case.name} | `{_cell('brainleaks ' + shlex.join(cmd))}`{how} | "
+                        f"{out.code} | {'yes' if not changed else 'NO'} | {_cell(first)} |")
+    print("| category | case | command | exit code | files intact | stderr (the one line) |")
+    print("|---|---|---|---|---|---|")
     print("\n".join(rows))
     for name, issues in failed:
         print(f"FAILED {name}: {'; '.join(issues)}", file=sys.stderr)

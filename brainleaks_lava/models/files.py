@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 SNN_FORMAT = "brainleaks-snn/1"
 MAX_FIXED_POINT = 2**31  # |weight| and thresholds must fit Loihi's fixed-point registers (and int64 safely)
+MAX_SIDECAR_BYTES = 16 << 20
 
 
 def sidecar_path(net_path: str | Path) -> Path:
@@ -108,6 +109,8 @@ def read_sidecar(net_path: str | Path) -> dict:
     if not p.is_file():
         return {}
     try:
+        if p.stat().st_size > MAX_SIDECAR_BYTES:
+            raise ModelFileError(f"{p}: sidecar of {p.stat().st_size} bytes; not a sidecar the toolkit writes")
         meta = json.loads(p.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise ModelFileError(f"{p}: sidecar is not valid JSON ({type(e).__name__}: {e})") from None

@@ -171,6 +171,8 @@ def load_config(path: str | Path) -> ExperimentConfig:
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
+        if path.stat().st_size > 16 << 20:
+            raise ConfigError(f"{path}: a config of {path.stat().st_size} bytes; configs are a few kB")
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: not valid TOML ({e})") from None
@@ -246,11 +248,11 @@ def parse_config(raw: dict[str, Any], path: Path) -> ExperimentConfig:
             raise ConfigError(f"'{where}.target' names no entry of [targets]: {a['target']!r}")
         if "evaluator" in a and a["evaluator"] not in evaluators:
             raise ConfigError(f"'{where}.evaluator' names no entry of [evaluators]: {a['evaluator']!r}")
-        _check_attack_params(a["method"], a.get("mode", "paper"), a.get("params", {}), where)
         arch = targets[a["target"]].arch
         if arch != METHOD_ARCH[a["method"]]:
             raise ConfigError(f"'{where}.method' {a['method']} attacks {METHOD_ARCH[a['method']].upper()} targets, but "
                               f"'{where}.target' {a['target']!r} is an {arch.upper()}")
+        _check_attack_params(a["method"], a.get("mode", "paper"), a.get("params", {}), where)
         classes = a.get("classes")
         if classes is not None and (not classes or not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in classes)):
             raise ConfigError(f"'{where}.classes' must be a non-empty list of class indices")

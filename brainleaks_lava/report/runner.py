@@ -22,7 +22,7 @@ import numpy as np
 from .. import __version__
 from ..errors import ConfigError, OutputError
 from ..fileio import atomic_path, sha256_file, sweep_stale_temps, write_json_atomic
-from ..safety import check_output_dir, check_recon_for_evaluator, check_recon_for_replay, inside
+from ..safety import check_output_dir, check_recon_for_evaluator, check_recon_for_replay, inside, same_file
 from .config import ExperimentConfig, load_config
 
 log = logging.getLogger(__name__)
@@ -158,19 +158,12 @@ def check_run_paths(cfg: ExperimentConfig, out: Path) -> None:
     outputs = _run_outputs(cfg, out)
     for label, p in inputs:
         for q in [p] + ([p.with_suffix(".json")] if p.suffix == ".net" else []):
-            if any(_same(q, o) for o in outputs):
+            if any(same_file(q, o) for o in outputs):
                 raise ConfigError(f"{cfg.path}: '{label}' {p} is a file the run writes into {out}; it would be "
                                   f"overwritten (choose another --out)")
     if cfg.data_root is not None and inside(out, cfg.data_root):
         raise ConfigError(f"{cfg.path}: the run directory {out} lies inside 'dataset.root' {cfg.data_root}; "
                           f"choose another --out")
-
-
-def _same(a: Path, b: Path) -> bool:
-    try:
-        return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
-    except (OSError, RuntimeError, ValueError):
-        return False
 
 
 def _train_config(cfg: ExperimentConfig, tr: dict, epochs: int):

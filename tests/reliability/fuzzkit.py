@@ -6,7 +6,9 @@ file's bytes plus a plan into the bytes of the mutated file. Three kinds of plan
 - byte plans: flips, overwrites, truncation, inserted/deleted/zeroed runs on the raw bytes;
 - HDF5 plans: delete a dataset/group/attribute, replace one by a value of another dtype or shape
   (NaN, inf, huge, negative, strings, empty, complex, ...), change one element, turn a dataset into a
-  group, add extra keys; applied with h5py on a temporary copy;
+  group, add extra keys, or make an object's data live elsewhere (an external or soft link, external
+  storage, a virtual dataset: the other file is a FIFO, see ``trap()``); applied with h5py on a temporary
+  copy;
 - JSON plans (sidecars, JSON-valued HDF5 attributes, the TOML config as a tree): replace the value at
   a path by a random value of any type, delete a key, add a key.
 
@@ -117,6 +119,8 @@ h5_op = st.one_of(
     st.tuples(st.just("attr_delete"), st.integers(0, BIG)),
     st.tuples(st.just("attr_replace"), st.integers(0, BIG), value_edit),
     st.tuples(st.just("attr_extra"), st.integers(0, BIG), st.text("abcxyz_", min_size=1, max_size=6), value_edit),
+    # structure: the object's data elsewhere (another file: the FIFO of ``trap()``, or inside via a soft link)
+    st.tuples(st.sampled_from(["external_link", "soft_link", "external_storage", "virtual"]), st.integers(0, BIG)),
 )
 h5_plan = st.lists(h5_op, min_size=1, max_size=3).map(lambda ops: ("h5", ops))
 
@@ -196,8 +200,72 @@ def apply_h5(path: Path, ops) -> None:
                 pass  # the op does not apply to this file (e.g. its object was deleted by an earlier op)
 
 
+_TRAP: list[Path] = []
+
+
+def trap() -> Path:
+    """A FIFO with no writer: a reader that opens it blocks forever (the watchdog then reports a hang). The
+    structural mutations point HDF5 links, external storage and virtual datasets at it."""
+    if not _TRAP or not _TRAP[0].exists():
+        d = Path(tempfile.mkdtemp(prefix="brainleaks-fuzz-trap-"))
+        os.mkfifo(d / "trap.fifo")
+        _TRAP[:] = [d / "trap.fifo"]
+    return _TRAP[0]
+
+
+STRUCTURAL = ("external_link", "soft_link", "external_storage", "virtual")
+
+
+def _apply_structural(f: h5py.File, kind: str, name: str) -> None:
+    obj = f[name]
+    is_ds = isinstance(obj, h5py.Dataset)
+    shape, dtype = (obj.shape, obj.dtype) if is_ds else ((2,), np.dtype("f4"))
+    if dtype.kind not in "biuf":
+        shape, dtype = (2,), np.dtype("f4")
+    if kind == "soft_link":
+        del f[name]
+        f.create_dataset(name + "_target", data=np.zeros(shape or (), dtype))
+        f[name] = h5py.SoftLink("/" + name + "_target")
+        return
+    target = str(trap())
+    del f[name]
+    if kind == "external_link":
+        f[name] = h5py.ExternalLink(target, "/" + name)
+    elif kind == "external_storage":
+        f.create_dataset(name, shape=shape, dtype=dtype, external=[(target, 0, h5py.h5f.UNLIMITED)])
+    else:
+        layout = h5py.VirtualLayout(shape=shape, dtype=dtype)
+        layout[...] = h5py.VirtualSource(target, "/" + name, shape=shape, dtype=dtype)
+        f.create_virtual_dataset(name, layout)
+
+
+def points_elsewhere(path: Path) -> bool:
+    """Whether the HDF5 file at ``path`` has a soft or external link, external storage or a virtual dataset
+    (looked up through link and property metadata only: no data read, no other file opened)."""
+    try:
+        with h5py.File(path, "r") as f:
+            found = []
+            f.id.links.visit(lambda name, info: found.append((name, info.type)) and None, info=True)
+            for name, kind in found:
+                if kind != h5py.h5l.TYPE_HARD:
+                    return True
+                oid = h5py.h5o.open(f.id, name)
+                if isinstance(oid, h5py.h5d.DatasetID):
+                    dcpl = oid.get_create_plist()
+                    if dcpl.get_layout() == h5py.h5d.VIRTUAL or dcpl.get_external_count() > 0:
+                        return True
+    except Exception:  # an unreadable file points nowhere (and is refused anyway)
+        return False
+    return False
+
+
 def _apply_h5_op(f: h5py.File, op) -> None:
     kind, idx = op[0], op[1]
+    if kind in STRUCTURAL:
+        names = _h5_index(f)
+        if names:
+            _apply_structural(f, kind, names[idx % len(names)])
+        return
     if kind.startswith("attr"):
         attrs = _h5_attr_index(f)
         holders = ["/"] + _h5_index(f)
@@ -241,10 +309,21 @@ def _apply_h5_op(f: h5py.File, op) -> None:
         f.create_group(name)
     elif kind == "replace":
         obj = f[name]
-        old = obj[()] if isinstance(obj, h5py.Dataset) else np.zeros(2)
+        old = _stored_value(obj)
         new = _edited_value(old, op[2])
         del f[name]
         _write_value(f, name, new)
+
+
+def _stored_value(obj):
+    """A dataset's value, or zeros of its shape when its data lives in another file (the trap FIFO: reading it
+    would block the fuzzer itself); zeros(2) for a group."""
+    if not isinstance(obj, h5py.Dataset):
+        return np.zeros(2)
+    dcpl = obj.id.get_create_plist()
+    if dcpl.get_layout() == h5py.h5d.VIRTUAL or dcpl.get_external_count() > 0:
+        return np.zeros(obj.shape, obj.dtype)
+    return obj[()]
 
 
 def _set_attr(attrs, key, value):

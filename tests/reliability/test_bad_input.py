@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 import bad_cases
-from bad_cases import CASES, Workspace, problems, run_in_process, run_subprocess
+from bad_cases import CASES, Workspace, changes, problems, run_in_process, run_subprocess, snapshot
 
 
 @pytest.fixture(scope="module")
@@ -17,16 +17,39 @@ def ws(tmp_path_factory):
     return Workspace(tmp_path_factory.mktemp("bad_input"))
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+IN_PROCESS = [c for c in CASES if c.signal is None]
+INTERRUPTIONS = [c for c in CASES if c.signal is not None]
+
+
+@pytest.mark.parametrize("case", IN_PROCESS, ids=[c.name for c in IN_PROCESS])
 def test_bad_input_exit_2_one_line_naming_the_culprit(ws, case):
     argv, names = case.build(ws)
-    before = {p: p.stat().st_mtime_ns for p in ws.root.rglob("*") if p.is_file()}
-    outcome = run_in_process(argv, ws.root)
+    before = snapshot(ws.root)
+    outcome = run_in_process(argv, ws.root, case)
     assert not problems(outcome, names), (argv, problems(outcome, names))
     assert outcome.lines[0].startswith(f"brainleaks {argv[0]}: error: "), outcome.lines[0]
-    # nothing written: no output file, no temporary file, no existing file changed
-    after = {p: p.stat().st_mtime_ns for p in ws.root.rglob("*") if p.is_file()}
-    assert after == before, sorted(set(after) ^ set(before))
+    # nothing written: no output file, no temporary file, every input and earlier output byte-identical
+    assert changes(before, snapshot(ws.root)) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", INTERRUPTIONS, ids=[c.name for c in INTERRUPTIONS])
+def test_interruption_one_line_exit_130_143_nothing_left(ws, case):
+    argv, names = case.build(ws)
+    before = snapshot(ws.root)
+    outcome = run_subprocess(argv, ws.root, case=case)
+    assert not problems(outcome, names, case.expected_code), (argv, problems(outcome, names, case.expected_code))
+    after = snapshot(ws.root)
+    # inputs and earlier outputs intact, no temporary file; an interrupted run keeps what it completed
+    assert [k for k in changes(before, after) if not k.startswith("interrupted_run/")] == []
+    assert not [k for k in after if k.endswith(".tmp")]
+
+
+def test_round_2_adds_at_least_25_cases_in_every_category():
+    round2 = [c for c in CASES if c.category != "bad input"]
+    assert len(round2) >= 25
+    assert {c.category for c in round2} == {"file points elsewhere", "output over input", "OS error",
+                                            "metadata trusted too far", "interruption"}
 
 
 def test_there_are_at_least_15_kinds():

@@ -2,8 +2,9 @@
 
 Random mutations of *valid* files (raw byte flips/truncations/insertions, HDF5 datasets and attributes
 replaced by values of the wrong dtype or shape, NaN/inf, deleted and extra keys, mutated JSON sidecars
-and JSON attributes, mutated TOML text and TOML trees with values of wrong types) must give either a
-correct load or the documented exception (a ``BrainleaksError`` naming the file), never another
+and JSON attributes, mutated TOML text and TOML trees with values of wrong types, and structural mutations:
+objects turned into external or soft links, datasets given external storage or made virtual, all pointing at a
+FIFO that would hang a reader following them) must give either a correct load or the documented exception (a ``BrainleaksError`` naming the file), never another
 exception and never a hang.
 
 Example counts: the hypothesis profile ``brainleaks-fuzz`` runs ``BRAINLEAKS_FUZZ_EXAMPLES`` examples per
@@ -32,8 +33,8 @@ from brainleaks_lava.netx.reader import read_network
 from brainleaks_lava.report.config import _NAME, load_config
 
 import bad_cases
-from fuzzkit import (Scratch, apply_bytes, apply_h5, apply_tree, byte_plan, h5_plan, json_values, to_toml,
-                     toml_values, tree_plan, watchdog)
+from fuzzkit import (Scratch, apply_bytes, apply_h5, apply_tree, byte_plan, h5_plan, json_values, points_elsewhere,
+                     to_toml, toml_values, tree_plan, watchdog)
 
 try:  # Python 3.11+
     import tomllib
@@ -95,6 +96,7 @@ def _cleanup():
     # Attacks run earlier in the session switch on flush-to-zero (``torch.set_flush_denormal``); hypothesis
     # refuses to generate floats when subnormals are not representable.
     torch.set_flush_denormal(False)
+    bases()  # built here, not inside the first example (its deadline is for the readers)
     yield
     if scratch.cache_info().currsize:
         scratch().cleanup()
@@ -121,15 +123,21 @@ TRACE = os.environ.get("BRAINLEAKS_FUZZ_TRACE")  # a file: each example's input 
 
 
 def documented(reader, path: Path, stem: str = STEM):
-    """``reader(path)``; a ``BrainleaksError`` naming the file is fine (returns None), anything else fails."""
+    """``reader(path)``; a ``BrainleaksError`` naming the file is fine (returns None), anything else fails.
+
+    A file whose data would come from elsewhere (link, external storage, virtual dataset; the other file is a
+    FIFO that would hang the reader) must be refused."""
     if TRACE:
         Path(TRACE).write_bytes(path.read_bytes())
+    elsewhere = path.suffix in (".net", ".h5") and points_elsewhere(path)
     with watchdog(HANG_SECONDS):
         try:
-            return reader(path)
+            out = reader(path)
         except BrainleaksError as e:
             assert stem in str(e), f"{type(e).__name__} does not name the file: {e}"
             return None
+    assert not elsewhere, f"{reader.__name__} read a file whose data lives elsewhere"
+    return out
 
 
 # ----------------------------------------------------------------------------------------------
