@@ -193,7 +193,7 @@ def _run_lava(spec: NetSpec, data: np.ndarray, reset_interval: int, voltage: str
     try:
         with ctrl_c_in_this_process_only():
             net.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
-        spikes = {p: _from_lava(np.asarray(sink.data.get())) for p, sink in sinks.items()}
+        spikes = {p: _from_lava(_collect(sink)) for p, sink in sinks.items()}
         probed = {}
         for name, monitor in monitors.items():
             (data_,) = monitor.get_data().values()
@@ -311,6 +311,10 @@ def replay(net_path: str | Path, spikes, mode: str = "stream", chunk: int = 200,
     res = replay_network(spec, spikes, mode=mode, chunk=chunk, progress=progress, voltage=voltage,
                          record_layers=False)
     return (res.output, res.voltage) if voltage else res.output
+
+
+def _collect(sink) -> np.ndarray:
+    return np.asarray(sink.data.get())
 
 
 def _windows(a: np.ndarray, k: int, t: int) -> np.ndarray:

@@ -19,6 +19,15 @@ from brainleaks_lava.models.snn import SpikingMLP
 from bl_testutils import random_spikes
 
 
+def mlp_copy(target, readout: str) -> SpikingMLP:
+    """A SpikingMLP with the weights of a loaded MLP target and another read-out."""
+    m = SpikingMLP(dataclasses.replace(target.spec, readout=readout))
+    with torch.no_grad():
+        for block, layer in zip(m.blocks, target.net.computing):
+            block.synapse.weight.copy_(torch.as_tensor(layer.weight / 64.0).reshape(block.synapse.weight.shape))
+    return m.eval()
+
+
 def child_processes() -> list[int]:
     """PIDs of all live descendants of this process (from /proc), except Python's multiprocessing
     resource tracker: a single helper that the standard library starts on first use of shared memory
@@ -74,8 +83,8 @@ def test_streamed_equals_per_sample_equals_twin(snn, small_snn_path):
     np.testing.assert_array_equal(streamed_v, twin_v)
     np.testing.assert_array_equal(per_sample_v, twin_v)
     # the post-reset read-out ("voltage") is what Lava's monitor reads as is: 0 where a neuron fired
-    post_twin = SpikingMLP(dataclasses.replace(snn.spec, readout="voltage"))
-    post_twin.load_state_dict(snn.model.state_dict())
+    post_twin = mlp_copy(snn, "voltage")
+    post_twin.settle = 2
     _, post_v = twin_outputs(post_twin, x, voltage=True)
     assert not np.array_equal(post_v, twin_v)
     np.testing.assert_array_equal(replay(small_snn_path, x, progress=False, voltage="post")[1], post_v)
@@ -104,7 +113,7 @@ def test_replay_refuses_unknown_voltage_kind(small_snn_path):
 @pytest.mark.slow
 def test_perturbed_file_reported_with_sample_and_step(snn, small_snn_path, tmp_path):
     x = random_spikes(10, 784, 12, p=0.2, seed=12).numpy()
-    _, hidden = snn.model(torch.as_tensor(x), return_hidden=True)
+    hidden, _ = snn.model.twin.run_all(torch.as_tensor(x))
     busiest = int(hidden[0].sum(dim=(0, 2)).argmax())
     bad = tmp_path / "perturbed.net"
     bad.write_bytes(Path(small_snn_path).read_bytes())
@@ -118,8 +127,9 @@ def test_perturbed_file_reported_with_sample_and_step(snn, small_snn_path, tmp_p
     first = report.mismatches[0]
     lava = replay(bad, x[first.index:first.index + 1], progress=False)[0]
     ref = twin_outputs(snn.model, x[first.index:first.index + 1])[0]
-    assert first.first_diff == first_difference(lava, ref)
-    assert first.first_diff[0] == 0  # the perturbed output neuron
+    assert first.layer == 1 and first.first_diff[0] == 0  # the perturbed output neuron, in the output layer
+    # the output spikes are the layer's one step late
+    assert first_difference(lava, ref) == (0, first.first_diff[1] + 1)
     assert child_processes() == []
 
 
@@ -192,9 +202,7 @@ def test_equivalence_confidences_from_voltage_and_from_spikes(snn, small_snn_pat
     np.testing.assert_allclose([s.twin_confidence for s in rep.samples], p[y, y], rtol=1e-6)
     assert [s.lava_confidence for s in rep.samples] == [s.twin_confidence for s in rep.samples]
 
-    spec = SNNSpec(sizes=snn.spec.sizes, steps=12, readout="spikes")
-    m = SpikingMLP(spec)
-    m.load_state_dict(snn.model.state_dict())
+    m = mlp_copy(snn, "spikes")
     path = export_snn(m, tmp_path / "spikes.net")
     rep2 = check_equivalence(path, x, targets=y, progress=False)
     assert rep2.agreement == 1.0 and all(s.voltage_equal is None for s in rep2.samples)
