@@ -74,7 +74,8 @@ class Layer:
 
     @property
     def neuron(self) -> NeuronSpec | None:
-        return None
+        """The layer's neuron group (None for layers that only reorder or read out)."""
+        return getattr(self, "neuron_spec", None)
 
     @property
     def computes(self) -> bool:
@@ -90,7 +91,8 @@ class Layer:
         return int(np.prod(self.in_shape))
 
     def weight_array(self) -> np.ndarray | None:
-        return None
+        w = getattr(self, "weight", None)
+        return w if isinstance(w, np.ndarray) else None
 
     @property
     def synapses(self) -> int:
@@ -102,7 +104,8 @@ class Layer:
 
     @property
     def bias_array(self) -> np.ndarray | None:
-        return None
+        b = getattr(self, "bias", None)
+        return b if isinstance(b, np.ndarray) else None
 
     @property
     def max_delay(self) -> int:
@@ -121,9 +124,6 @@ class InputLayer(Layer):
     bias: int = 0
     neuron_spec: NeuronSpec = field(default=INTEGRATOR)
 
-    @property
-    def neuron(self):
-        return self.neuron_spec
 
     @property
     def fan_in(self) -> int:
@@ -140,17 +140,6 @@ class DenseLayer(Layer):
     bias: np.ndarray | None = None  # (out,) int64
     delay: np.ndarray | None = None  # (out,) int64: delay of every synapse into output neuron i
     neuron_spec: NeuronSpec = field(default=INTEGRATOR)
-
-    @property
-    def neuron(self):
-        return self.neuron_spec
-
-    def weight_array(self):
-        return self.weight
-
-    @property
-    def bias_array(self):
-        return self.bias
 
     @property
     def synapses(self) -> int:
@@ -178,17 +167,6 @@ class ConvLayer(Layer):
     groups: int = 1
     bias: np.ndarray | None = None  # (out channels,) int64
     neuron_spec: NeuronSpec = field(default=INTEGRATOR)
-
-    @property
-    def neuron(self):
-        return self.neuron_spec
-
-    def weight_array(self):
-        return self.weight
-
-    @property
-    def bias_array(self):
-        return self.bias
 
     @property
     def kernel(self) -> tuple[int, int]:
@@ -221,9 +199,6 @@ class PoolLayer(Layer):
     dilation: tuple[int, int] = (1, 1)
     neuron_spec: NeuronSpec = field(default=INTEGRATOR)
 
-    @property
-    def neuron(self):
-        return self.neuron_spec
 
     @property
     def kernel(self) -> tuple[int, int]:
@@ -233,9 +208,6 @@ class PoolLayer(Layer):
         """The equivalent grouped-conv weight (C, 1, kh, kw)."""
         c = self.in_shape[0]
         return np.tile(self.weight[None, None], (c, 1, 1, 1))
-
-    def weight_array(self):
-        return self.weight
 
     @property
     def fan_in(self) -> int:

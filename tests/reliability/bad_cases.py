@@ -411,23 +411,29 @@ def _fifo(ws) -> str:
     return "trap.fifo"
 
 
+def redirect(f: h5py.File, key: str, how: str, target: str) -> None:
+    """Replace dataset ``key`` of an open file by one whose data is elsewhere: an external link, external
+    storage or a virtual dataset pointing at ``target`` (another file), or a soft link inside the file."""
+    old = f[key]
+    shape, dtype = old.shape, old.dtype
+    del f[key]
+    if how == "external_link":
+        f[key] = h5py.ExternalLink(target, "/data")
+    elif how == "external_storage":
+        f.create_dataset(key, shape=shape, dtype=dtype, external=[(target, 0, h5py.h5f.UNLIMITED)])
+    elif how == "virtual":
+        layout = h5py.VirtualLayout(shape=shape, dtype=dtype)
+        layout[...] = h5py.VirtualSource(target, "/data", shape=shape, dtype=dtype)
+        f.create_virtual_dataset(key, layout, fillvalue=0)
+    elif how == "soft_link":
+        f.create_dataset(key + "_real", data=np.zeros(shape, dtype))
+        f[key] = h5py.SoftLink("/" + key + "_real")
+    else:  # pragma: no cover
+        raise ValueError(how)
+
+
 def _redirect(ws, src: str, dst: str, key: str, how: str, target: str) -> str:
-    def edit(f):
-        old = f[key]
-        shape, dtype = old.shape, old.dtype
-        del f[key]
-        if how == "external_link":
-            f[key] = h5py.ExternalLink(target, "/data")
-        elif how == "external_storage":
-            f.create_dataset(key, shape=shape, dtype=dtype, external=[(target, 0, h5py.h5f.UNLIMITED)])
-        elif how == "virtual":
-            layout = h5py.VirtualLayout(shape=shape, dtype=dtype)
-            layout[...] = h5py.VirtualSource(target, "/data", shape=shape, dtype=dtype)
-            f.create_virtual_dataset(key, layout, fillvalue=0)
-        else:
-            f.create_dataset(key + "_real", data=np.zeros(shape, dtype))
-            f[key] = h5py.SoftLink("/" + key + "_real")
-    return _edit_h5(ws, src, dst, edit)
+    return _edit_h5(ws, src, dst, lambda f: redirect(f, key, how, target))
 
 
 def net_external_link(ws):

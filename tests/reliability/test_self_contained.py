@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import bad_cases
+from bad_cases import redirect
 from brainleaks_lava.attacks.recon_file import load_recon
 from brainleaks_lava.errors import ModelFileError
 from brainleaks_lava.evaluation.classifiers import load_evaluator
@@ -29,26 +30,6 @@ def ws(tmp_path_factory):
     ws = bad_cases.Workspace(tmp_path_factory.mktemp("self_contained"))
     os.mkfifo(ws.root / "trap.fifo")
     return ws
-
-
-def redirect(f: h5py.File, key: str, how: str, target: str) -> None:
-    """Replace dataset ``key`` by one whose data is in ``target`` (another file)."""
-    old = f[key]
-    shape, dtype = old.shape, old.dtype
-    del f[key]
-    if how == "external_link":
-        f[key] = h5py.ExternalLink(target, "/data")
-    elif how == "external_storage":
-        f.create_dataset(key, shape=shape, dtype=dtype, external=[(target, 0, h5py.h5f.UNLIMITED)])
-    elif how == "virtual":
-        layout = h5py.VirtualLayout(shape=shape, dtype=dtype)
-        layout[...] = h5py.VirtualSource(target, "/data", shape=shape, dtype=dtype)
-        f.create_virtual_dataset(key, layout, fillvalue=0)
-    elif how == "soft_link":
-        f.create_dataset(key + "_real", data=np.zeros(shape, dtype))
-        f[key] = h5py.SoftLink("/" + key + "_real")
-    else:  # pragma: no cover
-        raise ValueError(how)
 
 
 def _fifo_has_no_reader(fifo: Path) -> bool:

@@ -20,41 +20,8 @@ from pathlib import Path
 import pytest
 
 import bad_cases
-
-
-def _stat_fields(pid: int) -> list[str] | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat[stat.rindex(")") + 2:].split()  # fields from 3 (state) on
-
-
-def session_processes(sid: int) -> list[int]:
-    """Live (non-zombie) processes of session ``sid``."""
-    out = []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            f = _stat_fields(int(d.name))
-            if f and f[0] != "Z" and int(f[3]) == sid:  # field 6 (session) is f[3]
-                out.append(int(d.name))
-    return out
-
-
-def descendants(pid: int) -> list[int]:
-    parents = {}
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            f = _stat_fields(int(d.name))
-            if f and f[0] != "Z":
-                parents[int(d.name)] = int(f[1])
-    out, frontier = [], [pid]
-    while frontier:
-        p = frontier.pop()
-        kids = [c for c, pp in parents.items() if pp == p]
-        out += kids
-        frontier += kids
-    return out
+from proctree import descendants, session_processes  # noqa: F401
+from proctree import stat_fields as _stat_fields
 
 
 @pytest.fixture(scope="module")
