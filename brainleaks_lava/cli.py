@@ -96,7 +96,9 @@ def _run_dataset(args) -> int:
 
 def _add_train(p: argparse.ArgumentParser) -> None:
     _add_data_options(p)
-    p.add_argument("--arch", required=True, choices=["snn", "ann"])
+    p.add_argument("--arch", required=True, choices=["snn", "snn-conv", "ann"],
+                   help="snn: dense CUBA MLP (--hidden); snn-conv: conv 5x5 (8) - pool 2 - conv 5x5 (16) - pool 2 - "
+                        "dense CUBA, exported to NetX like the MLP; ann: sigmoid MLP (MI-FACE)")
     p.add_argument("--out", required=True, help="output model file (.net for SNN, .h5 for ANN)")
     p.add_argument("--hidden", type=positive_int, default=3000)
     p.add_argument("--epochs", type=positive_int, default=10)

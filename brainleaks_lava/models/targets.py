@@ -14,6 +14,7 @@ from ..data import is_event_dataset, load_dataset
 from ..data.encoding import dataset_inputs, input_encoding
 from ..errors import InputError
 from .ann import ANNSpec, SigmoidMLP
+from .conv_snn import ConvSNN
 from .files import export_snn, load_snn, save_ann
 from .snn import NeuronConfig, SNNSpec, SpikingMLP
 from .training import TrainConfig, accuracy, spike_logits_fn, train
@@ -30,6 +31,9 @@ def flat_logits_fn(model, images, generator, device):
     return model.logits(images.reshape(images.shape[0], -1).to(device))
 
 
+ARCHS = ("snn", "snn-conv", "ann")  # snn: dense CUBA MLP; snn-conv: conv-pool-conv-pool-dense CUBA (ConvSNN)
+
+
 @dataclass(frozen=True)
 class TargetRequest:
     dataset: str = "mnist"
@@ -44,8 +48,8 @@ class TargetRequest:
     neuron: NeuronConfig = NeuronConfig()
 
     def __post_init__(self):
-        if self.arch not in ("snn", "ann"):
-            raise InputError(f"arch must be 'snn' or 'ann', got {self.arch!r}")
+        if self.arch not in ARCHS:
+            raise InputError(f"arch must be one of {', '.join(ARCHS)}, got {self.arch!r}")
         if not isinstance(self.hidden, int) or self.hidden <= 0:
             raise InputError(f"hidden must be a positive integer, got {self.hidden!r}")
         if self.posterior_scale is not None and not (isinstance(self.posterior_scale, (int, float))
@@ -76,13 +80,15 @@ def train_target(req: TargetRequest, train_cfg: TrainConfig, out: str | Path) ->
     n_cls = len(tr.classes)
     gen = torch.Generator().manual_seed(train_cfg.seed)
     t0 = time.time()
-    if req.arch == "snn":
+    if req.arch in ("snn", "snn-conv"):
         encoding = input_encoding(tr, None if events else req.steps)
-        spec = SNNSpec(sizes=(n_in, req.hidden, n_cls), steps=encoding["steps"], neuron=req.neuron,
-                       posterior_scale=req.resolved_posterior_scale, readout=req.readout)
+        conv = req.arch == "snn-conv"
+        maps = tuple(input_shape) if len(input_shape) == 3 else (1, *input_shape)
+        spec = SNNSpec(sizes=(n_in, n_cls) if conv else (n_in, req.hidden, n_cls), steps=encoding["steps"],
+                       neuron=req.neuron, posterior_scale=req.resolved_posterior_scale, readout=req.readout)
         with torch.random.fork_rng(devices=[]):
             torch.random.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))  # scoped: weight init
-            model = SpikingMLP(spec)
+            model = ConvSNN(spec, maps) if conv else SpikingMLP(spec)
         fn = spike_logits_fn(encoding)
     else:
         encoding = {"kind": "image", "range": [0, 1]}
@@ -105,7 +111,7 @@ def train_target(req: TargetRequest, train_cfg: TrainConfig, out: str | Path) ->
         "seed": train_cfg.seed,
         "brainleaks_version": __version__,
     }
-    if req.arch == "snn":
+    if req.arch != "ann":
         # the exported file is the truth: measure validation accuracy on the re-imported twin
         export_snn(model, out, meta)
         twin = load_snn(out).model
