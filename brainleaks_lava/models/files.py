@@ -83,7 +83,7 @@ def export_snn(model: SpikingMLP, path: str | Path, metadata: dict | None = None
     """
     path = Path(path)
     model = model.cpu()
-    if any(b.neuron.shape is None for b in model.blocks):
+    if any(getattr(b, "neuron", None) is not None and b.neuron.shape is None for b in model.blocks):
         # neuron shapes are set by the first forward pass; one pass of zeros sets them.
         with torch.no_grad():
             model(torch.zeros(1, model.num_inputs, 2))

@@ -17,6 +17,8 @@ from brainleaks_lava.netx.spec import PoolLayer
 def test_conv_target_reimports_identically(tmp_path):
     torch.manual_seed(0)
     model = ConvSNN(SNNSpec(sizes=(784, 10), steps=10), (1, 28, 28)).eval()
+    with torch.no_grad():
+        model(torch.zeros(1, 784, 3))  # as after training: every block's neuron shape is set
     path = export_snn(model, tmp_path / "c.net")
     t = load_snn(path)
     assert [layer.kind for layer in t.net.layers] == ["conv", "pool", "conv", "pool", "flatten", "dense"]
