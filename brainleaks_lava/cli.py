@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import signal
 import sys
@@ -154,6 +155,16 @@ def _input_shape(text: str) -> tuple[int, ...]:
     return shape
 
 
+def _input_range(text: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be LOW,HIGH, got {text!r}") from None
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise argparse.ArgumentTypeError(f"must be LOW,HIGH with finite LOW < HIGH, got {text!r}")
+    return lo, hi
+
+
 def _add_deployment(p: argparse.ArgumentParser) -> None:
     """How a NetX file is deployed, for files that have no sidecar (see ``netx.deployment``)."""
     g = p.add_argument_group("deployment (NetX files; default: a card <model>.card.toml, the sidecar, or "
@@ -166,12 +177,14 @@ def _add_deployment(p: argparse.ArgumentParser) -> None:
     g.add_argument("--readout", choices=["spikes", "membrane", "voltage", "integrator"], default=None,
                    help="output spike counts, output potential before / after the reset, or the voltage of "
                         "a last layer without neurons")
+    g.add_argument("--input-range", type=_input_range, default=None, metavar="LOW,HIGH",
+                   help="valid values of a graded input drive (default 0,1)")
     g.add_argument("--card", default=None, help="deployment card (TOML) to use instead of <model>.card.toml")
 
 
 def _deployment_options(args) -> dict:
     return {"steps": args.steps, "encoding": args.encoding, "input_shape": args.input_shape,
-            "readout": args.readout}
+            "readout": args.readout, "input_range": args.input_range}
 
 
 def _add_info(p: argparse.ArgumentParser) -> None:
@@ -290,7 +303,8 @@ def _add_replay(p: argparse.ArgumentParser) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--recon", help="reconstruction file written by 'brainleaks attack'")
     src.add_argument("--random", type=positive_int, default=None, metavar="N",
-                     help="replay N seeded random inputs instead (0/1 spikes of rate 0.3; graded drives in [0, 1])")
+                     help="replay N seeded random inputs instead (0/1 spikes of rate 0.3; graded drives uniform "
+                          "in the input range)")
     p.add_argument("--twin", default=None, help="model file of the twin to compare with (default: --model)")
     p.add_argument("--draws", type=positive_int, default=20, help="spike-train draws per BL-v2 reconstruction")
     p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the draws")
@@ -315,12 +329,16 @@ def _run_replay(args) -> int:
         import torch
         g = torch.Generator().manual_seed(args.seed)
         x = torch.rand(args.random, model.num_inputs, model.spec.steps, generator=g)
-        spikes = (x if model.graded else (x < 0.3).float()).numpy()
+        lo, hi = model.deployment.input_range
+        spikes = (lo + (hi - lo) * x if model.graded else (x < 0.3).float()).numpy()
         targets, what, r, n_draws = None, f"{args.random} random inputs (seed {args.seed})", args.random, 1
     else:
         rec = load_recon(args.recon)
-        if rec.input_kind != "spikes":
+        if rec.input_kind == "image":
             raise InputError(f"{args.recon}: holds images ({rec.attack}); only spiking reconstructions can be replayed")
+        if rec.input_kind == "drive" and not model.graded:
+            raise InputError(f"{args.recon}: holds graded input drives, but {args.twin or args.model} is deployed "
+                             f"with the '{model.deployment.encoding}' encoder (give --encoding graded)")
         check_recon_for_replay(rec, args.recon, [args.model, args.twin], args.draws)
         if rec.samples.shape[1] != model.num_inputs:
             raise InputError(f"{args.recon} does not fit {args.twin or args.model}: {rec.samples.shape[1]} "
@@ -331,9 +349,11 @@ def _run_replay(args) -> int:
         n_draws, r = d.shape[:2]
         spikes = d.reshape(n_draws * r, *d.shape[2:])
         targets = np.tile(rec.targets, n_draws)
-        what = f"{len(spikes)} spike trains ({r} reconstructions x {n_draws} draws) of {args.recon}"
+        kind = "graded drives" if rec.input_kind == "drive" else "spike trains"
+        what = f"{len(spikes)} {kind} ({r} reconstructions x {n_draws} draws) of {args.recon}"
     report = check_equivalence(args.model, spikes, targets, twin_path=args.twin,
-                               mode="per-sample" if args.per_sample else "stream", options=options, card=args.card)
+                               mode="per-sample" if args.per_sample else "stream", options=options, card=args.card,
+                               twin=target)
     print(f"replayed {what} on Lava fixed_pt ({report.mode}, {report.seconds:.1f} s); every layer compared "
           f"({report.layers} layers, steps >= {model.settle} of each sample)")
     print(f"agreement with the twin: {100 * report.agreement:.2f}% "

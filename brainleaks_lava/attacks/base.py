@@ -51,13 +51,37 @@ class TargetAdapter:
 
 
 class SNNAdapter(TargetAdapter):
-    """An SNN twin: inputs are spike trains (N, features, T)."""
+    """An SNN twin: inputs are spike trains (N, features, T), or for a network deployed with a graded
+    input drive, drive values (N, features, T) within ``drive_range``."""
 
     provides = SPIKES
+
+    def __init__(self, model):
+        super().__init__(model)
+        graded = getattr(model, "graded", False)
+        self.drive_range = tuple(float(v) for v in model.deployment.input_range) if graded else None
 
     @staticmethod
     def _input_shape(model):
         return (model.num_inputs, model.spec.steps)
+
+    def drive(self, u: torch.Tensor) -> torch.Tensor:
+        """Normalised drive ``u`` in [0, 1] -> drive values in ``drive_range``."""
+        lo, hi = self.drive_range
+        return lo + (hi - lo) * u
+
+    def rest(self) -> float:
+        """The normalised drive of 'no input' (drive 0, or the range end nearest to it): where graded attacks
+        start, as the spike attacks start from no spikes."""
+        lo, hi = self.drive_range
+        return min(max(-lo / (hi - lo), 0.0), 1.0)
+
+    def normalised(self, x: torch.Tensor) -> torch.Tensor:
+        """Input of the attack (spikes, or drive values) -> [0, 1]."""
+        if self.drive_range is None:
+            return x
+        lo, hi = self.drive_range
+        return (x - lo) / (hi - lo)
 
 
 class ANNAdapter(TargetAdapter):
@@ -94,10 +118,32 @@ class AttackResult:
     probabilities: np.ndarray | None = None  # (R, features, T) Bernoulli parameters (BL-v2)
     seconds: float = 0.0
     extra: dict = field(default_factory=dict)
+    drive_range: tuple[float, float] | None = None  # set when ``samples`` are graded input drives
 
     @property
     def input_kind(self) -> str:
+        if self.drive_range is not None:
+            return "drive"
         return "spikes" if self.samples.ndim == 3 else "image"
+
+    def view(self) -> np.ndarray:
+        """What a figure shows, in [0, 1]: images min-max scaled per image (as evaluators score MI-FACE
+        images), Bernoulli probabilities of BL-v2 (the expected rate of its draws), drives normalised by
+        their range, other spike trains as they are (a figure takes their time average)."""
+        if self.input_kind == "image":
+            return minmax_rows(self.samples)
+        if self.input_kind == "drive":
+            lo, hi = self.drive_range
+            return np.clip((self.samples.astype(np.float32) - lo) / (hi - lo), 0.0, 1.0)
+        return self.probabilities if self.probabilities is not None else self.samples
+
+
+def minmax_rows(x: np.ndarray) -> np.ndarray:
+    """Each row scaled to [0, 1] by its own minimum and maximum (constant rows become 0)."""
+    flat = x.reshape(len(x), -1).astype(np.float32)
+    lo = flat.min(1, keepdims=True)
+    span = flat.max(1, keepdims=True) - lo
+    return np.where(span > 0, (flat - lo) / np.where(span > 0, span, 1), 0.0).reshape(x.shape)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,11 @@ confidence reaches ``stop_confidence``.
 ``mode="reference"``: the published code's variant: |grad| min-max normalised over the whole
 (features, T) tensor, a binary mask drawn as Bernoulli(normalised |grad|) from the seeded generator,
 the signed mask added (ascent on the posterior) and the result clipped to {0, 1}; 10 iterations.
+
+Graded-input networks (deployment encoding ``graded``): the same ternary updates move the drive, normalised
+to [0, 1] over the deployment's ``input_range``, by ``graded_step`` per iteration (clipped to the range),
+starting from the drive 0 (no input; the range end nearest to it if 0 is outside);
+the gradient passes the input layer's integer rounding straight through.
 """
 from __future__ import annotations
 
@@ -29,11 +34,15 @@ class BLv1Params(AttackParams):
     # after 100 iterations as after 300), at 0.3 all 10 pass 0.98 (README, "BL-v1's threshold").
     eta: float = 0.3
     stop_confidence: float | None = 0.99  # stop a row once its target confidence reaches this (None: never)
+    # graded-input networks only: step of the normalised drive per update (1.0 would jump between the
+    # ends of the range, as a spike flips; smaller steps let the drive take intermediate values)
+    graded_step: float = 0.25
 
     def __post_init__(self):
         self._mode()
         self._positive_int("iterations")
         self._in_range("eta", 0.0, 1.0, lo_open=True)
+        self._in_range("graded_step", 0.0, 1.0, lo_open=True)
         if self.stop_confidence is not None:
             self._in_range("stop_confidence", 0.0, 1.0, lo_open=True)
 
@@ -76,7 +85,9 @@ class BrainLeaksV1(Attack):
         p = self.params
         dev = self.adapter.device
         r = len(classes)
-        x = torch.zeros((r, *self.adapter.input_shape), device=dev)
+        graded = getattr(self.adapter, "drive_range", None) is not None
+        inputs = self.adapter.drive if graded else (lambda u: u)
+        x = torch.full((r, *self.adapter.input_shape), self.adapter.rest() if graded else 0.0, device=dev)
         active = torch.ones(r, dtype=torch.bool)
         iters = np.zeros(r, dtype=np.int64)
         history = []
@@ -85,7 +96,7 @@ class BrainLeaksV1(Attack):
             idx = active.nonzero().squeeze(1)
             if len(idx) == 0:
                 break
-            conf, loss, grad = target_posterior_and_grad(self.adapter, x[idx], classes[idx])
+            conf, loss, grad = target_posterior_and_grad(self.adapter, inputs(x[idx]), classes[idx])
             history.append(history_row(r, idx, loss))
             done = (conf.cpu() >= p.stop_confidence) if p.stop_confidence is not None else torch.zeros(len(idx), dtype=torch.bool)
             upd_idx = idx[~done]
@@ -94,12 +105,14 @@ class BrainLeaksV1(Attack):
                 break
             g = grad[~done.to(grad.device)]
             step = quantize_paper(g, p.eta) if p.mode == "paper" else quantize_reference(g, gen)
-            x[upd_idx] = apply_ternary(x[upd_idx], step)
+            x[upd_idx] = apply_ternary(x[upd_idx], step * p.graded_step if graded else step)
             iters[upd_idx.numpy()] += 1
             bar.set_postfix(conf=f"{float(conf.mean()):.3f}")
+        x = inputs(x)
         with torch.no_grad():
             final = self.adapter.posterior(x).gather(1, classes.view(-1, 1).to(dev)).squeeze(1)
         return AttackResult(
             attack=self.name, mode=p.mode, params=p.to_dict(), seed=0, targets=classes.numpy(),
-            samples=x.cpu().numpy().astype(np.uint8), confidence=final.cpu().numpy(),
-            iterations=iters, loss_history=stack_history(history, r))
+            samples=x.cpu().numpy().astype(np.float32 if graded else np.uint8), confidence=final.cpu().numpy(),
+            iterations=iters, loss_history=stack_history(history, r),
+            drive_range=self.adapter.drive_range if graded else None)

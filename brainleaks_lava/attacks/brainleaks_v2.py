@@ -12,6 +12,12 @@ scale (negatives to 0, and if the maximum exceeds 1 the whole tensor is divided 
 ``r <- r + rho r + (1-rho) g^2`` (it grows), K=7, lr 1, momentum 0.9, rho 0.1, xi 0.01, 10 iterations.
 
 The result holds ``X_p`` and one seeded draw from it; ``draw_samples`` gives further draws.
+
+Graded-input networks (deployment encoding ``graded``): the input is not sampled. ``X_p`` is the drive itself,
+normalised to [0, 1] over the deployment's ``input_range``; each iteration evaluates it once (the population
+collapses to one member with weight 1) and the same RMSProp/momentum step and clamp apply. It starts from
+the drive 0 (no input; the range end nearest to it if 0 is outside) unless ``init_prob`` > 0 is given. The gradient
+passes the input layer's integer rounding straight through. The result's samples are the drive values.
 """
 from __future__ import annotations
 
@@ -97,9 +103,11 @@ class BrainLeaksV2(Attack):
     def _invert(self, classes, gen, progress):
         p = self.params
         dev = self.adapter.device
-        r, k = len(classes), p.population
+        graded = getattr(self.adapter, "drive_range", None) is not None
+        r, k = len(classes), (1 if graded else p.population)
         shape = self.adapter.input_shape
-        prob = torch.full((r, *shape), p.init_prob, device=dev)
+        start = self.adapter.rest() if graded and p.init_prob == 0 else p.init_prob
+        prob = torch.full((r, *shape), start, device=dev)
         acc = torch.zeros_like(prob)
         mom = torch.zeros_like(prob)
         active = torch.ones(r, dtype=torch.bool)
@@ -107,7 +115,13 @@ class BrainLeaksV2(Attack):
         history, pop_conf = [], np.zeros(r, dtype=np.float32)
 
         def sparsity(x):
-            return p.xi * x.flatten(1).mean(1)
+            return p.xi * self.adapter.normalised(x).flatten(1).mean(1) if graded else p.xi * x.flatten(1).mean(1)
+
+        def sample(pa):
+            n = pa.shape[0]
+            if graded:
+                return self.adapter.drive(pa).unsqueeze(1)
+            return torch.bernoulli(pa.cpu().unsqueeze(1).expand(n, k, *shape), generator=gen).to(dev)
 
         bar = tqdm(range(p.iterations), desc=f"BL-v2 ({p.mode})", disable=not progress, leave=False)
         for _ in bar:
@@ -116,7 +130,7 @@ class BrainLeaksV2(Attack):
                 break
             n = len(idx)
             pa = prob[idx]
-            samples = torch.bernoulli(pa.cpu().unsqueeze(1).expand(n, k, *shape), generator=gen).to(dev)
+            samples = sample(pa)
             conf, loss, grad = target_posterior_and_grad(
                 self.adapter, samples.reshape(n * k, *shape), classes[idx].repeat_interleave(k), sparsity)
             loss, conf = loss.view(n, k), conf.view(n, k)
@@ -135,12 +149,13 @@ class BrainLeaksV2(Attack):
             if p.stop_confidence is not None:
                 active[idx[mean_conf >= p.stop_confidence]] = False
             bar.set_postfix(conf=f"{float(mean_conf.mean()):.3f}")
-        samples = torch.bernoulli(prob.cpu(), generator=gen).to(dev)
+        samples = sample(prob).squeeze(1) if graded else torch.bernoulli(prob.cpu(), generator=gen).to(dev)
         with torch.no_grad():
             final = self.adapter.posterior(samples).gather(1, classes.view(-1, 1).to(dev)).squeeze(1)
         return AttackResult(
             attack=self.name, mode=p.mode, params=p.to_dict(), seed=0, targets=classes.numpy(),
-            samples=samples.cpu().numpy().astype(np.uint8), confidence=final.cpu().numpy(),
-            iterations=iters, loss_history=stack_history(history, r),
-            probabilities=prob.cpu().numpy().astype(np.float32),
-            extra={"population_confidence": pop_conf.tolist()})
+            samples=samples.cpu().numpy().astype(np.float32 if graded else np.uint8),
+            confidence=final.cpu().numpy(), iterations=iters, loss_history=stack_history(history, r),
+            probabilities=None if graded else prob.cpu().numpy().astype(np.float32),
+            extra={"population_confidence": pop_conf.tolist()},
+            drive_range=self.adapter.drive_range if graded else None)

@@ -1,8 +1,9 @@
 """Reconstruction files (HDF5): what an attack produced, readable without trusting the file.
 
 Layout: attrs ``format`` (``brainleaks-recon/1``), ``attack``, ``mode``, ``params`` (JSON), ``seed``,
-``model_path``, ``model_sha256``, ``input_kind`` (``spikes`` | ``image``), ``seconds``, ``extra`` (JSON);
-datasets ``targets`` (R,), ``samples`` (R, features, T) uint8 or (R, features) float32,
+``model_path``, ``model_sha256``, ``input_kind`` (``spikes`` | ``image`` | ``drive``), ``seconds``, ``extra``
+(JSON), for drives ``drive_range`` (JSON [low, high]); datasets ``targets`` (R,), ``samples`` (R, features, T)
+uint8 spikes, (R, features, T) float32 graded drives or (R, features) float32 images,
 ``confidence`` (R,), ``iterations`` (R,), ``loss_history`` (I, R), optional ``probabilities`` (R, features, T).
 """
 from __future__ import annotations
@@ -30,6 +31,8 @@ def save_recon(result: AttackResult, path: str | Path, model_path: str = "", mod
             "input_kind": result.input_kind, "seconds": float(result.seconds),
             "extra": json.dumps(result.extra, sort_keys=True),
         })
+        if result.drive_range is not None:
+            f.attrs["drive_range"] = json.dumps([float(v) for v in result.drive_range])
         f.create_dataset("targets", data=np.asarray(result.targets, dtype=np.int64))
         f.create_dataset("samples", data=result.samples, compression="gzip")
         f.create_dataset("confidence", data=np.asarray(result.confidence, dtype=np.float32))
@@ -87,6 +90,7 @@ def load_recon(path: str | Path) -> AttackResult:
             model_sha = str(read_attr(f, "model_sha256", ""))
             seed = _attr_number(f, "seed", 0, path, "iu")
             seconds = _attr_number(f, "seconds", 0.0, path, "iuf")
+            drive_range = _attr_json(f, "drive_range", path) if attrs["input_kind"] == "drive" else None
         except ModelFileError:
             raise
         except (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError, OverflowError) as e:
@@ -98,9 +102,16 @@ def load_recon(path: str | Path) -> AttackResult:
     if r <= 0 or t.dtype.kind not in "iu" or t.min() < 0 or t.max() >= 2**31:
         raise ModelFileError(f"{path}: 'targets' must be a non-empty 1-D array of class indices")
     kind = attrs["input_kind"]
-    if kind not in ("spikes", "image"):
-        raise ModelFileError(f"{path}: input_kind must be 'spikes' or 'image', got {kind!r}")
-    want_ndim = 3 if kind == "spikes" else 2
+    if kind not in ("spikes", "image", "drive"):
+        raise ModelFileError(f"{path}: input_kind must be 'spikes', 'image' or 'drive', got {kind!r}")
+    if kind == "drive":
+        ok = isinstance(drive_range, list) and len(drive_range) == 2 and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and -1e12 <= v <= 1e12 for v in drive_range)
+        if not ok or not drive_range[0] < drive_range[1]:
+            raise ModelFileError(f"{path}: attribute 'drive_range' must be [low, high] with low < high, "
+                                 f"got {drive_range!r}")
+        drive_range = (float(drive_range[0]), float(drive_range[1]))
+    want_ndim = 2 if kind == "image" else 3
     if s.ndim != want_ndim or s.shape[0] != r or 0 in s.shape:
         raise ModelFileError(f"{path}: 'samples' must have shape ({r}, features{', T' if want_ndim == 3 else ''}) "
                              f"with features{' and T' if want_ndim == 3 else ''} > 0, got {s.shape}")
@@ -110,6 +121,8 @@ def load_recon(path: str | Path) -> AttackResult:
         raise ModelFileError(f"{path}: 'samples' must hold binary spikes (0/1)")
     if kind == "image" and (s.min() < 0 or s.max() > 1):
         raise ModelFileError(f"{path}: image 'samples' must lie in [0, 1]")
+    if kind == "drive" and (s.min() < drive_range[0] or s.max() > drive_range[1]):
+        raise ModelFileError(f"{path}: graded 'samples' must lie in the drive range {list(drive_range)}")
     for key in ("confidence", "iterations"):
         if data[key].shape != (r,):
             raise ModelFileError(f"{path}: '{key}' must have shape ({r},), got {data[key].shape}")
@@ -129,7 +142,7 @@ def load_recon(path: str | Path) -> AttackResult:
             raise ModelFileError(f"{path}: 'probabilities' must match 'samples' in shape and lie in [0, 1]")
     return AttackResult(
         attack=attrs["attack"], mode=attrs["mode"], params=params, seed=seed, targets=t.astype(np.int64),
-        samples=s.astype(np.uint8) if kind == "spikes" else s.astype(np.float32),
+        samples=s.astype(np.uint8) if kind == "spikes" else s.astype(np.float32), drive_range=drive_range,
         confidence=conf.astype(np.float32), iterations=iters.astype(np.int64),
         loss_history=hist.astype(np.float32), probabilities=None if prob is None else prob.astype(np.float32),
         seconds=seconds, extra={**extra, "model_path": model_path, "model_sha256": model_sha})

@@ -4,6 +4,8 @@
   they go rate-decoded (time average).
 - MI-FACE images are min-max scaled per image before an ANN evaluator scores them (as the published
   code does); a spiking evaluator gets them rate-encoded with a seeded generator.
+- Graded drives (attacks on graded-input networks) are seen as images: their time average, normalised by
+  the drive's range (not min-max), then as MI-FACE images.
 - BL-v2 results carry Bernoulli probabilities: ``draws`` independent spike-train draws are scored and
   the metrics reported as mean and population std over draws (the paper's ± columns). Deterministic
   reconstructions are scored once.
@@ -15,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..attacks.base import AttackResult
+from ..attacks.base import AttackResult, minmax_rows
 from ..attacks.recon_file import recon_draws
 from ..data.encoding import rate_encode
 from ..errors import InputError
@@ -39,16 +41,14 @@ class Evaluation:
                 "per_draw": [m.__dict__ for m in self.per_draw], "per_class": self.per_class}
 
 
-def minmax_rows(x: np.ndarray) -> np.ndarray:
-    flat = x.reshape(len(x), -1).astype(np.float32)
-    lo = flat.min(1, keepdims=True)
-    span = flat.max(1, keepdims=True) - lo
-    return np.where(span > 0, (flat - lo) / np.where(span > 0, span, 1), 0.0).reshape(x.shape)
-
-
-def evaluator_input(samples: np.ndarray, evaluator, input_kind: str, generator: torch.Generator) -> torch.Tensor:
-    if input_kind == "image":
-        images = minmax_rows(samples)
+def evaluator_input(samples: np.ndarray, evaluator, input_kind: str, generator: torch.Generator,
+                    drive_range: tuple[float, float] | None = None) -> torch.Tensor:
+    if input_kind in ("image", "drive"):
+        if input_kind == "image":
+            images = minmax_rows(samples)
+        else:  # graded drives (R, features, T): the time average, normalised by the drive's range
+            lo, hi = drive_range
+            images = np.clip((samples.mean(-1) - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
         if evaluator.kind == "snn":
             steps = evaluator.steps or 25
             return rate_encode(images, steps=steps, generator=generator)
@@ -65,7 +65,7 @@ def evaluate_result(result: AttackResult, evaluator, draws: int = 20, seed: int 
     d = recon_draws(result, draws, seed)
     posts = []
     for k in range(len(d)):
-        x = evaluator_input(d[k], evaluator, result.input_kind, gen)
+        x = evaluator_input(d[k], evaluator, result.input_kind, gen, result.drive_range)
         posts.append(evaluator.posterior(x).numpy().astype(np.float64))
     posts = np.stack(posts)
     posts /= posts.sum(-1, keepdims=True)  # float64 renormalisation against float32 rounding

@@ -110,13 +110,14 @@ def twin_layers(model, spikes: np.ndarray, batch: int = 100) -> list[np.ndarray]
 
 def check_equivalence(net_path: str | Path, spikes, targets=None, twin_path: str | Path | None = None,
                       mode: str = "stream", progress: bool = True, options: dict | None = None,
-                      card=None) -> EquivalenceReport:
+                      card=None, twin=None) -> EquivalenceReport:
     """Replay ``spikes`` (N, features, T) on Lava (file ``net_path``) and compare every layer's spikes and
     the output voltage its read-out uses with the twin.
 
     The twin is rebuilt from ``twin_path`` (default: the same file); giving the file the attack used
     and a deployed copy checks that the deployed copy behaves identically. ``options`` / ``card``: the
-    deployment (see ``netx.deployment``).
+    deployment (see ``netx.deployment``). ``twin``: the target already loaded from ``twin_path or net_path``
+    with these options (saves reading it again).
     """
     import time
 
@@ -124,7 +125,8 @@ def check_equivalence(net_path: str | Path, spikes, targets=None, twin_path: str
     from ..netx.target import readout_logits
     from .replay import replay_network
 
-    twin = load_snn(twin_path or net_path, options=options, card=card)
+    if twin is None:
+        twin = load_snn(twin_path or net_path, options=options, card=card)
     model = twin.model
     graded = model.graded
     x = check_spikes(spikes, num_inputs=model.num_inputs, graded=graded)

@@ -13,7 +13,8 @@ Read-outs: ``spikes`` (softmax of output spike counts), ``membrane`` (time-avera
 potential before the reset: the paper's), ``voltage`` (the same after the reset) and ``integrator``
 (softmax of the mean voltage of a last layer that has no neuron group). Encoders: ``rate`` (Bernoulli of
 the intensity per step), ``if`` (deterministic integrate-and-fire: v += x, a spike and v -= 1 when v >= 1),
-``graded`` (the value drives an input layer directly) and ``events`` (event frames, already spikes).
+``graded`` (the value drives an input layer directly, within ``input_range``; default [0, 1], the intensity
+range of images) and ``events`` (event frames, already spikes).
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 ENCODINGS = ("rate", "if", "graded", "events")
 READOUTS = ("spikes", "membrane", "voltage", "integrator")
 CARD_KEYS = {"steps", "encoding", "input_shape", "readout", "classes", "posterior_scale", "tau_grad",
-             "scale_grad"}
+             "scale_grad", "input_range"}
 MAX_STEPS = 100_000
 DEFAULT_STEPS = 25
 
@@ -45,6 +46,7 @@ class Deployment:
     posterior_scale: float = 1.0
     tau_grad: float = 0.03  # surrogate gradient of the twin (not a deployment setting; used by attacks)
     scale_grad: float = 3.0
+    input_range: tuple[float, float] = (0.0, 1.0)  # valid values of a graded drive
     sources: dict = field(default_factory=dict, compare=False)
 
     def check(self, where: str) -> "Deployment":
@@ -64,6 +66,11 @@ class Deployment:
         if self.classes is not None and (not isinstance(self.classes, tuple) or
                                          any(not isinstance(c, str) or len(c) > 200 for c in self.classes)):
             bad("classes", "must be a list of class names")
+        r = self.input_range
+        if (not isinstance(r, tuple) or len(r) != 2
+                or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
+                       or abs(v) > 1e6 for v in r) or not r[0] < r[1]):
+            bad("input_range", f"must be [low, high] with finite low < high (|value| <= 1e6), got {r!r}")
         for key in ("posterior_scale", "tau_grad", "scale_grad"):
             v = getattr(self, key)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not 0 < v < 1e6:
@@ -106,6 +113,8 @@ def _normalise(d: dict) -> dict:
     out = dict(d)
     if "input_shape" in out and isinstance(out["input_shape"], list):
         out["input_shape"] = tuple(out["input_shape"])
+    if "input_range" in out and isinstance(out["input_range"], list):
+        out["input_range"] = tuple(out["input_range"])
     if "classes" in out and isinstance(out["classes"], list):
         out["classes"] = tuple(str(c) if isinstance(c, int) and not isinstance(c, bool) else c
                                for c in out["classes"])

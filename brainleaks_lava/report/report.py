@@ -7,7 +7,7 @@ import numpy as np
 
 from ..fileio import atomic_path, write_json_atomic
 from ..evaluation.metrics import METRIC_NAMES, PAPER_ROW_LABELS, format_paper_table
-from ..evaluation.score import METHOD_LABELS, minmax_rows
+from ..evaluation.score import METHOD_LABELS
 from .figures import class_examples, frames_gif, recon_grid
 
 
@@ -101,10 +101,7 @@ def write_report(cfg, out: Path, target_files: dict, eval_files: dict, recon_fil
         conf = None
         if a.name in evaluations:
             conf = [row["target_confidence"] for row in evaluations[a.name]["per_class"]]
-        if rec.input_kind == "image":
-            view = minmax_rows(rec.samples)  # as the evaluator sees MI-FACE images
-        else:
-            view = rec.probabilities if rec.probabilities is not None else rec.samples
+        view = rec.view()
         recon_grid(out / f"{a.name}.png", view, rec.targets, img_shape,
                    f"{a.name}: {METHOD_LABELS[a.method]} ({a.mode}) on {Path(t.path).name}",
                    confidences=conf, real_examples=real)

@@ -49,3 +49,19 @@ def test_twin_equals_lava_every_layer(tmp_path, feature):
             assert a.shape == b.shape
             assert int((a != b).sum()) == 0, f"{feature} {mode}: layer {p} differs in {int((a != b).sum())} spikes"
         np.testing.assert_array_equal(got.voltage, v, err_msg=f"{feature} {mode}: output voltage")
+
+
+@pytest.mark.slow
+def test_graded_drive_equals_lava_every_layer(tmp_path):
+    """An input layer driven by graded values (not 0/1 spikes): round(x * weight + bias) on both sides."""
+    path, shape = netx_nets.input_layer(tmp_path / "input.net")
+    spec = read_network(path, input_shape=shape)
+    g = torch.Generator().manual_seed(11)
+    x = torch.rand(N, *shape, T, generator=g) * 1.5 - 0.25  # drives of both signs, off the 0/1 grid
+    layers, v = _twin_reference(spec, x)
+    assert all(a.sum() > 50 for a in layers)
+    for mode in ("stream", "per-sample"):
+        got = replay_network(spec, x.numpy(), mode=mode, progress=False, voltage="pre", graded=True)
+        for p, (a, b) in enumerate(zip(got.layers, layers)):
+            assert int((a != b).sum()) == 0, f"graded {mode}: layer {p} differs in {int((a != b).sum())} spikes"
+        np.testing.assert_array_equal(got.voltage, v, err_msg=f"graded {mode}: output voltage")
