@@ -106,6 +106,9 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=positive_int, default=None,
                    help="SNN time steps T: of the rate coding (default 25), or the event frames' time bins "
                         "(default: the framing preset's, N-MNIST 100 x 3 ms, DVS Gesture 30 x 50 ms)")
+    p.add_argument("--encoding", choices=["rate", "if"], default="rate",
+                   help="SNN image encoder: Bernoulli rate coding, or deterministic integrate-and-fire (v += x; a "
+                        "spike and v -= 1 when v >= 1); recorded in the sidecar as the deployment's encoder")
     p.add_argument("--batch-size", type=positive_int, default=100)
     p.add_argument("--lr", type=finite_float, default=1e-3)
     p.add_argument("--seed", type=nonnegative_int, default=0)
@@ -135,7 +138,7 @@ def _run_train(args) -> int:
     req = TargetRequest(dataset=args.dataset, arch=args.arch, data_root=args.data_root, hidden=args.hidden,
                         steps=args.steps, downsample=args.downsample, limit=args.limit,
                         posterior_scale=args.posterior_scale,
-                        readout=args.readout, neuron=NeuronConfig.with_overrides(
+                        readout=args.readout, encoding=args.encoding, neuron=NeuronConfig.with_overrides(
                             threshold=args.threshold, tau_grad=args.tau_grad, scale_grad=args.scale_grad))
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                       threads=args.threads, device=args.device, weight_decay=args.weight_decay)

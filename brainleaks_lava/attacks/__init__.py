@@ -9,9 +9,11 @@ from ..errors import InputError
 from .base import ANNAdapter, Attack, AttackResult, SNNAdapter, TargetAdapter, adapter_for
 from .brainleaks_v1 import BLv1Params, BrainLeaksV1
 from .brainleaks_v2 import BLv2Params, BrainLeaksV2, draw_samples
+from .encoder_aware import BLencParams, EncoderAware
 from .miface import MIFace, MIFaceParams
 
-ATTACKS: dict[str, type[Attack]] = {"bl1": BrainLeaksV1, "bl2": BrainLeaksV2, "miface": MIFace}
+ATTACKS: dict[str, type[Attack]] = {"bl1": BrainLeaksV1, "bl2": BrainLeaksV2, "miface": MIFace,
+                                    "blenc": EncoderAware}
 
 
 def make_attack(method: str, adapter: TargetAdapter, mode: str = "paper", **overrides) -> Attack:
@@ -33,4 +35,4 @@ def make_attack(method: str, adapter: TargetAdapter, mode: str = "paper", **over
 
 __all__ = ["ATTACKS", "make_attack", "Attack", "AttackResult", "TargetAdapter", "SNNAdapter", "ANNAdapter",
            "adapter_for", "BrainLeaksV1", "BLv1Params", "BrainLeaksV2", "BLv2Params", "draw_samples",
-           "MIFace", "MIFaceParams"]
+           "MIFace", "MIFaceParams", "EncoderAware", "BLencParams"]

@@ -86,6 +86,28 @@ def rate_encode(images, steps: int = 25, generator: torch.Generator | None = Non
     return (u < p.unsqueeze(-1)).to(torch.float32)
 
 
+def if_encode(images, steps: int = 25) -> torch.Tensor:
+    """Deterministic integrate-and-fire rate coding: (N, ...) intensities in [0, 1] -> float32 spikes
+    (N, features, steps). Each input integrates its intensity every step (``v += x``) and spikes when
+    ``v >= 1`` (then ``v -= 1``), starting from ``v = 0``: an intensity x gives ``floor(t * x)`` spikes by
+    step t, evenly spaced, with no randomness. Raises ``InputError`` like :func:`rate_encode`."""
+    steps = _check_steps(steps)
+    x = _as_intensities(images)
+    return if_spikes(x.unsqueeze(-1).expand(*x.shape, steps))
+
+
+def if_spikes(drive: torch.Tensor) -> torch.Tensor:
+    """Integrate-and-fire spikes of a per-step drive (..., T) in [0, 1] (no checks, no gradient)."""
+    v = torch.zeros(drive.shape[:-1], dtype=torch.float32, device=drive.device)
+    out = torch.empty(drive.shape, dtype=torch.float32, device=drive.device)
+    for t in range(drive.shape[-1]):
+        v = v + drive[..., t].detach().to(torch.float32)
+        s = (v >= 1.0).to(torch.float32)
+        v = v - s
+        out[..., t] = s
+    return out
+
+
 def rate_decode(spikes) -> torch.Tensor:
     """Firing rate of binary spikes (N, features, T): float32 (N, features), the mean over time."""
     s = spikes.detach() if isinstance(spikes, torch.Tensor) else torch.as_tensor(np.asarray(spikes))
@@ -99,14 +121,19 @@ def rate_decode(spikes) -> torch.Tensor:
     return s.mean(dim=-1)
 
 
-def input_encoding(dataset, steps: int | None = None) -> dict:
+IMAGE_ENCODERS = ("rate", "if")
+
+
+def input_encoding(dataset, steps: int | None = None, kind: str = "rate") -> dict:
     """How a dataset's samples reach a spiking network: ``{"kind": "rate", "steps": T}`` (Bernoulli
-    rate coding of images, T = ``steps``) or ``{"kind": "frames", "steps": T, ...}`` for event data,
-    whose binary frames (N, C, H, W, T) are the spike trains themselves (``steps`` must then be None
-    or equal to the frames' T)."""
+    rate coding of images, T = ``steps``), ``{"kind": "if", "steps": T}`` (deterministic integrate-and-fire
+    coding, ``kind="if"``) or ``{"kind": "frames", "steps": T, ...}`` for event data, whose binary frames
+    (N, C, H, W, T) are the spike trains themselves (``steps`` must then be None or equal to the frames' T)."""
     frames = getattr(dataset, "frames", None)
     if frames is None:
-        return {"kind": "rate", "steps": _check_steps(25 if steps is None else steps)}
+        if kind not in IMAGE_ENCODERS:
+            raise InputError(f"image encoder must be one of {', '.join(IMAGE_ENCODERS)}, got {kind!r}")
+        return {"kind": kind, "steps": _check_steps(25 if steps is None else steps)}
     c, h, w, t = (int(v) for v in frames.shape[1:])
     if steps is not None and steps != t:
         raise InputError(f"steps={steps} does not match the event frames' {t} time bins; set the framing's time bins instead")
@@ -127,6 +154,8 @@ def to_spikes(x, encoding: dict, generator: torch.Generator | None = None) -> to
         return t.reshape(t.shape[0], -1, t.shape[-1])
     if encoding.get("kind") == "rate":
         return rate_encode(torch.as_tensor(x).reshape(len(x), -1), steps=encoding["steps"], generator=generator)
+    if encoding.get("kind") == "if":
+        return if_encode(torch.as_tensor(x).reshape(len(x), -1), steps=encoding["steps"])
     raise InputError(f"unknown input encoding {encoding!r}")
 
 

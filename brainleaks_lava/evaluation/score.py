@@ -23,7 +23,7 @@ from ..data.encoding import rate_encode
 from ..errors import InputError
 from .metrics import AttackMetrics, attack_metrics, per_class_table, summarize_draws
 
-METHOD_LABELS = {"bl1": "BL-v1", "bl2": "BL-v2", "miface": "MI-FACE"}
+METHOD_LABELS = {"bl1": "BL-v1", "bl2": "BL-v2", "miface": "MI-FACE", "blenc": "BL-enc"}
 
 
 @dataclass

@@ -46,6 +46,7 @@ class TargetRequest:
     posterior_scale: float | None = None  # None: 1 / threshold (softmax temperature independent of the threshold)
     readout: str = "membrane"
     neuron: NeuronConfig = NeuronConfig()
+    encoding: str = "rate"  # image encoder of SNN targets: Bernoulli 'rate' or deterministic 'if'
 
     def __post_init__(self):
         if self.arch not in ARCHS:
@@ -55,6 +56,8 @@ class TargetRequest:
         if self.posterior_scale is not None and not (isinstance(self.posterior_scale, (int, float))
                                                      and 0 < self.posterior_scale < float("inf")):
             raise InputError(f"posterior_scale must be a positive number, got {self.posterior_scale!r}")
+        if self.encoding not in ("rate", "if"):
+            raise InputError(f"encoding must be 'rate' or 'if', got {self.encoding!r}")
         if self.arch == "ann" and is_event_dataset(self.dataset):
             raise InputError(f"{self.dataset} is event data: train an 'snn' target on it (the ANN takes images)")
 
@@ -81,7 +84,7 @@ def train_target(req: TargetRequest, train_cfg: TrainConfig, out: str | Path) ->
     gen = torch.Generator().manual_seed(train_cfg.seed)
     t0 = time.time()
     if req.arch in ("snn", "snn-conv"):
-        encoding = input_encoding(tr, None if events else req.steps)
+        encoding = input_encoding(tr, None if events else req.steps, kind=req.encoding)
         conv = req.arch == "snn-conv"
         maps = tuple(input_shape) if len(input_shape) == 3 else (1, *input_shape)
         spec = SNNSpec(sizes=(n_in, n_cls) if conv else (n_in, req.hidden, n_cls), steps=encoding["steps"],

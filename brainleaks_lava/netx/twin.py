@@ -167,16 +167,21 @@ class NetxTwin(torch.nn.Module):
         """The network's output spikes (N, outputs, T), delayed one step as lava-dl blocks are, with an
         ``average`` read-out layer applied, and the last computing layer's voltage (N, neurons, T),
         undelayed, before the step's reset (after it, ``v * (1 - s)``, with ``post_reset``)."""
+        out, pre, post = self.outputs(x)
+        return out, (post if post_reset else pre)
+
+    def outputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One forward pass: output spikes as ``run`` gives them, and the last computing layer's voltage
+        before and after the step's reset (N, neurons, T)."""
         spikes, voltage = self.run_all(x)
-        if post_reset:
-            voltage = voltage * (1.0 - spikes[-1].detach())
+        post = voltage * (1.0 - spikes[-1].detach())
         out = _step_delay(spikes[-1])
         n = out.shape[0]
         out = out.reshape(n, -1, out.shape[-1])
         if isinstance(self.spec.layers[-1], AverageLayer):
             groups = self.spec.layers[-1].out_shape[0]
             out = out.reshape(n, groups, -1, out.shape[-1]).mean(2)
-        return out, voltage.reshape(n, -1, voltage.shape[-1])
+        return out, voltage.reshape(n, -1, voltage.shape[-1]), post.reshape(n, -1, post.shape[-1])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.run(x)[0]
