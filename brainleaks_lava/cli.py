@@ -236,7 +236,9 @@ def _run_info(args) -> int:
 
 def _add_attack(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="target: .net SNN (bl1, bl2) or ANN .h5 (miface)")
-    p.add_argument("--method", required=True, choices=["bl1", "bl2", "miface"])
+    p.add_argument("--method", required=True, choices=["bl1", "bl2", "miface", "blenc"],
+                   help="bl1, bl2: the paper's BrainLeaks; miface: the ANN baseline; blenc: encoder-aware "
+                        "inversion (README, 'BL-enc')")
     p.add_argument("--mode", default="paper", choices=["paper", "reference"],
                    help="paper: the paper's algorithm; reference: the published code's variant and defaults")
     p.add_argument("--classes", type=nonnegative_int, nargs="+", default=None, help="target classes (default: all)")
@@ -449,6 +451,44 @@ def _run_demo(args) -> int:
     return 0
 
 
+def _add_audit(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="the model to audit: a .net NetX SNN (anyone's) or a brainleaks ANN .h5")
+    p.add_argument("--evaluator", required=True, help="independent evaluation classifier (.h5)")
+    p.add_argument("--data-root", default=None,
+                   help="training data: find each reconstruction's nearest training image (SSIM)")
+    p.add_argument("--dataset", default=None, choices=["mnist", "att-faces"],
+                   help="dataset of --data-root (default: the one the model's sidecar names)")
+    p.add_argument("--out", default=None, help="report directory (default: audit-<model stem>)")
+    p.add_argument("--budget", type=finite_float, default=600.0,
+                   help="seconds: attacks of the portfolio start only while the budget lasts (default 600)")
+    p.add_argument("--draws", type=positive_int, default=20, help="evaluator draws per Bernoulli reconstruction")
+    p.add_argument("--replay-draws", type=positive_int, default=2,
+                   help="draws of each winning reconstruction replayed on Lava")
+    p.add_argument("--no-replay", action="store_true", help="skip the Lava replay of the winners")
+    p.add_argument("--classes", type=nonnegative_int, nargs="+", default=None, help="classes (default: all)")
+    p.add_argument("--seed", type=nonnegative_int, default=0)
+    p.add_argument("--threads", type=nonnegative_int, default=0, help="torch CPU threads (0: torch default)")
+    p.add_argument("--force", action="store_true", help="replace an existing report directory")
+    _add_deployment(p)
+
+
+def _run_audit(args) -> int:
+    from pathlib import Path
+
+    from .audit import run_audit
+    from .models.training import apply_threads
+
+    apply_threads(args.threads)
+    out = Path(args.out) if args.out else Path(f"audit-{Path(args.model).stem}")
+    report = run_audit(args.model, args.evaluator, out, options=_deployment_options(args), card=args.card,
+                       data_root=args.data_root, dataset=args.dataset, budget=args.budget, draws=args.draws,
+                       seed=args.seed, replay_draws=args.replay_draws, replay=not args.no_replay,
+                       classes=args.classes, force=args.force)
+    print((out / "report.md").read_text())
+    print(f"report: {out / 'report.md'}")
+    return 0
+
+
 COMMANDS = {
     "dataset": ("check a dataset directory and print its splits", _add_dataset, _run_dataset),
     "train": ("train an SNN or ANN target and write its model file", _add_train, _run_train),
@@ -458,6 +498,8 @@ COMMANDS = {
     "run": ("run an experiment config: train, attack, evaluate, replay, report (resumable)", _add_run, _run_run),
     "demo": ("run experiments/demo.toml: the shipped MNIST targets, offline", _add_demo, _run_demo),
     "replay": ("replay reconstructions on Lava's fixed-point simulator and compare with the twin", _add_replay, _run_replay),
+    "audit": ("does a deployed model leak? a portfolio of attacks, the per-class worst case, Lava replay", _add_audit,
+              _run_audit),
 }
 
 

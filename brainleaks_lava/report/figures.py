@@ -24,7 +24,8 @@ def decode_for_view(samples: np.ndarray, input_shape: tuple[int, ...]) -> np.nda
 
 
 def recon_grid(path: str | Path, recon: np.ndarray, targets: np.ndarray, input_shape: tuple[int, ...],
-               title: str, class_names=None, confidences=None, real_examples: np.ndarray | None = None) -> Path:
+               title: str, class_names=None, confidences=None, real_examples: np.ndarray | None = None,
+               real_label: str = "real") -> Path:
     """Write a PNG: top row real training examples (optional, same layout as ``recon``), bottom row
     rate-decoded reconstructions labelled with target class and evaluator confidence."""
     import matplotlib
@@ -41,7 +42,7 @@ def recon_grid(path: str | Path, recon: np.ndarray, targets: np.ndarray, input_s
         if real_examples is not None:
             ax = axes[0, i]
             ax.imshow(reals[i], cmap="gray", vmin=0, vmax=1)
-            ax.set_title(f"real {name(int(targets[i]))}", fontsize=8)
+            ax.set_title(f"{real_label} {name(int(targets[i]))}", fontsize=8)
             ax.axis("off")
         ax = axes[rows - 1, i]
         ax.imshow(views[i], cmap="gray", vmin=0, vmax=1)  # rates and images are in [0, 1]
