@@ -13,7 +13,12 @@ one step in its buffer) and o = 0 for files with an input layer. Streaming: the 
 ``reset_interval=T`` and ``reset_offset`` (1, or 0 with an input layer) so that NetX resets layer p at twin
 step p of every window, the samples are concatenated in time and followed by o idle steps. Steps before
 ``spec.settle_steps()`` of each window are zeroed on both sides: in a streamed run they still hold the
-previous sample's activity in flight. ``mode="per-sample"`` runs each sample alone with the same resets.
+previous sample's activity in flight. NetX's reset does not clear a delayed synapse's buffer, so spikes of
+the previous sample still in a synaptic delay would reach the new sample after the reset and change it at
+every later step; a streamed run of a network with delays therefore runs its delayed synapses with
+``hardware.delay_models``, Lava's fixed_pt models plus a clear of the buffer at the step the synapse's input
+layer is reset, which makes the stream equal one run per sample (tested, every layer, with and without
+biases). ``mode="per-sample"`` runs each sample alone with the same resets and Lava's own models.
 The Lava runtime is always stopped, also on errors and Ctrl-C.
 
 Voltages: a Lava ``Monitor`` records the last computing layer's ``v`` (fixed point, lava-dl's x 4096).
@@ -97,6 +102,7 @@ class LavaOutputs:
     layers: list[np.ndarray]  # per computing layer: spikes (N, *out_shape, T), in the layer's own steps
     voltage: np.ndarray | None  # last computing layer's voltage (N, neurons, T), lava-dl units, or None
     settle: int  # leading steps of each window zeroed on both sides
+    runs: int = 0  # Lava runtimes started (one per chunk when streaming, one per sample otherwise)
 
     @property
     def output(self) -> np.ndarray:
@@ -150,10 +156,12 @@ def _from_lava(a: np.ndarray) -> np.ndarray:
 
 
 def _run_lava(spec: NetSpec, data: np.ndarray, reset_interval: int, voltage: str | None,
-              record_layers: bool = True) -> tuple[list[np.ndarray], np.ndarray | None]:
+              record_layers: bool = True, stream: bool = False) -> tuple[list[np.ndarray], np.ndarray | None]:
     """One Lava run of ``data`` (*input_shape, steps). Returns every computing layer's spikes
     (*out_shape, steps) (only the last one's unless ``record_layers``) and, with ``voltage`` ("post" or
-    "pre"), the last computing layer's voltage (neurons, steps) in lava-dl units."""
+    "pre"), the last computing layer's voltage (neurons, steps) in lava-dl units. ``stream``: ``data``
+    holds several windows of ``reset_interval`` steps; delayed synapses clear their buffer in each window
+    (``hardware.delay_models``)."""
     netx, RunSteps, Loihi2SimCfg, Source, Sink, Monitor = _lava()
     steps = data.shape[-1]
     with tempfile.TemporaryDirectory(prefix="brainleaks-netx-") as tmp:
@@ -170,6 +178,17 @@ def _run_lava(spec: NetSpec, data: np.ndarray, reset_interval: int, voltage: str
     computing = spec.computing
     if len(net.layers) != len(computing):
         raise InputError(f"{spec.path}: NetX built {len(net.layers)} layers, the spec has {len(computing)}")
+    run_cfg = Loihi2SimCfg(select_tag="fixed_pt")
+    if stream and any(layer.max_delay for layer in computing):
+        from . import delay_models
+
+        offset = 0 if spec.has_input_layer else 1
+        for p, (layer, block) in enumerate(zip(computing, net.layers)):
+            cleared = delay_models.clear_each_window(getattr(block, "synapse", None), reset_interval, p + offset)
+            if layer.max_delay and not cleared:
+                raise RuntimeError(f"{spec.path}: layer {layer.index} has synaptic delays but NetX built a "
+                                   f"{type(getattr(block, 'synapse', None)).__name__} synapse")
+        run_cfg = Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map=dict(delay_models.MODELS))
     if spec.has_input_layer:
         first = computing[0]
         drive = np.round(data * first.weight + first.bias).astype(np.int64)
@@ -192,7 +211,7 @@ def _run_lava(spec: NetSpec, data: np.ndarray, reset_interval: int, voltage: str
             monitors[name].probe(getattr(last, name), steps)
     try:
         with ctrl_c_in_this_process_only():
-            net.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+            net.run(condition=RunSteps(num_steps=steps), run_cfg=run_cfg)
         spikes = {p: _from_lava(_collect(sink)) for p, sink in sinks.items()}
         probed = {}
         for name, monitor in monitors.items():
@@ -271,12 +290,7 @@ def replay_network(spec: NetSpec, spikes, mode: str = "stream", chunk: int = 200
     n_v = computing[-1].out_size
     volts = np.zeros((n, n_v, t), dtype=np.float64) if voltage else None
     group = chunk if mode == "stream" else 1
-    if mode == "stream" and any(layer.max_delay for layer in computing):
-        # Lava 0.10's delayed synapses (DelaySparse) carry activity across NetX's resets beyond the delay
-        # itself (measured: later samples of a stream differ from one run per sample at every step), so
-        # networks with synaptic delays are run one sample per run
-        log.warning("%s has synaptic delays: replaying one sample per Lava run (streaming is not exact)", spec.path)
-        group = 1
+    runs = 0
     t0 = time.time()
     with tqdm(total=n, desc=f"Lava replay ({mode})", unit="sample", disable=not progress, leave=False) as bar:
         for start in range(0, n, group):
@@ -284,7 +298,9 @@ def replay_network(spec: NetSpec, spikes, mode: str = "stream", chunk: int = 200
             k = len(block)
             data = np.concatenate([block.transpose(1, 0, 2).reshape(-1, k * t),
                                    np.zeros((block.shape[1], offset), np.float32)], axis=1)
-            res, v = _run_lava(spec, data, reset_interval=t, voltage=voltage, record_layers=record_layers)
+            res, v = _run_lava(spec, data, reset_interval=t, voltage=voltage, record_layers=record_layers,
+                               stream=mode == "stream")
+            runs += 1
             for p, s in enumerate(res):
                 if s is None:
                     continue
@@ -298,8 +314,8 @@ def replay_network(spec: NetSpec, spikes, mode: str = "stream", chunk: int = 200
             a[..., :clean] = 0.0
     if voltage:
         volts[..., :settle] = 0.0
-    log.info("replayed %d samples (%s) in %.1f s", n, mode, time.time() - t0)
-    return LavaOutputs(layers=layers, voltage=volts, settle=settle)
+    log.info("replayed %d samples (%s, %d Lava runs) in %.1f s", n, mode, runs, time.time() - t0)
+    return LavaOutputs(layers=layers, voltage=volts, settle=settle, runs=runs)
 
 
 def replay(net_path: str | Path, spikes, mode: str = "stream", chunk: int = 200,

@@ -279,9 +279,11 @@ class NetSpec:
         return not self.output_layer.neuron.spiking
 
     def clean_steps(self) -> list[int]:
-        """Per computing layer, the first of its own steps that depends on the current sample only in a
-        streamed Lava run: layer p is reset at its step p, and spikes of the previous sample still in its
-        synaptic delays arrive up to d_p steps later: ``p + sum_{j<=p} max_delay_j``."""
+        """Per computing layer, the first of its own steps that is compared and read out:
+        ``p + sum_{j<=p} max_delay_j``. In a streamed Lava run layer p is reset at its step p; without the
+        replay's clearing of the delay buffers (``hardware.delay_models``) the previous sample's spikes still
+        in its synaptic delays would arrive up to d_p steps later. With it the stream is exact from step p
+        on (measured); the delay term is kept as the read-out convention."""
         out, acc = [], 0
         for p, layer in enumerate(self.computing):
             acc += layer.max_delay
@@ -289,7 +291,7 @@ class NetSpec:
         return out
 
     def settle_steps(self) -> int:
-        """Leading steps of each sample's window that can still hold the previous sample's activity in a
-        streamed Lava run (one per layer, plus every layer's longest synaptic delay); comparisons and
-        read-outs start after them."""
+        """Leading steps of each sample's window not compared or read out: one per layer (in a streamed
+        Lava run they still hold the previous sample's activity), plus every layer's longest synaptic delay
+        (see ``clean_steps``)."""
         return sum(1 + layer.max_delay for layer in self.computing)

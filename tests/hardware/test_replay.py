@@ -105,6 +105,25 @@ def test_pre_reset_voltage_restores_lavas_update():
                                   [[-100, 8930]])
 
 
+def test_stream_clears_only_delayed_synapses():
+    """Streamed replays mark DelayDense / DelaySparse synapses (the window and the step of their clear) and
+    run them with the clearing models; other synapses are left to Lava."""
+    replay_mod._lava()
+    from scipy.sparse import csr_matrix
+    from lava.proc.dense.process import DelayDense, Dense
+    from lava.proc.sparse.process import DelaySparse
+
+    from brainleaks_lava.hardware import delay_models
+
+    w, d = np.ones((3, 4), int), np.full((3, 4), 2)
+    for syn in (DelayDense(weights=w, delays=d), DelaySparse(weights=csr_matrix(w), delays=csr_matrix(d))):
+        assert delay_models.clear_each_window(syn, 24, 3)
+        assert (syn.proc_params[delay_models.WINDOW], syn.proc_params[delay_models.OFFSET]) == (24, 3)
+        assert delay_models.MODELS[type(syn)].run_spk is delay_models._ClearEachWindow.run_spk
+    assert not delay_models.clear_each_window(Dense(weights=w), 24, 3)
+    assert not delay_models.clear_each_window(None, 24, 3)
+
+
 def test_replay_refuses_unknown_voltage_kind(small_snn_path):
     with pytest.raises(InputError, match="voltage"):
         replay(small_snn_path, np.zeros((1, 784, 12), np.float32), voltage="mid")
