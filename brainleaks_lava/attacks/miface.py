@@ -74,6 +74,8 @@ class MIFace(Attack):
                 break
             conf, loss, grad = self._cost_and_step(x[idx], classes[idx].to(dev))
             loss = loss.cpu()
+            if not history:
+                start_cost = loss.clone()
             history.append(history_row(r, idx, loss))
             improved = loss < best[idx]
             best_x[idx[improved]] = x[idx[improved]]
@@ -86,7 +88,8 @@ class MIFace(Attack):
             iters[go.numpy()] += 1
             if len(history) % 50 == 1:
                 bar.set_postfix(conf=f"{float(1 - best.mean()):.3f}")
-        stuck = [int(c) for c, b in zip(classes.tolist(), best.tolist()) if b == float("inf")]
+        # a class whose best cost is its start cost never found a better image than the start
+        stuck = [int(c) for c, b, s0 in zip(classes.tolist(), best.tolist(), start_cost.tolist()) if b >= s0]
         if stuck:
             log.warning("MI-FACE: classes %s never improved on the start image (target posterior stayed at its "
                         "start value); they are returned as the start image", stuck)
