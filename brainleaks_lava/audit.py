@@ -345,13 +345,17 @@ def _write(work: Path, report: AuditReport, target, ev, views, nearest, budget, 
     lines.append(f"| **per-class worst case** | **{_pct(w, 'accuracy')}** | **{_pct(w, 'top3_accuracy')}** | "
                  f"**{_pct(w, 'avg_confidence')}** | **{_pct(w, 'daa')}** | | |")
     lines += ["", "The worst case keeps, for each class, the reconstruction the evaluator finds most convincing "
-              "(selected with the same evaluator: an upper bound of what this portfolio leaks).", "",
+              "(selected with the same evaluator: an upper bound of what this portfolio leaks). Twin conf.: the "
+              "deployed read-out's confidence of the attack's returned input; the Lava column replays seeded "
+              "draws of the winner (Bernoulli reconstructions) and gives the twin's confidence on the same draws.", "",
               "## Per class (worst case)", "",
-              "| class | attack | evaluator top-3 (probability) | evaluator conf. | twin conf. | Lava conf. | "
-              "Lava identical | nearest training image (SSIM, class) |", "|---|---|---|---|---|---|---|---|"]
+              "| class | attack | evaluator top-3 (probability) | evaluator conf. | twin conf. | Lava conf. of the "
+              "replayed draws (twin on them) | Lava identical | nearest training image (SSIM, class) |",
+              "|---|---|---|---|---|---|---|---|"]
     for b in best:
         top = ", ".join(f"{c} ({p:.2f})" for c, p in zip(b["top_classes"], b["top_probs"]))
-        lava = f"{b['lava_confidence']:.3f}" if "lava_confidence" in b else "-"
+        lava = (f"{b['lava_confidence']:.3f} (twin {b['lava_twin_confidence']:.3f})" if "lava_confidence" in b
+                else "-")
         near = f"{b['nearest_ssim']:.3f}, {b['nearest_class']}" if "nearest_ssim" in b else "-"
         lines.append(f"| {b['name']} | {b['attack']} | {top} | {b['evaluator_confidence']:.3f} | "
                      f"{b['twin_confidence']:.3f} | {lava} | {b.get('lava_identical', '-')} | {near} |")
