@@ -146,7 +146,7 @@ def run_audit(model_path, evaluator_path, out, *, options: dict | None = None, c
     (``report.md``, ``audit.json``, ``best.png``, ``recon/<attack>.h5``). ``out`` must not exist or be
     empty unless ``force``; it is written complete or not at all."""
     from .attacks import adapter_for, make_attack
-    from .attacks.recon_file import recon_draws, save_recon
+    from .attacks.recon_file import save_recon
     from .evaluation.classifiers import load_evaluator
     from .evaluation.metrics import summarize_draws, attack_metrics, per_class_table
     from .evaluation.score import evaluate_result

@@ -480,10 +480,10 @@ def _run_audit(args) -> int:
 
     apply_threads(args.threads)
     out = Path(args.out) if args.out else Path(f"audit-{Path(args.model).stem}")
-    report = run_audit(args.model, args.evaluator, out, options=_deployment_options(args), card=args.card,
-                       data_root=args.data_root, dataset=args.dataset, budget=args.budget, draws=args.draws,
-                       seed=args.seed, replay_draws=args.replay_draws, replay=not args.no_replay,
-                       classes=args.classes, force=args.force)
+    run_audit(args.model, args.evaluator, out, options=_deployment_options(args), card=args.card,
+              data_root=args.data_root, dataset=args.dataset, budget=args.budget, draws=args.draws,
+              seed=args.seed, replay_draws=args.replay_draws, replay=not args.no_replay,
+              classes=args.classes, force=args.force)
     print((out / "report.md").read_text())
     print(f"report: {out / 'report.md'}")
     return 0

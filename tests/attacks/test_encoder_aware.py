@@ -7,7 +7,7 @@ import torch
 
 import netx_nets
 from brainleaks_lava.attacks import adapter_for, make_attack
-from brainleaks_lava.attacks.encoder_aware import BLencParams, EncoderAware, image_shape, total_variation
+from brainleaks_lava.attacks.encoder_aware import BLencParams, image_shape, total_variation
 from brainleaks_lava.data.encoding import if_encode, to_spikes
 from brainleaks_lava.errors import InputError
 from brainleaks_lava.models.files import load_snn, load_target
