@@ -451,6 +451,37 @@ def _run_demo(args) -> int:
     return 0
 
 
+def _figure_shape(text: str) -> tuple[int, ...]:
+    try:
+        shape = tuple(int(v) for v in text.replace("x", ",").split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be H,W or C,H,W of positive integers, got {text!r}") from None
+    if len(shape) not in (2, 3) or min(shape) <= 0:
+        raise argparse.ArgumentTypeError(f"must be H,W or C,H,W of positive integers, got {text!r}")
+    return shape
+
+
+def _add_plot(p: argparse.ArgumentParser) -> None:
+    p.add_argument("recon", help="reconstruction file written by 'brainleaks attack' or 'brainleaks audit'")
+    p.add_argument("--out", default=None,
+                   help="FILE.png (still grid) or FILE.gif (animation over the time steps); default: both, "
+                        "beside the reconstruction file (the PNG only for images)")
+    p.add_argument("--data-root", default=None, help="dataset directory: show a real example of each class")
+    p.add_argument("--dataset", default=None, choices=["mnist", "att-faces", "nmnist", "dvs-gesture"],
+                   help="dataset of --data-root (default: the one the model's sidecar names)")
+    p.add_argument("--input-shape", type=_figure_shape, default=None, metavar="H,W|C,H,W",
+                   help="layout of a sample (default: the model's sidecar, or a square image)")
+
+
+def _run_plot(args) -> int:
+    from .report.plot import plot_recon
+
+    for path in plot_recon(args.recon, args.out, data_root=args.data_root, dataset=args.dataset,
+                           input_shape=args.input_shape):
+        print(f"wrote {path}")
+    return 0
+
+
 def _add_audit(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="the model to audit: a .net NetX SNN (anyone's) or a brainleaks ANN .h5")
     p.add_argument("--evaluator", required=True, help="independent evaluation classifier (.h5)")
@@ -498,6 +529,7 @@ COMMANDS = {
     "run": ("run an experiment config: train, attack, evaluate, replay, report (resumable)", _add_run, _run_run),
     "demo": ("run experiments/demo.toml: the shipped MNIST targets, offline", _add_demo, _run_demo),
     "replay": ("replay reconstructions on Lava's fixed-point simulator and compare with the twin", _add_replay, _run_replay),
+    "plot": ("draw a reconstruction file: PNG grid (rate-decoded) and GIF of the frames", _add_plot, _run_plot),
     "audit": ("does a deployed model leak? a portfolio of attacks, the per-class worst case, Lava replay", _add_audit,
               _run_audit),
 }

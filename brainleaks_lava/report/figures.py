@@ -25,9 +25,10 @@ def decode_for_view(samples: np.ndarray, input_shape: tuple[int, ...]) -> np.nda
 
 def recon_grid(path: str | Path, recon: np.ndarray, targets: np.ndarray, input_shape: tuple[int, ...],
                title: str, class_names=None, confidences=None, real_examples: np.ndarray | None = None,
-               real_label: str = "real") -> Path:
-    """Write a PNG: top row real training examples (optional, same layout as ``recon``), bottom row
-    rate-decoded reconstructions labelled with target class and evaluator confidence."""
+               real_label: str = "real", columns: int = 10, conf_label: str = "eval") -> Path:
+    """Write a PNG: reconstructions rate-decoded (labelled with target class and evaluator confidence),
+    each under a real training example of its class when given. More than ``columns`` classes wrap into
+    further rows (a real-example row above each reconstruction row)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -35,22 +36,25 @@ def recon_grid(path: str | Path, recon: np.ndarray, targets: np.ndarray, input_s
     views = decode_for_view(recon, input_shape)
     reals = decode_for_view(real_examples, input_shape) if real_examples is not None else None
     n = len(views)
-    rows = 2 if real_examples is not None else 1
-    fig, axes = plt.subplots(rows, n, figsize=(1.3 * n, 1.55 * rows + 0.5), squeeze=False)
+    cols = max(1, min(n, int(columns)))
+    blocks = -(-n // cols)
+    per = 2 if real_examples is not None else 1
+    fig, axes = plt.subplots(blocks * per, cols, figsize=(1.3 * cols, (1.55 * per) * blocks + 0.5), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
     name = (lambda c: class_names[c]) if class_names is not None else str
     for i in range(n):
-        if real_examples is not None:
-            ax = axes[0, i]
+        b, col = divmod(i, cols)
+        if reals is not None:
+            ax = axes[b * per, col]
             ax.imshow(reals[i], cmap="gray", vmin=0, vmax=1)
             ax.set_title(f"{real_label} {name(int(targets[i]))}", fontsize=8)
-            ax.axis("off")
-        ax = axes[rows - 1, i]
+        ax = axes[b * per + per - 1, col]
         ax.imshow(views[i], cmap="gray", vmin=0, vmax=1)  # rates and images are in [0, 1]
         label = f"target {name(int(targets[i]))}"
         if confidences is not None:
-            label += f"\neval {confidences[i]:.2f}"
+            label += f"\n{conf_label} {confidences[i]:.2f}"
         ax.set_title(label, fontsize=8)
-        ax.axis("off")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     path = Path(path)
