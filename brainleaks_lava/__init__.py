@@ -18,7 +18,21 @@ from .errors import (  # noqa: E402
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
+# The top-level API (imported on first use, so that ``import brainleaks_lava`` and the CLI's --help stay fast):
+# load_target, attack, evaluate, replay, audit; see brainleaks_lava.api.
+_API = ("load_target", "attack", "evaluate", "replay", "audit")
+
+
+def __getattr__(name):
+    if name in _API:
+        from . import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'brainleaks_lava' has no attribute {name!r}")
+
+
 __all__ = [
+    *_API,
     "__version__",
     "BrainleaksError",
     "InputError",

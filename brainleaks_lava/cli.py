@@ -535,13 +535,38 @@ COMMANDS = {
 }
 
 
+def _version_text() -> str:
+    """brainleaks-lava's version and those of lava-nc, lava-dl and torch (read from the installed packages'
+    metadata, without importing them)."""
+    from importlib import metadata
+
+    parts = []
+    for dist in ("lava-nc", "lava-dl", "torch"):
+        try:
+            parts.append(f"{dist} {metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            parts.append(f"{dist} not installed")
+    return f"brainleaks-lava {__version__} ({', '.join(parts)})"
+
+
+class _VersionAction(argparse.Action):
+    """--version: computed only when asked for."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(_version_text())
+        parser.exit(0)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="brainleaks",
         description="Model-inversion attacks on lava-dl SNNs, replayed bit-exactly on Lava's fixed-point simulator.",
     )
-    parser.add_argument("--version", action="version", version=f"brainleaks-lava {__version__}")
+    parser.add_argument("--version", action=_VersionAction, nargs=0,
+                        help="print the versions of brainleaks-lava and of the packages that decide bit-exactness")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="no progress output (bars on a terminal, plain lines every 10 s elsewhere)")
     parser.add_argument("-v", "--verbose", action="store_true", help="show info logs")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (help_, add, _run) in COMMANDS.items():
@@ -559,6 +584,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    from .progress import set_quiet
+
+    set_quiet(args.quiet)
     level = logging.DEBUG if args.debug else (logging.INFO if args.verbose else logging.WARNING)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     run = COMMANDS[args.command][2]

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from ..progress import progress_bar
 
 from .base import SPIKES, Attack, AttackParams, AttackResult, history_row, stack_history, target_posterior_and_grad
 
@@ -91,7 +91,7 @@ class BrainLeaksV1(Attack):
         active = torch.ones(r, dtype=torch.bool)
         iters = np.zeros(r, dtype=np.int64)
         history = []
-        bar = tqdm(range(p.iterations), desc=f"BL-v1 ({p.mode})", disable=not progress, leave=False)
+        bar = progress_bar(range(p.iterations), desc=f"BL-v1 ({p.mode})", disable=not progress)
         for _ in bar:
             idx = active.nonzero().squeeze(1)
             if len(idx) == 0:

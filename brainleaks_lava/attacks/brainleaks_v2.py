@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from ..progress import progress_bar
 
 from ..errors import InputError
 from .base import SPIKES, Attack, AttackParams, AttackResult, history_row, stack_history, target_posterior_and_grad
@@ -123,7 +123,7 @@ class BrainLeaksV2(Attack):
                 return self.adapter.drive(pa).unsqueeze(1)
             return torch.bernoulli(pa.cpu().unsqueeze(1).expand(n, k, *shape), generator=gen).to(dev)
 
-        bar = tqdm(range(p.iterations), desc=f"BL-v2 ({p.mode})", disable=not progress, leave=False)
+        bar = progress_bar(range(p.iterations), desc=f"BL-v2 ({p.mode})", disable=not progress)
         for _ in bar:
             idx = active.nonzero().squeeze(1)
             if len(idx) == 0:

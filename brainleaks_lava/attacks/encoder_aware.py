@@ -36,7 +36,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from ..progress import progress_bar
 
 from ..data.encoding import if_spikes
 from ..errors import InputError
@@ -226,8 +226,8 @@ class EncoderAware(Attack):
         best_rate = torch.zeros(shape)
         history = []
         total = p.iterations * p.restarts
-        bar = tqdm(total=total, desc=f"BL-enc ({self.objective}, {self.parameterisation})", disable=not progress,
-                   leave=False)
+        bar = progress_bar(total=total, desc=f"BL-enc ({self.objective}, {self.parameterisation})",
+                           disable=not progress)
         base = math.log(p.init_rate / (1 - p.init_rate))
         for restart in range(p.restarts):
             logits = (base + 0.1 * torch.randn(shape, generator=gen)).to(dev).requires_grad_(True)

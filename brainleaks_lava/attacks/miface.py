@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from ..progress import progress_bar
 
 from .base import IMAGE, Attack, AttackParams, AttackResult, history_row, stack_history
 
@@ -67,7 +67,7 @@ class MIFace(Attack):
         active = torch.ones(r, dtype=torch.bool)
         iters = np.zeros(r, dtype=np.int64)
         history = []
-        bar = tqdm(range(p.max_iterations), desc="MI-FACE", disable=not progress, leave=False)
+        bar = progress_bar(range(p.max_iterations), desc="MI-FACE", disable=not progress)
         for _ in bar:
             idx = active.nonzero().squeeze(1)
             if len(idx) == 0:

@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from ..progress import progress_bar
 
 from ..errors import InputError
 
@@ -88,7 +88,7 @@ def accuracy(model: torch.nn.Module, logits_fn: LogitsFn, images: np.ndarray, la
     gen = torch.Generator(device="cpu").manual_seed(seed)
     model.eval()
     correct = 0
-    for i in tqdm(range(0, len(labels), batch_size), desc=desc, disable=desc is None, leave=False):
+    for i in progress_bar(range(0, len(labels), batch_size), desc=desc or "", disable=desc is None):
         x = torch.as_tensor(images[i:i + batch_size], dtype=torch.float32)
         logits = logits_fn(model, x, gen, device)
         correct += int((logits.argmax(1).cpu() == torch.as_tensor(labels[i:i + batch_size])).sum())
@@ -119,7 +119,7 @@ def train(model: torch.nn.Module, logits_fn, images: np.ndarray, labels: np.ndar
         model.train()
         order = torch.randperm(n, generator=gen)
         tot_loss, tot_correct, seen = 0.0, 0, 0
-        bar = tqdm(range(0, n, config.batch_size), desc=f"{desc} epoch {epoch + 1}/{config.epochs}", leave=False)
+        bar = progress_bar(range(0, n, config.batch_size), desc=f"{desc} epoch {epoch + 1}/{config.epochs}")
         for i in bar:
             idx = order[i:i + config.batch_size]
             x = torch.as_tensor(images[idx.numpy()], dtype=torch.float32)
