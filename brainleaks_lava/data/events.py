@@ -5,30 +5,46 @@ ever downloaded), turns every recording into binary frames with a :class:`~.fram
 (the paper's preset by default) and returns an :class:`EventDataset`. Framed samples are cached
 on disk, so later loads skip the raw files.
 
-On-disk layouts accepted (``root`` may also be one level above, e.g. tonic's ``save_to``
-directory holding ``NMNIST/`` or ``DVSGesture/``):
+On-disk layouts accepted: the folders ``tonic.datasets.NMNIST(save_to)`` and
+``tonic.datasets.DVSGesture(save_to)`` leave after downloading (``root`` = ``save_to``, or the
+dataset's own folder ``save_to/NMNIST`` / ``save_to/DVSGesture``), which are also the official
+releases unpacked anywhere (``root`` = the folder holding the split folders, or one level above
+it). The archives tonic keeps beside the extracted folders are ignored.
 
-- **N-MNIST** (34x34, 10 digits): ``Train/<digit>/<id>.bin`` and ``Test/<digit>/<id>.bin`` as
-  unzipped from the official release. Each ``.bin`` file is a sequence of 5-byte events: byte 0
-  = x, byte 1 = y, bit 7 of byte 2 = polarity (1 = ON), the remaining 23 bits of bytes 2..4 (big
+- **N-MNIST** (34x34, 10 digits): ``[save_to/NMNIST/]Train/<digit>/<id>.bin`` and
+  ``Test/<digit>/<id>.bin``. Each ``.bin`` file is a sequence of 5-byte events: byte 0 = x,
+  byte 1 = y, bit 7 of byte 2 = polarity (1 = ON), the remaining 23 bits of bytes 2..4 (big
   endian) = timestamp in microseconds. An event with y = 240 is a timestamp-overflow marker, not
-  a spike: it adds 2**13 us to its own and all later timestamps (as in the dataset authors'
-  reference reader, which tonic follows).
-- **DVS Gesture** (128x128, 11 classes): the pre-processed release read by
-  ``tonic.datasets.DVSGesture``: ``ibmGestureTrain/<user>_<lighting>/<label>.npy`` and
+  a spike: it adds 2**13 us to its own and all later timestamps. Decoded by
+  ``tonic.io.read_mnist_file`` (tonic's N-MNIST reader); the file size and the coordinates are
+  checked here.
+- **DVS Gesture** (128x128, 11 classes): the pre-processed release tonic downloads,
+  ``[save_to/DVSGesture/]ibmGestureTrain/<user>_<lighting>/<label>.npy`` and
   ``ibmGestureTest/...``, each ``.npy`` a numeric (N, 4) array with columns x, y, p, t and t in
-  milliseconds (converted to microseconds here). ``<label>`` is the class index 0..10. Class 10
-  ("other gestures") is dropped, as in the paper, leaving 10 classes. Files are loaded with
-  ``allow_pickle=False``: a pickled file is refused, never unpickled.
+  milliseconds (converted to microseconds, as tonic does). ``<label>`` is the class index 0..10.
+  Class 10 ("other gestures") is dropped, as in the paper, leaving 10 classes. Read here
+  (:func:`read_dvs_npy`): tonic has no reader function for these files, only
+  ``DVSGesture.__getitem__``. Files are loaded with ``allow_pickle=False``: a pickled file is
+  refused, never unpickled.
+
+tonic's dataset classes themselves are not used to find or read the files: constructing one
+downloads the dataset when its archive is missing or its folder holds fewer files than the full
+release (10,000 ``.bin`` / 100 ``.npy``), and nothing here is ever downloaded. The folder and
+label rules used here are theirs (``tests/data/test_events_tonic.py`` checks that both list the
+same files with the same labels and events); the order differs only for DVS Gesture, where tonic
+lists a user's files in directory order and we sort them by class index.
 
 Splits: ``"train"`` is the dataset's own training folder, ``"val"`` its test folder, ``"all"``
-both (train first). Within a split, samples are ordered by folder then file name.
+both (train first). Within a split, samples are ordered by folder, then by file name (N-MNIST)
+or class index (DVS Gesture).
 
 Cache: one ``.npy`` file per framed sample under ``<cache_dir>/<dataset>/`` (default
 ``cache_dir`` = ``<root>/.brainleaks_cache``), keyed by a hash of the raw file's absolute path,
 size and modification time (ns) and the framing's parameters. Entries are written atomically; an
 unreadable or inconsistent entry is logged and recomputed; an unwritable cache directory is
-logged once and the load goes on without caching.
+logged once and the load goes on without caching. (tonic's ``DiskCachedDataset`` is not used: it
+wraps a tonic dataset object, keys entries by sample index only, so a changed file or framing
+would be served stale, and stores them as HDF5.)
 
 Memory: frames are held in memory as uint8, (N, C, H, W, T); all 60,000 N-MNIST training
 samples at T = 100 take 6.9 GB, so use ``limit`` on small machines.
@@ -48,7 +64,7 @@ import numpy as np
 from ..errors import DatasetError, InputError
 from ..fileio import atomic_path, check_regular_file
 from .base import check_split
-from .framing import Events, Framing, dvs_gesture_framing, nmnist_framing
+from .framing import EVENT_DTYPE, Events, Framing, dvs_gesture_framing, nmnist_framing
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +74,6 @@ NMNIST_SENSOR = 34
 NMNIST_URL = "https://www.garrickorchard.com/datasets/n-mnist"
 NMNIST_FOLDERS = {"train": "Train", "val": "Test"}
 NMNIST_CLASSES = tuple(str(d) for d in range(10))
-NMNIST_OVERFLOW_Y = 240
-NMNIST_OVERFLOW_US = 2**13
 
 DVS_SENSOR = 128
 DVS_FOLDERS = {"train": "ibmGestureTrain", "val": "ibmGestureTest"}
@@ -138,34 +152,29 @@ class EventDataset:
 def read_nmnist_bin(path: str | Path) -> Events:
     """Read one N-MNIST ``.bin`` file (format in the module docstring) as 34x34 :class:`Events`.
 
-    A size that is not a multiple of 5 bytes, or an event outside the 34x34 sensor, raises
-    ``DatasetError`` naming the file.
+    The decoding is ``tonic.io.read_mnist_file``'s; around it, a size that is not a multiple of 5
+    bytes (which tonic reads silently or fails on with an IndexError) and an event outside the
+    34x34 sensor raise ``DatasetError`` naming the file.
     """
+    from tonic.io import read_mnist_file
+
     path = Path(path)
     check_regular_file(path, DatasetError, "N-MNIST event file")
     try:
-        raw = np.fromfile(path, dtype=np.uint8)
+        size = path.stat().st_size
+        if size % 5:
+            raise DatasetError(f"{path}: {size} bytes is not a multiple of 5; an N-MNIST .bin file holds "
+                               "5-byte events (truncated or not an N-MNIST file?)")
+        raw = read_mnist_file(str(path), dtype=EVENT_DTYPE)
     except OSError as e:
         raise DatasetError(f"{path}: cannot read N-MNIST event file: {e}") from None
-    if raw.size % 5:
-        raise DatasetError(f"{path}: {raw.size} bytes is not a multiple of 5; an N-MNIST .bin file holds "
-                           "5-byte events (truncated or not an N-MNIST file?)")
-    ev = raw.reshape(-1, 5).astype(np.int64)
-    x, y, b2 = ev[:, 0], ev[:, 1], ev[:, 2]
-    p = b2 >> 7
-    t = ((b2 & 0x7F) << 16) | (ev[:, 3] << 8) | ev[:, 4]
-    overflow = y == NMNIST_OVERFLOW_Y
-    if overflow.any():
-        t = t + NMNIST_OVERFLOW_US * np.cumsum(overflow)
-        keep = ~overflow
-        x, y, t, p = x[keep], y[keep], t[keep], p[keep]
-    bad = np.flatnonzero((x >= NMNIST_SENSOR) | (y >= NMNIST_SENSOR))
+    bad = np.flatnonzero((raw["x"] >= NMNIST_SENSOR) | (raw["y"] >= NMNIST_SENSOR))
     if bad.size:
         i = int(bad[0])
-        raise DatasetError(f"{path}: event at x={int(x[i])}, y={int(y[i])} lies outside the "
+        raise DatasetError(f"{path}: event at x={int(raw['x'][i])}, y={int(raw['y'][i])} lies outside the "
                            f"{NMNIST_SENSOR}x{NMNIST_SENSOR} N-MNIST sensor ({bad.size} such events; "
                            "not an N-MNIST file?)")
-    return Events(x, y, t, p.astype(np.uint8), NMNIST_SENSOR, NMNIST_SENSOR)
+    return Events.from_structured(raw, NMNIST_SENSOR, NMNIST_SENSOR)
 
 
 def read_dvs_npy(path: str | Path) -> Events:
