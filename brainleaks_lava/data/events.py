@@ -54,7 +54,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -425,11 +424,11 @@ def load_events(name: str, root: str | Path, split: str = "train", *, framing: F
         cache = _FrameCache(base / name, framing, shape)
     reader = read_nmnist_bin if nmnist else read_dvs_npy  # looked up per call (tests patch them)
 
-    from tqdm.auto import tqdm
+    from ..progress import progress_bar
 
     frames = np.empty((len(items), *shape), dtype=np.uint8)
     hits = 0
-    bar = tqdm(items, desc=f"framing {name} {split}", unit="file", disable=None, file=sys.stderr, leave=False)
+    bar = progress_bar(items, desc=f"framing {name} {split}", unit="file")
     for i, (path, _) in enumerate(bar):
         key = cache.key(path) if cache is not None else ""
         sample = cache.load(key) if cache is not None else None

@@ -79,7 +79,10 @@ def test_installed_script_version_and_help():
         pytest.skip(f"{script} not installed")
     version = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=120)
     assert version.returncode == 0, version.stderr
-    assert version.stdout.strip() == f"brainleaks-lava {__version__}"
+    from importlib import metadata
+
+    assert version.stdout.strip() == (f"brainleaks-lava {__version__} (lava-nc {metadata.version('lava-nc')}, "
+                                      f"lava-dl {metadata.version('lava-dl')}, torch {metadata.version('torch')})")
     help_ = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=120)
     assert help_.returncode == 0, help_.stderr
     assert "dataset" in help_.stdout and "usage: brainleaks" in help_.stdout
