@@ -21,8 +21,14 @@ layer is reset, which makes the stream equal one run per sample (tested, every l
 biases). ``mode="per-sample"`` runs each sample alone with the same resets and Lava's own models.
 The Lava runtime is always stopped, also on errors and Ctrl-C.
 
-Voltages: a Lava ``Monitor`` records the last computing layer's ``v`` (fixed point, lava-dl's x 4096).
-It is the post-reset value; for the pre-reset potential the monitor also records ``u`` and, where a neuron
+Recording (``hardware.shm_recorders``): each recorded layer's ``s_out`` feeds a ``SpikeRecorder`` (what a
+Lava ``RingBuffer`` sink receives) and each probed Var is read every step by a ``VarRecorder`` (a RefPort, as
+Lava's ``Monitor`` reads it). Their process models write every step into shared memory blocks the host
+creates before the run and unlinks after it (also on errors); the host copies each recording out in one
+go, where Lava's ``Var.get()`` sends one element per message (tens of seconds for a 3000-neuron layer).
+
+Voltages: the recorder reads the last computing layer's ``v`` (fixed point, lava-dl's x 4096).
+It is the post-reset value; for the pre-reset potential the replay also records ``u`` and, where a neuron
 was reset, restores ``decay(v[t-1]) + u[t] + bias`` with Lava's own integer update.
 """
 from __future__ import annotations
@@ -69,10 +75,10 @@ def _lava():
         from lava.lib.dl import netx
         from lava.magma.core.run_conditions import RunSteps
         from lava.magma.core.run_configs import Loihi2SimCfg
-        from lava.proc.io.sink import RingBuffer as Sink
         from lava.proc.io.source import RingBuffer as Source
-        from lava.proc.monitor.process import Monitor
-    return netx, RunSteps, Loihi2SimCfg, Source, Sink, Monitor
+
+        from . import shm_recorders
+    return netx, RunSteps, Loihi2SimCfg, Source, shm_recorders
 
 
 def check_spikes(spikes, num_inputs: int | None = None, name: str = "spikes", graded: bool = False) -> np.ndarray:
@@ -162,7 +168,7 @@ def _run_lava(spec: NetSpec, data: np.ndarray, reset_interval: int, voltage: str
     "pre"), the last computing layer's voltage (neurons, steps) in lava-dl units. ``stream``: ``data``
     holds several windows of ``reset_interval`` steps; delayed synapses clear their buffer in each window
     (``hardware.delay_models``)."""
-    netx, RunSteps, Loihi2SimCfg, Source, Sink, Monitor = _lava()
+    netx, RunSteps, Loihi2SimCfg, Source, shm_recorders = _lava()
     steps = data.shape[-1]
     with tempfile.TemporaryDirectory(prefix="brainleaks-netx-") as tmp:
         path, num_layers = _lava_file(spec, Path(tmp))
@@ -198,29 +204,28 @@ def _run_lava(spec: NetSpec, data: np.ndarray, reset_interval: int, voltage: str
         source = Source(data=_to_lava(data.reshape(*spec.input_shape, steps)))
         source.s_out.connect(net.inp)
     recorded = range(len(computing)) if record_layers else [len(computing) - 1]
-    sinks = {}
-    for p in recorded:
-        neuron = net.layers[p].neuron
-        sinks[p] = Sink(shape=neuron.s_out.shape, buffer=steps)
-        neuron.s_out.connect(sinks[p].a_in)
     last = net.layers[-1].neuron
-    monitors = {}
-    if voltage:
-        for name in ("v", "u") if voltage == "pre" else ("v",):
-            monitors[name] = Monitor()
-            monitors[name].probe(getattr(last, name), steps)
-    try:
-        with ctrl_c_in_this_process_only():
-            net.run(condition=RunSteps(num_steps=steps), run_cfg=run_cfg)
-        spikes = {p: _from_lava(_collect(sink)) for p, sink in sinks.items()}
-        probed = {}
-        for name, monitor in monitors.items():
-            (data_,) = monitor.get_data().values()
-            a = np.asarray(data_[name], dtype=np.int64)  # (steps, *lava shape)
-            a = np.moveaxis(a, 0, -1)
-            probed[name] = _from_lava(a).reshape(-1, steps)
-    finally:
-        net.stop()  # always: a runtime that is not stopped leaves worker processes behind
+    probes = (("v", "u") if voltage == "pre" else ("v",)) if voltage else ()
+    with shm_recorders.SharedBuffers() as buffers:  # unlinked when the block ends, also on errors
+        sinks = {}
+        for p in recorded:
+            s_out = net.layers[p].neuron.s_out
+            sinks[p] = buffers.new(s_out.shape, steps, shm_recorders.SPIKE_DTYPE)
+            s_out.connect(shm_recorders.SpikeRecorder(shape=s_out.shape, buffer=sinks[p]).a_in)
+        monitors = {}
+        for name in probes:
+            var = getattr(last, name)
+            monitors[name] = buffers.new(var.shape, steps, shm_recorders.VAR_DTYPE)
+            shm_recorders.VarRecorder.probe(var, monitors[name])
+        try:
+            with ctrl_c_in_this_process_only():
+                net.run(condition=RunSteps(num_steps=steps), run_cfg=run_cfg)
+            # (steps, *lava shape) -> (*lava shape, steps)
+            spikes = {p: _from_lava(np.moveaxis(_collect(buf), 0, -1)) for p, buf in sinks.items()}
+            probed = {name: _from_lava(np.moveaxis(_collect(buf), 0, -1)).reshape(-1, steps)
+                      for name, buf in monitors.items()}
+        finally:
+            net.stop()  # always: a runtime that is not stopped leaves worker processes behind
     layers = [spikes.get(p) for p in range(len(computing))]
     if not voltage:
         return layers, None
@@ -329,8 +334,9 @@ def replay(net_path: str | Path, spikes, mode: str = "stream", chunk: int = 200,
     return (res.output, res.voltage) if voltage else res.output
 
 
-def _collect(sink) -> np.ndarray:
-    return np.asarray(sink.data.get())
+def _collect(buffer) -> np.ndarray:
+    """A recording (steps, *lava shape) of a ``shm_recorders`` buffer, copied out of shared memory."""
+    return buffer.read()
 
 
 def _windows(a: np.ndarray, k: int, t: int) -> np.ndarray:

@@ -172,15 +172,86 @@ def test_check_spikes_rejects_bad_input():
         check_spikes(np.zeros((4, 5)), 4)
 
 
-@pytest.mark.slow
-def test_runtime_stopped_after_exception(small_snn_path, monkeypatch):
-    def boom(sink):
-        raise RuntimeError("injected failure while reading the sink")
+def our_segments() -> set[str]:
+    """Shared memory blocks in /dev/shm created by this process's replays (their names carry its pid)."""
+    from brainleaks_lava.hardware.shm_recorders import PREFIX
 
-    monkeypatch.setattr(replay_mod, "_collect", boom)
-    with pytest.raises(RuntimeError, match="injected"):
-        replay(small_snn_path, random_spikes(3, 784, 12).numpy(), progress=False)
+    return {n for n in os.listdir("/dev/shm") if n.startswith(f"{PREFIX}{os.getpid()}-")}
+
+
+def test_shared_buffers_unlinked_on_exit_and_on_error():
+    replay_mod._lava()
+    from brainleaks_lava.hardware.shm_recorders import SharedBuffers, SPIKE_DTYPE, VAR_DTYPE
+
+    with SharedBuffers() as buffers:
+        a = buffers.new((3, 2), 5, SPIKE_DTYPE)
+        b = buffers.new((4,), 5, VAR_DTYPE)
+        assert our_segments() == {a.name, b.name}
+        assert a.read().shape == (5, 3, 2) and a.read().dtype == np.int32 and not a.read().any()
+        assert b.read().shape == (5, 4) and b.read().dtype == np.int64
+    assert our_segments() == set()
+    with pytest.raises(ZeroDivisionError):
+        with SharedBuffers() as buffers:
+            buffers.new((3,), 2, SPIKE_DTYPE)
+            1 / 0
+    assert our_segments() == set()
+
+
+def test_shared_buffer_too_large_for_dev_shm_fails_in_the_host(monkeypatch):
+    """A block that /dev/shm cannot hold is refused when it is created (its pages are allocated then), and
+    unlinked, rather than killing a Lava worker with SIGBUS when it writes there."""
+    import errno
+
+    replay_mod._lava()
+    from brainleaks_lava.hardware.shm_recorders import SharedBuffers, SPIKE_DTYPE
+
+    def full(fd, offset, size):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    with pytest.raises(OSError, match="cannot reserve 0.1 MiB of shared memory"):
+        with SharedBuffers() as buffers:
+            buffers.new((1000,), 25, SPIKE_DTYPE)
+    assert our_segments() == set()
+
+
+@pytest.mark.slow
+def test_replay_records_through_shared_memory_and_unlinks_it(small_snn_path, monkeypatch):
+    """Spikes of every layer and the probed v and u are written by the Lava workers into shared memory
+    blocks that exist during the run and are gone after it."""
+    seen = []
+    collect = replay_mod._collect
+
+    def spy(buffer):
+        seen.append((buffer.name, buffer.name in our_segments()))
+        return collect(buffer)
+
+    monkeypatch.setattr(replay_mod, "_collect", spy)
+    x = random_spikes(4, 784, 12, p=0.2, seed=5).numpy()
+    replay_mod.replay_network(load_snn(small_snn_path).model.net, x, chunk=2, progress=False, voltage="pre")
+    assert len(seen) == 2 * 4 and all(alive for _, alive in seen)  # 2 chunks x (2 layers, v, u)
+    assert len({name for name, _ in seen}) == len(seen)
+    assert our_segments() == set()
     assert child_processes() == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("where", ["reading", "building"])
+def test_runtime_stopped_after_exception(small_snn_path, monkeypatch, where):
+    def boom(*args, **kwargs):
+        raise RuntimeError(f"injected failure while {where}")
+
+    if where == "reading":  # Lava is running, the shared memory is written
+        monkeypatch.setattr(replay_mod, "_collect", boom)
+    else:  # the spike recorders' blocks exist, Lava has not started
+        replay_mod._lava()
+        from brainleaks_lava.hardware import shm_recorders
+
+        monkeypatch.setattr(shm_recorders.VarRecorder, "probe", boom)
+    with pytest.raises(RuntimeError, match="injected"):
+        replay(small_snn_path, random_spikes(3, 784, 12).numpy(), progress=False, voltage="pre")
+    assert child_processes() == []
+    assert our_segments() == set()
 
 
 @pytest.mark.slow
