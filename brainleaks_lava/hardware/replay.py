@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
+from ..progress import progress_bar
 
 from ..errors import InputError
 from ..interrupts import ctrl_c_in_this_process_only
@@ -297,7 +297,7 @@ def replay_network(spec: NetSpec, spikes, mode: str = "stream", chunk: int = 200
     group = chunk if mode == "stream" else 1
     runs = 0
     t0 = time.time()
-    with tqdm(total=n, desc=f"Lava replay ({mode})", unit="sample", disable=not progress, leave=False) as bar:
+    with progress_bar(total=n, desc=f"Lava replay ({mode})", unit="sample", disable=not progress) as bar:
         for start in range(0, n, group):
             block = x[start:start + group]
             k = len(block)
