@@ -36,7 +36,6 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import os
 import tempfile
 import time
 from dataclasses import dataclass
