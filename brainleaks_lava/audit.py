@@ -321,7 +321,7 @@ def _pct(s: dict, key: str) -> str:
 
 
 def _write(work: Path, report: AuditReport, target, ev, views, nearest, budget, draws) -> None:
-    from .fileio import write_json_atomic
+    from .fileio import atomic_path, write_json_atomic
     from .report.figures import recon_grid
 
     best = report.best
@@ -371,5 +371,6 @@ def _write(work: Path, report: AuditReport, target, ev, views, nearest, budget, 
                    f"audit of {Path(report.model).name}: per-class worst case", class_names=None,
                    confidences=[b["evaluator_confidence"] for b in best],
                    real_examples=nearest, real_label="nearest")
-    (work / "report.md").write_text("\n".join(lines) + "\n")
+    with atomic_path(work / "report.md") as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
     write_json_atomic(work / "audit.json", report.to_dict())

@@ -664,7 +664,8 @@ CASE_BY_NAME = {c.name: c for c in CASES}
 # running the CLI
 # ----------------------------------------------------------------------------------------------
 
-_PROGRESS = re.compile(r"\d+%\||\[\d\d:\d\d<|it/s\]|s/it\]")
+# tqdm bars on a terminal, and progress.py's plain lines elsewhere ("desc: 200/4000 sample (5%), 12 s")
+_PROGRESS = re.compile(r"\d+%\||\[\d\d:\d\d<|it/s\]|s/it\]|^[^:]+: \d+(/\d+)? \w+( \(\d+%\))?, \d+ s(, |$)")
 
 
 @dataclass
