@@ -188,7 +188,7 @@ def run_audit(model_path, evaluator_path, out, *, options: dict | None = None, c
             t_attack = time.time()
             attack = make_attack(entry.method, adapter, mode=entry.mode, **entry.params)
             if progress:
-                print(f"audit: {entry.name} ...", flush=True)
+                log.info("audit: %s ...", entry.name)
             res = attack.invert(classes=classes, seed=seed + entry.seed_offset, progress=progress)
             path = save_recon(res, work / "recon" / f"{entry.name}.h5", model_path=str(model_path),
                               model_sha256=target.sha256)
@@ -205,9 +205,9 @@ def run_audit(model_path, evaluator_path, out, *, options: dict | None = None, c
             spent.append(time.time() - t_attack)
             if progress:
                 s = e.summary
-                print(f"audit: {entry.name}: attack acc. {100 * s['accuracy']['mean']:.1f} %, top-3 "
-                      f"{100 * s['top3_accuracy']['mean']:.1f} %, DAA {100 * s['daa']['mean']:.1f} % "
-                      f"({res.seconds:.0f} s)", flush=True)
+                log.info("audit: %s: attack acc. %.1f %%, top-3 %.1f %%, DAA %.1f %% (%.0f s)", entry.name,
+                         100 * s["accuracy"]["mean"], 100 * s["top3_accuracy"]["mean"], 100 * s["daa"]["mean"],
+                         res.seconds)
         targets = results[0].targets
         winners, posts = combine_best(evaluations, targets)
         per_draw = [attack_metrics(p, targets, ev.num_classes) for p in posts]

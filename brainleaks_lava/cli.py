@@ -148,14 +148,21 @@ def _run_train(args) -> int:
     return 0
 
 
-def _input_shape(text: str) -> tuple[int, ...]:
-    try:
-        shape = tuple(int(v) for v in text.replace("x", ",").split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be N or C,H,W of positive integers, got {text!r}") from None
-    if len(shape) not in (1, 3) or min(shape) <= 0:
-        raise argparse.ArgumentTypeError(f"must be N or C,H,W of positive integers, got {text!r}")
-    return shape
+def _shape_type(dims: tuple[int, ...], layout: str):
+    """An argparse type for a shape of ``dims`` positive integers ("28,28" or "2x34x34")."""
+    def parse(text: str) -> tuple[int, ...]:
+        try:
+            shape = tuple(int(v) for v in text.replace("x", ",").split(","))
+        except ValueError:
+            shape = ()
+        if len(shape) not in dims or min(shape) <= 0:
+            raise argparse.ArgumentTypeError(f"must be {layout} of positive integers, got {text!r}")
+        return shape
+    return parse
+
+
+_input_shape = _shape_type((1, 3), "N or C,H,W")
+_figure_shape = _shape_type((2, 3), "H,W or C,H,W")
 
 
 def _input_range(text: str) -> tuple[float, float]:
@@ -449,16 +456,6 @@ def _run_demo(args) -> int:
     print(report.read_text())
     print(f"report: {report}")
     return 0
-
-
-def _figure_shape(text: str) -> tuple[int, ...]:
-    try:
-        shape = tuple(int(v) for v in text.replace("x", ",").split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be H,W or C,H,W of positive integers, got {text!r}") from None
-    if len(shape) not in (2, 3) or min(shape) <= 0:
-        raise argparse.ArgumentTypeError(f"must be H,W or C,H,W of positive integers, got {text!r}")
-    return shape
 
 
 def _add_plot(p: argparse.ArgumentParser) -> None:
