@@ -4,10 +4,10 @@ setup:
 	@bash scripts/setup.sh
 
 test: setup
-	.venv/bin/python -m pytest -q
+	.venv/bin/python -m pytest -q -n auto
 
 test-fast: setup
-	.venv/bin/python -m pytest -q -m "not slow"
+	.venv/bin/python -m pytest -q -n auto -m "not slow"
 
 demo: setup
 	.venv/bin/brainleaks demo
