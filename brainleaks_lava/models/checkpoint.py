@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from .. import __version__
-from ..errors import ModelFileError
+from ..errors import BrainleaksError, ModelFileError
 from ..fileio import atomic_h5, open_h5, read_attr, read_dataset
 
 log = logging.getLogger(__name__)
@@ -130,6 +130,19 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
         if generator is None or generator.dtype != np.uint8 or generator.ndim != 1:
             raise ModelFileError(f"{path}: missing or invalid generator state")
     return Checkpoint(fingerprint, epoch, epochs, history, model, optimizer, generator)
+
+
+def checkpoint_epoch(path: str | Path, fingerprint: str) -> int:
+    """The number of finished epochs the checkpoint at ``path`` holds of the training ``fingerprint`` (read from
+    its metadata only); 0 when there is none, it cannot be read or it is another training's."""
+    try:
+        with open_h5(Path(path), "checkpoint") as f:
+            raw = read_attr(f, "metadata", "{}")
+            meta = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+            epoch = meta.get("epoch") if meta.get("fingerprint") == fingerprint else 0
+    except (BrainleaksError, ValueError, TypeError, AttributeError, RecursionError):
+        return 0
+    return epoch if isinstance(epoch, int) and not isinstance(epoch, bool) and epoch > 0 else 0
 
 
 def _arrays(group: h5py.Group, path: Path) -> dict[str, np.ndarray]:

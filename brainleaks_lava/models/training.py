@@ -21,7 +21,7 @@ import torch
 
 from ..errors import BrainleaksError, InputError
 from ..progress import format_duration, progress_bar, status
-from .checkpoint import read_checkpoint, restore, save_checkpoint, training_fingerprint
+from .checkpoint import checkpoint_epoch, read_checkpoint, restore, save_checkpoint, training_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -138,42 +138,51 @@ def train(model: torch.nn.Module, logits_fn, images: np.ndarray, labels: np.ndar
         if resumed is not None:
             start, history = resumed
     labels_t = torch.as_tensor(labels, dtype=torch.long)
-    for epoch in range(start, config.epochs):
-        t0 = time.monotonic()
-        model.train()
-        order = torch.randperm(n, generator=gen)
-        tot_loss, tot_correct, seen = 0.0, 0, 0
-        bar = progress_bar(range(0, n, config.batch_size), desc=f"{desc} epoch {epoch + 1}/{config.epochs}")
-        for i in bar:
-            idx = order[i:i + config.batch_size]
-            x = torch.as_tensor(images[idx.numpy()], dtype=torch.float32)
-            y = labels_t[idx].to(device)
-            logits = logits_fn(model, x, gen, device)
-            loss = torch.nn.functional.cross_entropy(logits, y)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"training diverged (loss {loss.item()}) at epoch {epoch + 1}")
-            opt.zero_grad()
-            loss.backward()
-            if config.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            opt.step()
-            tot_loss += float(loss) * len(idx)
-            tot_correct += int((logits.argmax(1) == y).sum())
-            seen += len(idx)
-            bar.set_postfix(loss=f"{tot_loss / seen:.3f}", acc=f"{tot_correct / seen:.3f}")
-        history["loss"].append(tot_loss / seen)
-        history["train_acc"].append(tot_correct / seen)
-        msg = (f"{desc} epoch {epoch + 1}/{config.epochs}: loss {tot_loss / seen:.4f}, "
-               f"train acc {100 * tot_correct / seen:.2f}%")
-        if val is not None:
-            acc = accuracy(model, logits_fn, val[0], val[1], seed=config.seed + 1, device=device)
-            history["val_acc"].append(acc)
-            msg += f", val acc {100 * acc:.2f}% ({len(val[1])} images)"
+    try:
+        for epoch in range(start, config.epochs):
+            t0 = time.monotonic()
+            model.train()
+            order = torch.randperm(n, generator=gen)
+            tot_loss, tot_correct, seen = 0.0, 0, 0
+            bar = progress_bar(range(0, n, config.batch_size), desc=f"{desc} epoch {epoch + 1}/{config.epochs}")
+            for i in bar:
+                idx = order[i:i + config.batch_size]
+                x = torch.as_tensor(images[idx.numpy()], dtype=torch.float32)
+                y = labels_t[idx].to(device)
+                logits = logits_fn(model, x, gen, device)
+                loss = torch.nn.functional.cross_entropy(logits, y)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"training diverged (loss {loss.item()}) at epoch {epoch + 1}")
+                opt.zero_grad()
+                loss.backward()
+                if config.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+                opt.step()
+                tot_loss += float(loss) * len(idx)
+                tot_correct += int((logits.argmax(1) == y).sum())
+                seen += len(idx)
+                bar.set_postfix(loss=f"{tot_loss / seen:.3f}", acc=f"{tot_correct / seen:.3f}")
+            history["loss"].append(tot_loss / seen)
+            history["train_acc"].append(tot_correct / seen)
+            msg = (f"{desc} epoch {epoch + 1}/{config.epochs}: loss {tot_loss / seen:.4f}, "
+                   f"train acc {100 * tot_correct / seen:.2f}%")
+            if val is not None:
+                acc = accuracy(model, logits_fn, val[0], val[1], seed=config.seed + 1, device=device)
+                history["val_acc"].append(acc)
+                msg += f", val acc {100 * acc:.2f}% ({len(val[1])} images)"
+            if checkpoint is not None:
+                save_checkpoint(checkpoint, fingerprint, epoch + 1, config.epochs, history, model, opt, gen)
+            msg += f" [{format_duration(time.monotonic() - t0)}]"
+            log.debug(msg)
+            status(msg)
+    except KeyboardInterrupt:  # Ctrl-C, SIGTERM: say what is kept before the CLI's one line
         if checkpoint is not None:
-            save_checkpoint(checkpoint, fingerprint, epoch + 1, config.epochs, history, model, opt, gen)
-        msg += f" [{format_duration(time.monotonic() - t0)}]"
-        log.debug(msg)
-        status(msg)
+            saved = checkpoint_epoch(checkpoint, fingerprint)
+            done = "epoch 1 is" if saved == 1 else f"epochs 1-{saved} are"
+            kept = (f"{done} kept in {checkpoint}; the same command resumes after epoch {saved}"
+                    if saved else "no epoch had finished")
+            status(f"{desc}: stopped in epoch {saved + 1}/{config.epochs}; {kept}")
+        raise
     return history
 
 
