@@ -472,7 +472,9 @@ def _run_evaluate(args) -> int:
 def _add_run(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", help="experiment config (TOML), e.g. experiments/mnist.toml")
     p.add_argument("--out", default=None, help="run directory (default: runs/<experiment name>)")
-    p.add_argument("--force", action="store_true", help="run every stage again")
+    p.add_argument("--force", action="store_true",
+                   help="run every stage again (a training interrupted with the same settings and data still "
+                        "resumes from its checkpoint: the result is the same)")
 
 
 def _run_run(args) -> int:
