@@ -126,8 +126,16 @@ def _add_train(p: argparse.ArgumentParser) -> None:
                    help="SNN surrogate width (default 0.03); lava-dl multiplies it by 100 x threshold (0.003: 0.3 "
                         "of the threshold, the shipped MNIST target's)")
     p.add_argument("--scale-grad", type=finite_float, default=None, help="SNN surrogate height (default 3)")
+    _add_training_run_options(p)
+
+
+def _add_training_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=nonnegative_int, default=0, help="torch CPU threads (0: torch default)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--no-resume", action="store_true",
+                   help="start at epoch 1 even when a checkpoint of an interrupted training with the same settings "
+                        "lies beside --out (<out>.ckpt.h5; by default the training resumes after its last "
+                        "finished epoch)")
 
 
 def _run_train(args) -> int:
@@ -142,8 +150,40 @@ def _run_train(args) -> int:
                             threshold=args.threshold, tau_grad=args.tau_grad, scale_grad=args.scale_grad))
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                       threads=args.threads, device=args.device, weight_decay=args.weight_decay)
-    meta = train_target(req, cfg, args.out)
+    meta = train_target(req, cfg, args.out, resume=not args.no_resume)
     print(f"wrote {args.out}: {args.arch} target, validation accuracy "
+          f"{100 * meta['validation_accuracy']:.2f}% on {meta['validation_images']} images")
+    return 0
+
+
+def _add_train_evaluator(p: argparse.ArgumentParser) -> None:
+    _add_data_options(p)
+    p.add_argument("--kind", required=True, choices=["ann", "snn"],
+                   help="ann: the paper's evaluation CNN on images; snn: the same topology of CUBA neurons on "
+                        "rate-coded images or event frames")
+    p.add_argument("--out", required=True, help="output evaluator file (.h5)")
+    p.add_argument("--epochs", type=positive_int, default=5)
+    p.add_argument("--steps", type=positive_int, default=None,
+                   help="snn: rate-coding time steps (default 25), or the event frames' time bins")
+    p.add_argument("--batch-size", type=positive_int, default=100)
+    p.add_argument("--lr", type=finite_float, default=1e-3)
+    p.add_argument("--seed", type=nonnegative_int, default=0)
+    p.add_argument("--weight-decay", type=finite_float, default=0.0,
+                   help="decoupled (AdamW) weight decay; 0: plain Adam")
+    _add_training_run_options(p)
+
+
+def _run_train_evaluator(args) -> int:
+    from .data import is_event_dataset
+    from .evaluation.classifiers import train_evaluator
+    from .models.training import TrainConfig
+
+    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                      threads=args.threads, device=args.device, weight_decay=args.weight_decay)
+    steps = args.steps if args.steps is not None or is_event_dataset(args.dataset) else 25
+    meta = train_evaluator(args.kind, args.dataset, args.data_root, args.out, cfg, steps=steps,
+                           downsample=args.downsample, limit=args.limit, resume=not args.no_resume)
+    print(f"wrote {args.out}: {args.kind} evaluator, validation accuracy "
           f"{100 * meta['validation_accuracy']:.2f}% on {meta['validation_images']} images")
     return 0
 
@@ -432,7 +472,9 @@ def _run_evaluate(args) -> int:
 def _add_run(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", help="experiment config (TOML), e.g. experiments/mnist.toml")
     p.add_argument("--out", default=None, help="run directory (default: runs/<experiment name>)")
-    p.add_argument("--force", action="store_true", help="run every stage again")
+    p.add_argument("--force", action="store_true",
+                   help="run every stage again (a training interrupted with the same settings and data still "
+                        "resumes from its checkpoint: the result is the same)")
 
 
 def _run_run(args) -> int:
@@ -520,6 +562,8 @@ def _run_audit(args) -> int:
 COMMANDS = {
     "dataset": ("check a dataset directory and print its splits", _add_dataset, _run_dataset),
     "train": ("train an SNN or ANN target and write its model file", _add_train, _run_train),
+    "train-evaluator": ("train an evaluation classifier (the paper's CNN, ANN or spiking) and write it (.h5)",
+                        _add_train_evaluator, _run_train_evaluator),
     "info": ("describe a model file (topology, neuron, validation accuracy)", _add_info, _run_info),
     "attack": ("run a model-inversion attack and write the reconstructions (.h5)", _add_attack, _run_attack),
     "evaluate": ("score reconstructions with an evaluation classifier (paper metrics)", _add_evaluate, _run_evaluate),

@@ -3,7 +3,9 @@
 On a terminal, tqdm bars. When stderr is not a terminal (a log file, CI, a pipe), a bar would be one long
 line of carriage returns; there each loop writes a short plain line at most every ``LINE_EVERY`` seconds
 and one when it ends (only if it ran for at least a second). ``set_quiet(True)`` (the CLI's ``--quiet``)
-turns all progress off. Library code calls :func:`progress_bar` instead of tqdm.
+turns all progress off. Library code calls :func:`progress_bar` instead of tqdm, and :func:`status` for the
+one-line milestones a person follows a long command by (a stage starting and ending, an epoch's accuracy, a
+training resumed): plain lines on stderr, with or without a terminal, off with ``--quiet``.
 """
 from __future__ import annotations
 
@@ -17,6 +19,37 @@ _quiet = False
 def set_quiet(quiet: bool) -> None:
     global _quiet
     _quiet = bool(quiet)
+
+
+def status(message: str) -> None:
+    """One line on stderr for the person running the command (nothing when quiet). On a terminal it is written
+    through tqdm so that an open progress bar is redrawn below it instead of being overwritten."""
+    if _quiet:
+        return
+    stream = sys.stderr
+    try:
+        if getattr(stream, "isatty", lambda: False)():
+            from tqdm.auto import tqdm
+
+            tqdm.write(message, file=stream)
+        else:
+            stream.write(message + "\n")
+        stream.flush()
+    except (OSError, ValueError):  # a closed or broken stream must not end the computation
+        pass
+
+
+def format_duration(seconds: float) -> str:
+    """Wall time for people: ``0.4s``, ``42s``, ``3m12s``, ``1h05m``."""
+    seconds = max(0.0, float(seconds))
+    if seconds < 10:
+        return f"{seconds:.1f}s"
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
 def progress_bar(iterable=None, *, total=None, desc: str = "", unit: str = "it", disable: bool = False, **kwargs):

@@ -126,6 +126,7 @@ def inside(path: Path, directory: Path) -> bool:
 # command -> (options it writes, options it reads); a value None is an option not given
 COMMAND_PATHS = {
     "train": (["out"], ["data_root"]),
+    "train-evaluator": (["out"], ["data_root"]),
     "attack": (["out"], ["model"]),
     "evaluate": (["json"], ["recon", "evaluator"]),
     "replay": (["json"], ["model", "recon", "twin"]),

@@ -53,6 +53,7 @@ from ..data import is_event_dataset, load_dataset
 from ..data.encoding import as_real_tensor, dataset_inputs, input_encoding
 from ..errors import InputError, ModelFileError
 from ..fileio import sha256_file
+from ..models.checkpoint import checkpoint_path, remove_checkpoint
 from ..models.files import load_state, read_torch_h5, save_torch_h5
 from ..models.snn import NeuronConfig, _import_slayer
 from ..models.training import TrainConfig, accuracy, spike_logits_fn, train
@@ -359,12 +360,14 @@ def ann_logits_fn(model, images, generator, device):
 def train_evaluator(kind: str, dataset: str, data_root, out, config: TrainConfig, steps: int | None = 25,
                     downsample: int | None = None, neuron: NeuronConfig | None = None,
                     posterior_scale: float = DEFAULT_POSTERIOR_SCALE, validate_each_epoch: bool = True,
-                    limit: int | None = None) -> dict:
+                    limit: int | None = None, resume: bool = True) -> dict:
     """Train an evaluator of ``kind`` ("ann" or "snn") on split "train" of ``dataset``, save it to ``out``.
 
     The validation accuracy on split "val" is measured on the trained model (for "snn" with a rate coding of
     ``steps`` steps seeded by ``config.seed + 1``) and stored in the metadata, which is returned. Weight
     initialisation, shuffling and encoding are seeded from ``config.seed``; global RNG state is untouched.
+    Every epoch is checkpointed to ``<out>.ckpt.h5``: an interrupted training resumes after its last finished
+    epoch (``resume=False``: afresh); the checkpoint is removed once ``out`` is written.
     """
     if kind not in KINDS:
         raise InputError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
@@ -400,8 +403,11 @@ def train_evaluator(kind: str, dataset: str, data_root, out, config: TrainConfig
     log.info("training %s evaluator on %d %s images %s (%d classes)", kind, len(tr), dataset,
              "x".join(map(str, input_shape)), n_cls)
     t0 = time.time()
+    identity = {"kind": kind, "architecture": model.config(), "encoding": encoding, "downsample": downsample,
+                "limit": limit}
     history = train(model, fn, inputs_tr, tr.labels, config,
-                    val=(inputs_va, va.labels) if validate_each_epoch else None, desc=f"evaluator {kind}")
+                    val=(inputs_va, va.labels) if validate_each_epoch else None, desc=f"evaluator {kind}",
+                    checkpoint=checkpoint_path(out), identity=identity, resume=resume)
     seconds = round(time.time() - t0, 1)
     model = model.cpu().eval()
     acc = accuracy(model, fn, inputs_va, va.labels, seed=config.seed + 1)
@@ -425,6 +431,7 @@ def train_evaluator(kind: str, dataset: str, data_root, out, config: TrainConfig
         "brainleaks_version": __version__,
     }
     save_torch_h5(model, out, EVALUATOR_FORMAT, meta)
+    remove_checkpoint(out)
     log.info("%s evaluator: validation accuracy %.4f on %d images (%.0f s training); saved to %s",
              kind, acc, len(va.labels), seconds, out)
     return meta

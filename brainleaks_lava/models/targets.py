@@ -1,6 +1,7 @@
 """Train a target (SNN or ANN) on a static dataset and write its model file."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from ..data import is_event_dataset, load_dataset
 from ..data.encoding import dataset_inputs, input_encoding
 from ..errors import InputError
 from .ann import ANNSpec, SigmoidMLP
+from .checkpoint import checkpoint_path, remove_checkpoint
 from .conv_snn import ConvSNN
 from .files import export_snn, load_snn, save_ann
 from .snn import NeuronConfig, SNNSpec, SpikingMLP
@@ -69,8 +71,12 @@ class TargetRequest:
         return 1.0 / float(self.neuron.threshold)
 
 
-def train_target(req: TargetRequest, train_cfg: TrainConfig, out: str | Path) -> dict:
-    """Train the requested target, write it to ``out`` (atomically) and return its metadata."""
+def train_target(req: TargetRequest, train_cfg: TrainConfig, out: str | Path, resume: bool = True) -> dict:
+    """Train the requested target, write it to ``out`` (atomically) and return its metadata.
+
+    Every epoch is validated on split "val" and checkpointed beside ``out`` (``<out>.ckpt.h5``); an interrupted
+    training resumes after its last finished epoch (``resume=False``: starts afresh), and the checkpoint is
+    removed once ``out`` is written."""
     out = Path(out)
     events = is_event_dataset(req.dataset)
     load = dict(downsample=req.downsample, time_bins=req.steps if events else None, limit=req.limit)
@@ -100,7 +106,10 @@ def train_target(req: TargetRequest, train_cfg: TrainConfig, out: str | Path) ->
             torch.random.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
             model = SigmoidMLP(spec)
         fn = flat_logits_fn
-    history = train(model, fn, inputs_tr, tr.labels, train_cfg, val=None, desc=f"train {req.arch}")
+    identity = {"target": {k: v for k, v in dataclasses.asdict(req).items() if k != "data_root"},
+                "encoding": encoding}
+    history = train(model, fn, inputs_tr, tr.labels, train_cfg, val=(inputs_va, va.labels), desc=f"train {req.arch}",
+                    checkpoint=checkpoint_path(out), identity=identity, resume=resume)
     model = model.cpu().eval()
     meta = {
         "dataset": req.dataset,
@@ -127,6 +136,7 @@ def train_target(req: TargetRequest, train_cfg: TrainConfig, out: str | Path) ->
         meta["validation_accuracy"] = acc
         meta["validation_images"] = int(len(va.labels))
         save_ann(model, out, meta)
+    remove_checkpoint(out)
     log.info("%s target: validation accuracy %.4f on %d images", req.arch, acc, len(va.labels))
     return meta
 

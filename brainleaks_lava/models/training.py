@@ -3,20 +3,25 @@
 A model is trained through one callable ``logits_fn(model, batch_images, generator) -> logits`` so the
 same loop serves the SNN (which rate-encodes each batch with the seeded generator), the ANN and the
 evaluators. Every random draw (initialisation, shuffling, encoding) comes from generators seeded from
-``TrainConfig.seed``.
+``TrainConfig.seed``. After every epoch a line gives loss, training and validation accuracy; with a checkpoint
+path the loop writes its state after every epoch and an interrupted training resumes after its last finished
+epoch (``models.checkpoint``).
 """
 from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
-from ..progress import progress_bar
 
-from ..errors import InputError
+from ..errors import BrainleaksError, InputError
+from ..progress import format_duration, progress_bar, status
+from .checkpoint import checkpoint_epoch, read_checkpoint, restore, save_checkpoint, training_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -97,52 +102,118 @@ def accuracy(model: torch.nn.Module, logits_fn: LogitsFn, images: np.ndarray, la
 
 def train(model: torch.nn.Module, logits_fn, images: np.ndarray, labels: np.ndarray,
           config: TrainConfig, val: tuple[np.ndarray, np.ndarray] | None = None,
-          desc: str = "train") -> dict:
+          desc: str = "train", checkpoint: str | Path | None = None, identity: dict | None = None,
+          resume: bool = True) -> dict:
     """Train with Adam on cross-entropy of ``logits_fn``; returns a history dict.
 
-    ``logits_fn(model, x_cpu_float, generator, device) -> logits on device``.
+    ``logits_fn(model, x_cpu_float, generator, device) -> logits on device``. After every epoch one line
+    (:func:`~brainleaks_lava.progress.status`) gives its loss, training accuracy and, with ``val`` (images,
+    labels), the validation accuracy.
+
+    ``checkpoint``: a path (see :func:`~brainleaks_lava.models.checkpoint.checkpoint_path`) where the state is
+    written atomically after every epoch; with ``resume``, a checkpoint there whose fingerprint matches this
+    training (settings, data, initial weights and ``identity``: the caller's description of model and
+    encoding) is continued after its last epoch, giving bit for bit the weights of an uninterrupted training.
+    Any other checkpoint is reported and replaced. The caller removes it once the trained model is written.
     """
     if len(images) != len(labels) or len(labels) == 0:
         raise InputError(f"images and labels must be non-empty and of equal length, got {len(images)} and {len(labels)}")
     apply_threads(config.threads)
     device = resolve_device(config.device)
-    model.to(device)
     gen = torch.Generator(device="cpu").manual_seed(config.seed)
+    fingerprint = None
+    if checkpoint is not None:
+        checkpoint = Path(checkpoint)
+        fingerprint = training_fingerprint(config.to_dict(), identity, model, images, labels, val)
+    model.to(device)
     if config.weight_decay > 0:
         opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     else:
         opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     n = len(labels)
     history = {"loss": [], "train_acc": [], "val_acc": []}
+    start = 0
+    if checkpoint is not None:
+        resumed = _resume(checkpoint, fingerprint, config, resume, desc, model, opt, gen)
+        if resumed is not None:
+            start, history = resumed
     labels_t = torch.as_tensor(labels, dtype=torch.long)
-    for epoch in range(config.epochs):
-        model.train()
-        order = torch.randperm(n, generator=gen)
-        tot_loss, tot_correct, seen = 0.0, 0, 0
-        bar = progress_bar(range(0, n, config.batch_size), desc=f"{desc} epoch {epoch + 1}/{config.epochs}")
-        for i in bar:
-            idx = order[i:i + config.batch_size]
-            x = torch.as_tensor(images[idx.numpy()], dtype=torch.float32)
-            y = labels_t[idx].to(device)
-            logits = logits_fn(model, x, gen, device)
-            loss = torch.nn.functional.cross_entropy(logits, y)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"training diverged (loss {loss.item()}) at epoch {epoch + 1}")
-            opt.zero_grad()
-            loss.backward()
-            if config.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            opt.step()
-            tot_loss += float(loss) * len(idx)
-            tot_correct += int((logits.argmax(1) == y).sum())
-            seen += len(idx)
-            bar.set_postfix(loss=f"{tot_loss / seen:.3f}", acc=f"{tot_correct / seen:.3f}")
-        history["loss"].append(tot_loss / seen)
-        history["train_acc"].append(tot_correct / seen)
-        msg = f"{desc} epoch {epoch + 1}: loss {tot_loss / seen:.4f} train acc {tot_correct / seen:.4f}"
-        if val is not None:
-            acc = accuracy(model, logits_fn, val[0], val[1], seed=config.seed + 1, device=device)
-            history["val_acc"].append(acc)
-            msg += f" val acc {acc:.4f}"
-        log.info(msg)
+    try:
+        for epoch in range(start, config.epochs):
+            t0 = time.monotonic()
+            model.train()
+            order = torch.randperm(n, generator=gen)
+            tot_loss, tot_correct, seen = 0.0, 0, 0
+            bar = progress_bar(range(0, n, config.batch_size), desc=f"{desc} epoch {epoch + 1}/{config.epochs}")
+            for i in bar:
+                idx = order[i:i + config.batch_size]
+                x = torch.as_tensor(images[idx.numpy()], dtype=torch.float32)
+                y = labels_t[idx].to(device)
+                logits = logits_fn(model, x, gen, device)
+                loss = torch.nn.functional.cross_entropy(logits, y)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"training diverged (loss {loss.item()}) at epoch {epoch + 1}")
+                opt.zero_grad()
+                loss.backward()
+                if config.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+                opt.step()
+                tot_loss += float(loss) * len(idx)
+                tot_correct += int((logits.argmax(1) == y).sum())
+                seen += len(idx)
+                bar.set_postfix(loss=f"{tot_loss / seen:.3f}", acc=f"{tot_correct / seen:.3f}")
+            history["loss"].append(tot_loss / seen)
+            history["train_acc"].append(tot_correct / seen)
+            msg = (f"{desc} epoch {epoch + 1}/{config.epochs}: loss {tot_loss / seen:.4f}, "
+                   f"train acc {100 * tot_correct / seen:.2f}%")
+            if val is not None:
+                acc = accuracy(model, logits_fn, val[0], val[1], seed=config.seed + 1, device=device)
+                history["val_acc"].append(acc)
+                msg += f", val acc {100 * acc:.2f}% ({len(val[1])} images)"
+            if checkpoint is not None:
+                save_checkpoint(checkpoint, fingerprint, epoch + 1, config.epochs, history, model, opt, gen)
+            msg += f" [{format_duration(time.monotonic() - t0)}]"
+            log.debug(msg)
+            status(msg)
+    except KeyboardInterrupt:  # Ctrl-C, SIGTERM: say what is kept before the CLI's one line
+        if checkpoint is not None:
+            saved = checkpoint_epoch(checkpoint, fingerprint)
+            done = "epoch 1 is" if saved == 1 else f"epochs 1-{saved} are"
+            kept = (f"{done} kept in {checkpoint}; the same command resumes after epoch {saved}"
+                    if saved else "no epoch had finished")
+            status(f"{desc}: stopped in epoch {saved + 1}/{config.epochs}; {kept}")
+        raise
     return history
+
+
+def _resume(path: Path, fingerprint: str, config: TrainConfig, resume: bool, desc: str, model, opt, gen):
+    """(epochs done, history) of a usable checkpoint at ``path``, restored into model, optimizer and generator;
+    None (with a message saying why) when there is none to use."""
+    if not path.exists():
+        return None
+    if not resume:
+        log.warning("%s: not resuming from the checkpoint %s (asked to start afresh); it will be replaced", desc, path)
+        return None
+    try:
+        ckpt = read_checkpoint(path)
+    except BrainleaksError as e:
+        log.warning("%s: ignoring the unreadable checkpoint %s (%s); starting at epoch 1, it will be replaced",
+                    desc, path, " ".join(str(e).split()))
+        return None
+    if ckpt.fingerprint != fingerprint:
+        log.warning("%s: ignoring the checkpoint %s: it was written by a training with other settings, data or "
+                    "model; starting at epoch 1, it will be replaced", desc, path)
+        return None
+    if ckpt.epoch > config.epochs:
+        log.warning("%s: ignoring the checkpoint %s: it is at epoch %d, beyond the %d epochs asked for; starting at "
+                    "epoch 1, it will be replaced", desc, path, ckpt.epoch, config.epochs)
+        return None
+    try:
+        restore(ckpt, path, model, opt, gen)
+    except BrainleaksError as e:
+        log.warning("%s: ignoring the checkpoint %s (%s); starting at epoch 1, it will be replaced",
+                    desc, path, " ".join(str(e).split()))
+        return None
+    status(f"{desc}: resuming from epoch {ckpt.epoch}/{config.epochs} (checkpoint {path})")
+    history = {k: list(ckpt.history.get(k, [])) for k in ("loss", "train_acc", "val_acc")}
+    return ckpt.epoch, history

@@ -23,12 +23,38 @@ def decode_for_view(samples: np.ndarray, input_shape: tuple[int, ...]) -> np.nda
     return rates.mean(axis=1) if len(input_shape) == 3 else rates
 
 
+#: classes per row of a figure; more wrap into further rows (40 faces: 4 rows of 10)
+COLUMNS = 10
+
+
+def grid_layout(n: int, columns: int = COLUMNS) -> tuple[int, int]:
+    """(blocks, columns) of a figure of ``n`` panels wrapped after ``columns``: block ``b`` shows panels
+    ``b * columns ...``; the one layout of the still grids and the animations."""
+    cols = max(1, min(int(n), int(columns)))
+    return -(-int(n) // cols), cols
+
+
 def recon_grid(path: str | Path, recon: np.ndarray, targets: np.ndarray, input_shape: tuple[int, ...],
                title: str, class_names=None, confidences=None, real_examples: np.ndarray | None = None,
-               real_label: str = "real", columns: int = 10, conf_label: str = "eval") -> Path:
+               real_label: str = "real", columns: int = COLUMNS, conf_label: str = "eval") -> Path:
     """Write a PNG: reconstructions rate-decoded (labelled with target class and evaluator confidence),
     each under a real training example of its class when given. More than ``columns`` classes wrap into
     further rows (a real-example row above each reconstruction row)."""
+    import matplotlib.pyplot as plt
+
+    fig = recon_figure(recon, targets, input_shape, title, class_names, confidences, real_examples, real_label,
+                       columns, conf_label)
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+    return path
+
+
+def recon_figure(recon: np.ndarray, targets: np.ndarray, input_shape: tuple[int, ...], title: str,
+                 class_names=None, confidences=None, real_examples: np.ndarray | None = None,
+                 real_label: str = "real", columns: int = COLUMNS, conf_label: str = "eval"):
+    """The matplotlib figure :func:`recon_grid` writes (the caller closes it)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -36,8 +62,7 @@ def recon_grid(path: str | Path, recon: np.ndarray, targets: np.ndarray, input_s
     views = decode_for_view(recon, input_shape)
     reals = decode_for_view(real_examples, input_shape) if real_examples is not None else None
     n = len(views)
-    cols = max(1, min(n, int(columns)))
-    blocks = -(-n // cols)
+    blocks, cols = grid_layout(n, columns)
     per = 2 if real_examples is not None else 1
     fig, axes = plt.subplots(blocks * per, cols, figsize=(1.3 * cols, (1.55 * per) * blocks + 0.5), squeeze=False)
     for ax in axes.flat:
@@ -57,17 +82,14 @@ def recon_grid(path: str | Path, recon: np.ndarray, targets: np.ndarray, input_s
         ax.set_title(label, fontsize=8)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-    return path
+    return fig
 
 
 def frames_gif(path: str | Path, recon: np.ndarray, input_shape: tuple[int, int, int], real_examples=None,
-               scale: int = 4, frame_ms: int = 120) -> Path:
+               scale: int = 4, frame_ms: int = 120, columns: int = COLUMNS) -> Path:
     """Write an animated GIF of event frames: one panel per reconstruction (bottom row) and, if given,
-    the real example of its class (top row), stepping through the T time bins.
+    the real example of its class (top row), stepping through the T time bins. More than ``columns``
+    classes wrap into further rows, as in :func:`recon_grid`.
 
     ``recon``: spike trains or probabilities (R, C*H*W, T); ``real_examples``: (R, C, H, W, T) or
     (R, C*H*W, T). Channels are merged (max); values are shown as grey levels in [0, 1].
@@ -86,15 +108,17 @@ def frames_gif(path: str | Path, recon: np.ndarray, input_shape: tuple[int, int,
     rows = [panels(recon)] + ([panels(real_examples)] if real_examples is not None else [])
     rows = rows[::-1]  # real examples on top
     r, t = rows[0].shape[0], rows[0].shape[-1]
+    blocks, cols = grid_layout(r, columns)
     gap = 2
-    height = len(rows) * (h + gap) - gap
-    width = r * (w + gap) - gap
+    height = blocks * len(rows) * (h + gap) - gap
+    width = cols * (w + gap) - gap
     images = []
     for k in range(t):
         canvas = np.full((height, width), 0.35, dtype=np.float32)  # grey gaps between panels
         for j, row in enumerate(rows):
             for i in range(r):
-                y, x = j * (h + gap), i * (w + gap)
+                b, col = divmod(i, cols)
+                y, x = (b * len(rows) + j) * (h + gap), col * (w + gap)
                 canvas[y:y + h, x:x + w] = row[i, :, :, k]
         big = np.kron(canvas, np.ones((scale, scale), dtype=np.float32))
         images.append(Image.fromarray((255 * big).astype(np.uint8), mode="L"))

@@ -109,10 +109,11 @@ def write_report(cfg, out: Path, target_files: dict, eval_files: dict, recon_fil
         if len(img_shape) == 3 and rec.input_kind != "image":  # event frames: also the animation
             frames_gif(out / f"{a.name}.gif", view, img_shape, real_examples=real)
             lines += [f"![{a.name} frames]({a.name}.gif)", "",
-                      "Animation: the frames over the time bins, real example (top) and reconstruction "
-                      "(bottom; BL-v2: spike probabilities).", ""]
+                      "Animation: the frames over the time bins, real example (upper) and reconstruction "
+                      "(lower row of each pair; BL-v2: spike probabilities).", ""]
         lines += [
-                  "Top row: a real training image of the class. Bottom row: the reconstruction, its target "
+                  "Upper row of each pair: a real training image of the class (more than 10 classes wrap into "
+                  "further pairs of rows). Lower row: the reconstruction, its target "
                   "class and the evaluator's mean confidence over draws. Spike trains are shown rate-decoded "
                   "(time average); for BL-v2 the time average of the Bernoulli probabilities, i.e. the "
                   "expected rate of its draws; MI-FACE images min-max scaled, as the evaluator scores them.", "",

@@ -5,7 +5,12 @@ Every unit of work (one target trained, one attack run, one evaluation, one repl
 file's sidecar and every file of the dataset directory included: :func:`fingerprint`). Its
 outputs are written atomically into the run directory and the fingerprint is recorded in
 ``state.json`` only after they are complete; a rerun skips every stage whose fingerprint and output
-files are unchanged, so an interrupted run resumes where it stopped.
+files are unchanged, so an interrupted run resumes where it stopped; a training stage interrupted mid-way
+resumes after its last finished epoch (its checkpoint ``models/<name>.<ext>.ckpt.h5``, ``models.checkpoint``).
+
+Without ``-v`` a person sees one line as each stage starts ("stage 2/9: train evaluator snn ..."), one when it
+ends with its wall time ("stage 2/9: train evaluator snn done in 3m12s") or that it was already done, and each
+training epoch's loss and accuracies (``progress.status``; ``--quiet`` turns them off).
 """
 from __future__ import annotations
 
@@ -22,12 +27,33 @@ import numpy as np
 from .. import __version__
 from ..errors import ConfigError, OutputError
 from ..fileio import atomic_path, sha256_file, sweep_stale_temps, write_json_atomic
+from ..progress import format_duration, status
 from ..safety import check_output_dir, check_recon_for_evaluator, check_recon_for_replay, inside, same_file
 from .config import ExperimentConfig, load_config
 
 log = logging.getLogger(__name__)
 
 PAPER_TABLES = "paper"
+
+
+def stage_plan(cfg: ExperimentConfig) -> list[str]:
+    """The keys of the stages a run of ``cfg`` goes through, in order (each one runs or is skipped)."""
+    keys = [f"train/{t.name}" for t in cfg.targets.values() if t.model is None]
+    keys += [f"train/eval_{e.name}" for e in cfg.evaluators.values() if e.model is None]
+    keys += [f"attack/{a.name}" for a in cfg.attacks]
+    keys += [f"evaluate/{a.name}" for a in cfg.attacks if a.evaluator]
+    if cfg.replay:
+        keys += [f"replay/{a.name}" for a in cfg.attacks
+                 if a.method != "miface" and cfg.targets[a.target].arch == "snn"]
+    return keys + ["report"]
+
+
+def stage_label(key: str) -> str:
+    """What a person reads for a stage key: 'train/eval_snn' -> 'train evaluator snn'."""
+    kind, _, name = key.partition("/")
+    if kind == "train":
+        return f"train evaluator {name[5:]}" if name.startswith("eval_") else f"train target {name}"
+    return f"{kind} {name}".strip()
 
 
 class Run:
@@ -37,25 +63,39 @@ class Run:
         self.force = force
         self.state_path = out / "state.json"
         self.state = {} if force else read_state(self.state_path)
+        self.plan = stage_plan(cfg)
         self.ran: list[str] = []
         self.skipped: list[str] = []
 
     def stage(self, key: str, settings: dict, inputs: list[Path], outputs: list[Path], fn: Callable[[], dict | None]) -> dict:
-        """Run ``fn`` unless the stage's fingerprint and outputs are unchanged; returns its recorded info."""
+        """Run ``fn`` unless the stage's fingerprint and outputs are unchanged; returns its recorded info.
+
+        A line for the person running it says which stage of how many starts, and when it ends, its wall time
+        (or that it was already done)."""
+        head = f"stage {self.plan.index(key) + 1}/{len(self.plan)}: {stage_label(key)}"
         fp = fingerprint(settings, inputs)
         rec = self.state.get(key)
         if (rec and rec.get("fingerprint") == fp and all(p.is_file() for p in outputs)
                 and all(sha256_file(p) == rec["outputs"].get(str(p.relative_to(self.out))) for p in outputs)):
             log.info("stage %s: unchanged, skipped", key)
+            status(f"{head}: already done, skipped")
             self.skipped.append(key)
             return rec.get("info", {})
         log.info("stage %s: running", key)
+        status(f"{head} ...")
         t0 = time.time()
-        info = fn() or {}
+        start = time.monotonic()
+        try:
+            info = fn() or {}
+        except KeyboardInterrupt:  # Ctrl-C, and SIGTERM (interrupts.Terminated)
+            status(f"{head}: stopped after {format_duration(time.monotonic() - start)}; run the same command "
+                   f"again to resume")
+            raise
         self.state[key] = {"fingerprint": fp, "seconds": round(time.time() - t0, 2), "info": info,
                            "outputs": {str(p.relative_to(self.out)): sha256_file(p) for p in outputs}}
         write_json_atomic(self.state_path, self.state)
         self.ran.append(key)
+        status(f"{head} done in {format_duration(time.monotonic() - start)}")
         return info
 
 
@@ -198,7 +238,7 @@ def _train_evaluator(cfg: ExperimentConfig, e, out: Path) -> dict:
     meta = train_evaluator(e.kind, cfg.dataset, str(cfg.data_root) if cfg.data_root else None, out,
                            _train_config(cfg, tr, epochs=5),
                            steps=cfg.time_bins if is_event_dataset(cfg.dataset) else tr.get("steps", 25),
-                           downsample=cfg.downsample, limit=cfg.limit, validate_each_epoch=False)
+                           downsample=cfg.downsample, limit=cfg.limit)
     return {"validation_accuracy": meta["validation_accuracy"]}
 
 
@@ -235,6 +275,7 @@ def run_experiment(config: str | Path, out: str | Path | None = None, force: boo
         sweep_stale_temps(d)  # what killed runs left
     apply_threads(cfg.threads)
     run = Run(cfg, out, force)
+    started = time.monotonic()
 
     def maybe_fail(kind: str) -> None:
         if fail_after == kind:
@@ -333,5 +374,7 @@ def run_experiment(config: str | Path, out: str | Path | None = None, force: boo
     run.stage("report", {"paper": cfg.paper, "config": str(cfg.path)}, report_inputs, outputs,
               lambda: write_report(cfg, out, target_files, eval_files, recon_files, evaluations, replays))
     log.info("stages run: %s; skipped: %s", run.ran, run.skipped)
+    status(f"run {cfg.name}: {len(run.ran)} stage{'s' if len(run.ran) != 1 else ''} run, {len(run.skipped)} "
+           f"already done, in {format_duration(time.monotonic() - started)}")
     write_json_atomic(out / "last_run.json", {"ran": run.ran, "skipped": run.skipped})
     return out / "report.md"

@@ -664,8 +664,12 @@ CASE_BY_NAME = {c.name: c for c in CASES}
 # running the CLI
 # ----------------------------------------------------------------------------------------------
 
-# tqdm bars on a terminal, and progress.py's plain lines elsewhere ("desc: 200/4000 sample (5%), 12 s")
-_PROGRESS = re.compile(r"\d+%\||\[\d\d:\d\d<|it/s\]|s/it\]|^[^:]+: \d+(/\d+)? \w+( \(\d+%\))?, \d+ s(, |$)")
+# tqdm bars on a terminal, and progress.py's plain lines elsewhere ("desc: 200/4000 sample (5%), 12 s"); its
+# status lines: a run's stages ("stage 2/9: train evaluator snn ...", "run demo: 3 stages run, ..."), training
+# epochs ("train snn epoch 3/30: loss ...") and training resumed or stopped
+_PROGRESS = re.compile(r"\d+%\||\[\d\d:\d\d<|it/s\]|s/it\]|^[^:]+: \d+(/\d+)? \w+( \(\d+%\))?, \d+ s(, |$)"
+                       r"|^stage \d+/\d+: |^run [^:]+: \d+ stages? run, | epoch \d+/\d+: loss "
+                       r"|: (resuming from|stopped in) epoch \d+/\d+")
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -108,3 +109,156 @@ def test_stale_temporary_files_of_killed_writers_are_removed(tmp_path):
     assert not stale.exists() and mine.exists() and other.exists()
     assert sweep_stale_temps(tmp_path) == [other]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([mine.name, "r.json"])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# what a person sees while a run goes, and training stages that resume mid-way
+# ---------------------------------------------------------------------------------------------------------
+
+def _stage_lines(err: str) -> list[str]:
+    return [ln for ln in err.splitlines() if ln.startswith(("stage ", "run "))]
+
+
+def test_run_prints_a_line_per_stage_start_end_and_skip_unless_quiet(ws, capsys):
+    from brainleaks_lava import progress
+
+    cfg, out = ws.root / "exp.toml", ws.root / "run"
+    capsys.readouterr()
+    run_experiment(cfg, out)
+    lines = _stage_lines(capsys.readouterr().err)
+    heads = ["stage 1/3: attack bl2", "stage 2/3: evaluate bl2", "stage 3/3: report"]
+    assert [ln for ln in lines if ln.endswith(" ...")] == [h + " ..." for h in heads]
+    done = [ln for ln in lines if " done in " in ln]
+    assert [ln.split(" done in ")[0] for ln in done] == heads
+    assert all(re.fullmatch(r"(\d+\.\ds|\d+s|\d+m\d\ds|\d+h\d\dm)", ln.split(" done in ")[1]) for ln in done)
+    assert re.fullmatch(r"run bad-input: 3 stages run, 0 already done, in \S+", lines[-1])
+
+    run_experiment(cfg, out)
+    again = _stage_lines(capsys.readouterr().err)
+    assert again[:-1] == [h + ": already done, skipped" for h in heads]
+    assert re.fullmatch(r"run bad-input: 0 stages run, 3 already done, in \S+", again[-1])
+
+    progress.set_quiet(True)
+    try:
+        run_experiment(cfg, out, force=True)
+    finally:
+        progress.set_quiet(False)
+    assert capsys.readouterr().err == ""
+
+
+TRAIN_CONFIG = """
+[experiment]
+name = "resume"
+seed = 3
+threads = 1
+
+[dataset]
+name = "mnist"
+
+[targets.snn]
+arch = "snn"
+train = { hidden = 16, epochs = 3, steps = 6, batch_size = 100 }
+
+[[attacks]]
+name = "bl2"
+method = "bl2"
+target = "snn"
+params = { iterations = 1, population = 2 }
+
+[replay]
+enabled = false
+"""
+
+
+def _interrupt_after_checkpoints(monkeypatch, n: int) -> None:
+    """Ctrl-C right after the training's ``n``-th checkpoint is written."""
+    from brainleaks_lava.models import training
+
+    real, count = training.save_checkpoint, [0]
+
+    def save(*args, **kwargs):
+        real(*args, **kwargs)
+        count[0] += 1
+        if count[0] == n:
+            raise KeyboardInterrupt
+    monkeypatch.setattr(training, "save_checkpoint", save)
+
+
+@pytest.fixture(scope="module")
+def straight_run(tmp_path_factory):
+    """The training stage of TRAIN_CONFIG, uninterrupted."""
+    root = tmp_path_factory.mktemp("straight")
+    (root / "exp.toml").write_text(TRAIN_CONFIG)
+    run_experiment(root / "exp.toml", root / "run")
+    return root / "run"
+
+
+def test_run_interrupted_in_training_resumes_after_the_last_epoch_to_the_same_model(tmp_path, straight_run,
+                                                                                    monkeypatch, capsys):
+    from brainleaks_lava.models.checkpoint import read_checkpoint
+
+    (tmp_path / "exp.toml").write_text(TRAIN_CONFIG)
+    out = tmp_path / "run"
+    ckpt = out / "models" / "snn.net.ckpt.h5"
+    _interrupt_after_checkpoints(monkeypatch, 2)
+    capsys.readouterr()
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(tmp_path / "exp.toml", out)
+    err = capsys.readouterr().err
+    assert "stage 1/3: train target snn ..." in err
+    assert re.search(r"^stage 1/3: train target snn: stopped after \S+; run the same command again to resume$", err, re.M)
+    assert f"train snn: stopped in epoch 3/3; epochs 1-2 are kept in {ckpt}" in err
+    assert read_checkpoint(ckpt).epoch == 2 and not (out / "models" / "snn.net").exists()
+    monkeypatch.undo()
+
+    run_experiment(tmp_path / "exp.toml", out)
+    err = capsys.readouterr().err
+    assert f"train snn: resuming from epoch 2/3 (checkpoint {ckpt})" in err
+    epochs = re.findall(r"^train snn epoch (\d)/3: loss [\d.]+, train acc [\d.]+%, val acc [\d.]+% \(250 images\)", err, re.M)
+    assert epochs == ["3"]
+    net = out / "models" / "snn.net"
+    assert net.read_bytes() == (straight_run / "models" / "snn.net").read_bytes()
+    side, ref = (json.loads(p.with_suffix(".json").read_text()) for p in (net, straight_run / "models" / "snn.net"))
+    assert side["training"]["history"] == ref["training"]["history"] and len(side["training"]["history"]["val_acc"]) == 3
+    assert not ckpt.exists() and not list(out.rglob("*.tmp"))
+
+
+@pytest.mark.slow
+def test_train_killed_mid_training_resumes_to_the_same_model(tmp_path):
+    """``kill -9`` of ``brainleaks train`` after its first epoch; the same command resumes and writes the file an
+    uninterrupted training writes."""
+    import signal
+    import time
+
+    from proctree import Command
+
+    from brainleaks_lava.cli import main
+    from brainleaks_lava.models.snn import NeuronConfig
+    from brainleaks_lava.models.targets import TargetRequest, train_target
+    from brainleaks_lava.models.training import TrainConfig
+
+    out = tmp_path / "k.net"
+    args = ["train", "--dataset", "mnist", "--arch", "snn", "--hidden", "48", "--steps", "12", "--batch-size", "25",
+            "--epochs", "3", "--threads", "1", "--seed", "2", "--out", str(out)]
+    cmd = Command(args, tmp_path)
+    deadline = time.time() + 120
+    while time.time() < deadline and cmd.proc.poll() is None and "epoch 1/3: loss" not in cmd.stderr:
+        time.sleep(0.05)
+    os.kill(cmd.proc.pid, signal.SIGKILL)
+    assert cmd.proc.wait(timeout=30) == -signal.SIGKILL, cmd.stderr[-2000:]
+    ckpt = tmp_path / "k.net.ckpt.h5"
+    assert ckpt.is_file() and not out.exists()
+
+    import contextlib
+    import io
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        assert main(args) == 0
+    m = re.search(r"train snn: resuming from epoch (\d)/3", err.getvalue())
+    assert m and 1 <= int(m.group(1)) <= 2, err.getvalue()
+    assert not ckpt.exists() and [p.name for p in sorted(tmp_path.iterdir())] == ["k.json", "k.net"]
+
+    ref = tmp_path / "ref" / "k.net"
+    train_target(TargetRequest(dataset="mnist", arch="snn", hidden=48, steps=12, neuron=NeuronConfig.with_overrides()),
+                 TrainConfig(epochs=3, batch_size=25, seed=2, threads=1), ref)
+    assert out.read_bytes() == ref.read_bytes()
