@@ -106,6 +106,7 @@ class CubaParams:
         # the reset compares the int64 state with S * (th + eps) in float32 (torch promotes an int64 tensor
         # against a float scalar to float32); for states below 2**24 that is state >= ceil(that float32)
         reset32 = torch.tensor(self.spike_threshold * STATE_SCALE, dtype=torch.float32)
+        self.reset32 = float(reset32.item())  # a float32 value
         self.reset_level = float(torch.ceil(reset32.double()).item())
         self.spike_level = float(torch.tensor(self.spike_threshold, dtype=torch.float32).item())
 
@@ -147,20 +148,68 @@ def _current_tm(z: torch.Tensor, p: CubaParams) -> torch.Tensor:
     return u.float()
 
 
-def _forward_tm(z: torch.Tensor, p: CubaParams, delay: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Time-major (T, ...) float32 synaptic input -> (spikes, voltage) float32, time-major; the spikes
-    delayed by one step (``out[0] = 0``) when ``delay``."""
+_NUMBA_KERNEL = None  # the compiled loop, False when numba is missing or failed
+
+
+def _numba_kernel():
+    """The fused integer loop of both integrators, compiled with numba (a dependency of tonic's librosa),
+    or None when numba is not importable (the torch loop then runs)."""
+    global _NUMBA_KERNEL
+    if _NUMBA_KERNEL is None:
+        try:
+            import numba
+            import numpy as np
+        except ImportError:
+            log.info("numba is not available: the CUBA kernel runs its time loop with torch operations")
+            _NUMBA_KERNEL = False
+            return None
+
+        @numba.njit(cache=True, nogil=True)
+        def cuba_loop(x, keep_c, memory, keep_v, reset32, out):  # pragma: no cover - compiled
+            # x: float32 (T, M), S * z truncated; out: float32 (T, M), the voltage x S before the reset.
+            # int64 arithmetic and float32 roundings exactly as lava-dl's _li_dynamics_fwd.
+            steps, m_all = x.shape
+            u = np.zeros(m_all, np.int64)
+            v = np.zeros(m_all, np.int64)
+            for t in range(steps):
+                for m in range(m_all):
+                    xi = np.int64(x[t, m])
+                    if memory:
+                        pu = u[m] * keep_c
+                        ui = ((pu >> 12) if pu > 0 else -((-pu) >> 12)) + xi
+                        u[m] = ui
+                        xi = np.int64(np.float32(ui))  # the voltage integrator re-reads the float32 current
+                    pv = v[m] * keep_v
+                    vi = ((pv >> 12) if pv > 0 else -((-pv) >> 12)) + xi
+                    f = np.float32(vi)
+                    out[t, m] = f
+                    v[m] = 0 if f >= reset32 else vi
+        _NUMBA_KERNEL = cuba_loop
+    return _NUMBA_KERNEL or None
+
+
+def _voltage_numba(kernel, z: torch.Tensor, p: CubaParams) -> torch.Tensor:
+    import numpy as np
+
+    x = torch.mul(z, STATE_SCALE).trunc_().reshape(z.shape[0], -1)
+    out = torch.empty_like(x)
+    kernel(x.numpy(), P_SCALE - p.current_decay, p.current_decay < P_SCALE, P_SCALE - p.voltage_decay,
+           np.float32(p.reset32), out.numpy())
+    return out.reshape(z.shape)
+
+
+def _voltage_torch(z: torch.Tensor, p: CubaParams) -> torch.Tensor:
+    """The same loop with torch operations (CUDA, or no numba): float64 state, exact while |v| < 2**40."""
     steps = z.shape[0]
+    peak = 0.0
     if z.numel():
         lo, hi = torch.aminmax(z)
         peak = max(-float(lo), float(hi)) * STATE_SCALE
-    else:
-        peak = 0.0
     bound_u = peak * (steps if p.current_decay < P_SCALE else 1)  # |u| <= sum of |x| over time
     if not bound_u * steps < _EXACT_STATE:  # |v| <= sum of |u| over time (also catches NaN / inf)
         raise ValueError(f"synaptic input too large (or not finite) for the exact float64 kernel: |z| up to "
                          f"{peak / STATE_SCALE:g}")
-    u = _current_tm(z, p)
+    u = _current_tm(z, p).double()
     keep = (P_SCALE - p.voltage_decay) / P_SCALE
     voltage = torch.empty_like(z)
     v = torch.empty(z.shape[1:], dtype=torch.float64, device=z.device)
@@ -174,7 +223,15 @@ def _forward_tm(z: torch.Tensor, p: CubaParams, delay: bool) -> tuple[torch.Tens
             v.add_(u[t])
         voltage[t].copy_(v)  # rounds to float32 like lava-dl's int64 -> float32 (exact below 2**24)
         prev = v.masked_fill(v >= p.reset_level, 0.0)
-    voltage.mul_(1.0 / STATE_SCALE)  # a power of two: commutes with the rounding above
+    return voltage
+
+
+def _forward_tm(z: torch.Tensor, p: CubaParams, delay: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Time-major (T, ...) float32 synaptic input -> (spikes, voltage) float32, time-major; the spikes
+    delayed by one step (``out[0] = 0``) when ``delay``."""
+    kernel = _numba_kernel() if z.device.type == "cpu" and z.is_contiguous() else None
+    voltage = _voltage_numba(kernel, z, p) if kernel else _voltage_torch(z, p)
+    voltage.mul_(1.0 / STATE_SCALE)  # a power of two: commutes with the float32 rounding of the state
     if delay:
         spikes = torch.empty_like(voltage)
         spikes[0].zero_()
