@@ -1,7 +1,8 @@
-"""Training speed of the MNIST SNN target: lava-dl's blocks vs our fast CUBA kernel vs snnTorch, side by side.
+"""Training speed of the SNN targets: lava-dl's blocks vs our fast CUBA kernel vs snnTorch, side by side.
 
-The same network (784-3000-10, T=25), the same batches of real MNIST images rate-coded with the same
-seeded generator, the same optimizer (Adam, lr 5e-5, gradient clipping 1.0), the same loss (cross-entropy
+The same network (MNIST 784-3000-10 or AT&T faces 10304-3000-40, T=25), the same batches of real images
+rate-coded with the same seeded generator, the same optimizer (Adam, the config's lr, gradient clipping
+1.0), the same loss (cross-entropy
 of the time-averaged softmax of the output membrane potential) and one torch thread for all three; the
 three variants take turns batch by batch so that a change in the machine's load hits them alike.
 
@@ -10,10 +11,10 @@ three variants take turns batch by batch so that a change in the machine's load 
     (c) snnTorch: nn.Linear (no bias) + snn.Leaky(beta=0.7, threshold=1, reset to zero) per layer, stepped
         over time, with lava-dl's exponential surrogate as a custom surrogate (pip install '.[bench]')
 
-Prints wall and CPU time per batch and per 8,000-image epoch, the ratios snnTorch/ours and lava-dl/ours,
+Prints wall and CPU time per batch and per epoch (8,000 MNIST / 320 face images), the ratios snnTorch/ours and lava-dl/ours,
 the time per phase (encode, forward, backward, optimizer) and where our kernel's time goes by operator.
 
-    .venv/bin/python benchmarks/bench_training.py [--batches 10] [--batch-size 100] [--data-root DIR]
+    .venv/bin/python benchmarks/bench_training.py [--dataset mnist|att-faces] [--batches 10] [--data-root DIR]
 """
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ class Clock:
         return sum(getattr(self, which).values())
 
 
-def snntorch_net(tau: float, scale: float, threshold: float = 1.0):
+def snntorch_net(sizes, tau: float, scale: float, threshold: float = 1.0):
     import snntorch as snn
     from snntorch import surrogate
 
@@ -61,12 +62,12 @@ def snntorch_net(tau: float, scale: float, threshold: float = 1.0):
     class Net(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            self.fc1 = torch.nn.Linear(784, 3000, bias=False)
-            self.fc2 = torch.nn.Linear(3000, 10, bias=False)
+            self.fc1 = torch.nn.Linear(sizes[0], sizes[1], bias=False)
+            self.fc2 = torch.nn.Linear(sizes[1], sizes[2], bias=False)
             self.lif1 = snn.Leaky(beta=0.7, threshold=threshold, reset_mechanism="zero", spike_grad=grad)
             self.lif2 = snn.Leaky(beta=0.7, threshold=threshold, reset_mechanism="zero", spike_grad=grad)
 
-        def logits(self, x):  # x (N, 784, T) -> log of the time-averaged softmax of the output membrane
+        def logits(self, x):  # x (N, inputs, T) -> log of the time-averaged softmax of the output membrane
             mem1, mem2 = self.lif1.init_leaky(), self.lif2.init_leaky()
             mems = []
             for t in range(x.shape[-1]):
@@ -99,17 +100,24 @@ def step(model, clock, images, labels, gen, opt):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--batches", type=int, default=10, help="timed batches per variant (80 = one epoch)")
-    ap.add_argument("--batch-size", type=int, default=100, help="experiments/mnist.toml's target: 100")
-    ap.add_argument("--data-root", default="/work/shared/data/mnist",
-                    help="MNIST idx files (the vendored subset when the directory does not exist)")
+    ap.add_argument("--dataset", choices=["mnist", "att-faces"], default="mnist",
+                    help="mnist: 784-3000-10, batch 100, lr 5e-5, tau_grad 0.003 (experiments/mnist.toml); att-faces: "
+                         "10304-3000-40, batch 20, lr 1e-3, tau_grad 0.03 (experiments/att_faces.toml)")
+    ap.add_argument("--batches", type=int, default=10, help="timed batches per variant (MNIST: 80 = one epoch)")
+    ap.add_argument("--data-root", default=None,
+                    help="dataset directory (default /work/shared/data/mnist or att_faces; MNIST: the vendored "
+                         "subset when the directory does not exist)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--no-snntorch", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
-    root = args.data_root if Path(args.data_root).is_dir() else None
-    ds = load_dataset("mnist", root, split="train")
+    faces = args.dataset == "att-faces"
+    root = args.data_root or f"/work/shared/data/{'att_faces' if faces else 'mnist'}"
+    root = root if Path(root).is_dir() or faces else None
+    ds = load_dataset(args.dataset, root, split="train")
+    batch_size, lr = (20, 1e-3) if faces else (100, 5e-5)
+    args.batch_size = batch_size
     images = torch.as_tensor(dataset_inputs(ds), dtype=torch.float32)
     labels = torch.as_tensor(ds.labels, dtype=torch.long)
     need = (args.batches + 1) * args.batch_size
@@ -117,20 +125,21 @@ def main() -> None:
         raise SystemExit(f"{len(labels)} images; {args.batches + 1} batches of {args.batch_size} need {need}")
 
     torch.manual_seed(0)
-    neuron = NeuronConfig(tau_grad=0.003)  # the shipped MNIST target's recipe
-    lava = SpikingMLP(SNNSpec(sizes=(784, 3000, 10), steps=25, neuron=neuron))
+    neuron = NeuronConfig() if faces else NeuronConfig(tau_grad=0.003)  # the configs' recipes
+    sizes = (int(images[0].numel()), 3000, len(ds.classes))
+    lava = SpikingMLP(SNNSpec(sizes=sizes, steps=25, neuron=neuron))
     lava.kernel = "lava"
     ours = copy.deepcopy(lava)
     ours.kernel = "fast"
     variants = {"lava-dl": lava, "ours": ours}
     if not args.no_snntorch:
         n = lava.blocks[0].neuron
-        net = snntorch_net(tau=n.tau_rho * 100, scale=n.scale_rho * 0.1)
+        net = snntorch_net(sizes, tau=n.tau_rho * 100, scale=n.scale_rho * 0.1)
         with torch.no_grad():  # the same (quantized) starting weights
-            net.fc1.weight.copy_(lava.blocks[0].synapse._pre_hook_fx(lava.blocks[0].synapse.weight).reshape(3000, 784))
-            net.fc2.weight.copy_(lava.blocks[1].synapse._pre_hook_fx(lava.blocks[1].synapse.weight).reshape(10, 3000))
+            for fc, b in ((net.fc1, lava.blocks[0]), (net.fc2, lava.blocks[1])):
+                fc.weight.copy_(b.synapse._pre_hook_fx(b.synapse.weight).reshape(fc.weight.shape))
         variants["snnTorch"] = net
-    opts = {k: torch.optim.Adam([p for p in m.parameters() if p.requires_grad], lr=5e-5) for k, m in variants.items()}
+    opts = {k: torch.optim.Adam([p for p in m.parameters() if p.requires_grad], lr=lr) for k, m in variants.items()}
     gens = {k: torch.Generator().manual_seed(0) for k in variants}
     clocks = {k: Clock() for k in variants}
     losses = {k: [] for k in variants}
@@ -145,9 +154,10 @@ def main() -> None:
         for k, m in variants.items():
             losses[k].append(step(m, clocks[k], *batch(i), gens[k], opts[k]))
 
-    per_epoch = 8000 / args.batch_size
-    print(f"784-3000-10 CUBA SNN, T=25, batch {args.batch_size}, Adam lr 5e-5, {args.threads} torch thread(s), "
-          f"{args.batches} batches per variant, interleaved")
+    per_epoch = len(labels) / args.batch_size
+    print(f"{args.dataset}: {'-'.join(map(str, sizes))} CUBA SNN, T=25, batch {args.batch_size}, Adam lr {lr:g}, "
+          f"{args.threads} torch thread(s), {args.batches} batches per variant, interleaved; "
+          f"an epoch = {len(labels)} images")
     print(f"{'variant':10s} {'wall s/batch':>12s} {'cpu s/batch':>12s} {'wall s/epoch':>13s} {'cpu s/epoch':>12s}"
           f"   " + "  ".join(f"{p:>9s}" for p in PHASES) + "   (cpu s/batch per phase)")
     for k, c in clocks.items():

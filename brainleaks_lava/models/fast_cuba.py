@@ -165,15 +165,20 @@ def _numba_kernel():
             return None
 
         @numba.njit(cache=True, nogil=True)
-        def cuba_loop(x, keep_c, memory, keep_v, reset32, out):  # pragma: no cover - compiled
-            # x: float32 (T, M), S * z truncated; out: float32 (T, M), the voltage x S before the reset.
-            # int64 arithmetic and float32 roundings exactly as lava-dl's _li_dynamics_fwd.
-            steps, m_all = x.shape
+        def cuba_loop(z, keep_c, memory, keep_v, reset32, spike32, delay, volt, spikes):  # pragma: no cover
+            # z: float32 (T, M) synaptic input; volt: float32 (T, M) voltage before the reset; spikes:
+            # float32 (T, M), shifted one step later when delay. int64 arithmetic and float32 roundings
+            # exactly as lava-dl's _li_dynamics_fwd and Spike.forward.
+            steps, m_all = z.shape
+            scale = np.float32(4096.0)
+            inv = np.float32(1.0 / 4096.0)
             u = np.zeros(m_all, np.int64)
             v = np.zeros(m_all, np.int64)
+            if delay:
+                spikes[0, :] = 0.0
             for t in range(steps):
                 for m in range(m_all):
-                    xi = np.int64(x[t, m])
+                    xi = np.int64(z[t, m] * scale)  # float32 product, truncated toward zero like .to(int64)
                     if memory:
                         pu = u[m] * keep_c
                         ui = ((pu >> 12) if pu > 0 else -((-pu) >> 12)) + xi
@@ -182,20 +187,27 @@ def _numba_kernel():
                     pv = v[m] * keep_v
                     vi = ((pv >> 12) if pv > 0 else -((-pv) >> 12)) + xi
                     f = np.float32(vi)
-                    out[t, m] = f
+                    vf = f * inv  # a power of two: exact
+                    volt[t, m] = vf
+                    s = np.float32(1.0) if vf >= spike32 else np.float32(0.0)
+                    if not delay:
+                        spikes[t, m] = s
+                    elif t + 1 < steps:
+                        spikes[t + 1, m] = s
                     v[m] = 0 if f >= reset32 else vi
         _NUMBA_KERNEL = cuba_loop
     return _NUMBA_KERNEL or None
 
 
-def _voltage_numba(kernel, z: torch.Tensor, p: CubaParams) -> torch.Tensor:
+def _forward_numba(kernel, z: torch.Tensor, p: CubaParams, delay: bool) -> tuple[torch.Tensor, torch.Tensor]:
     import numpy as np
 
-    x = torch.mul(z, STATE_SCALE).trunc_().reshape(z.shape[0], -1)
-    out = torch.empty_like(x)
-    kernel(x.numpy(), P_SCALE - p.current_decay, p.current_decay < P_SCALE, P_SCALE - p.voltage_decay,
-           np.float32(p.reset32), out.numpy())
-    return out.reshape(z.shape)
+    flat = z.reshape(z.shape[0], -1)
+    voltage = torch.empty_like(flat)
+    spikes = torch.empty_like(flat)
+    kernel(flat.numpy(), P_SCALE - p.current_decay, p.current_decay < P_SCALE, P_SCALE - p.voltage_decay,
+           np.float32(p.reset32), np.float32(p.spike_level), delay, voltage.numpy(), spikes.numpy())
+    return spikes.reshape(z.shape), voltage.reshape(z.shape)
 
 
 def _voltage_torch(z: torch.Tensor, p: CubaParams) -> torch.Tensor:
@@ -230,7 +242,9 @@ def _forward_tm(z: torch.Tensor, p: CubaParams, delay: bool) -> tuple[torch.Tens
     """Time-major (T, ...) float32 synaptic input -> (spikes, voltage) float32, time-major; the spikes
     delayed by one step (``out[0] = 0``) when ``delay``."""
     kernel = _numba_kernel() if z.device.type == "cpu" and z.is_contiguous() else None
-    voltage = _voltage_numba(kernel, z, p) if kernel else _voltage_torch(z, p)
+    if kernel:
+        return _forward_numba(kernel, z, p, delay)
+    voltage = _voltage_torch(z, p)
     voltage.mul_(1.0 / STATE_SCALE)  # a power of two: commutes with the float32 rounding of the state
     if delay:
         spikes = torch.empty_like(voltage)
