@@ -383,6 +383,28 @@ def unsupported_reason(block) -> str | None:
     return None
 
 
+class _Quantize8(torch.autograd.Function):
+    """lava-dl's ``Neuron.quantize_8bit`` (``quantize(w, 2/64).clamp(-256/64, 254/64)``, straight-through round,
+    clamp's masked gradient) with in-place steps: the same values (scaling by 32 is exact) and gradients."""
+
+    @staticmethod
+    def forward(ctx, w):
+        q = torch.mul(w, 32.0).round_()  # == round(w / (2/64)): dividing by a power of two is exact
+        inside = (q >= -128.0).logical_and_(q <= 127.0)  # clamp's gradient mask (bounds included, as torch's)
+        ctx.save_for_backward(inside)
+        return q.clamp_(-128.0, 127.0).mul_(1.0 / 32.0)
+
+    @staticmethod
+    def backward(ctx, g):
+        (inside,) = ctx.saved_tensors
+        return torch.where(inside, g, 0.0)
+
+
+def quantize_8bit(weight: torch.Tensor) -> torch.Tensor:
+    """The weights a CUBA block with lava-dl's default quantizer computes with (and exports x 64)."""
+    return _Quantize8.apply(weight)
+
+
 def _is_binary(x: torch.Tensor) -> bool:
     return bool(((x == 0) | (x == 1)).all())
 
@@ -400,7 +422,7 @@ class FastDenseStack:
         if not binary:  # graded input: lava-dl's own conv3d keeps its summation order
             n_t = x_tm.permute(1, 2, 0)
             return syn(n_t).permute(2, 0, 1).contiguous()
-        w = syn._pre_hook_fx(syn.weight).reshape(syn.out_channels, syn.in_channels)
+        w = quantize_8bit(syn.weight).reshape(syn.out_channels, syn.in_channels)
         return torch.matmul(x_tm, w.t())
 
     def run(self, x: torch.Tensor, keep_hidden: bool = False):

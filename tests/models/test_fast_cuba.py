@@ -263,3 +263,18 @@ def test_validation_check_catches_a_file_that_differs(tmp_path):
         model.blocks[1].synapse.weight[:, :5] += 2 / 64
     with pytest.raises(ModelFileError, match="does not reproduce the trained model on 6 validation samples"):
         check_file_reproduces(model, twin, images, enc, 1, path)
+
+
+def test_quantizer_equals_lava_dl_at_rounding_and_clamp_boundaries():
+    neuron = _neuron(1.0, 1.0, 0.3, 1, 1)
+    w = torch.tensor([-4.0, -4.015625, -4.015626, 3.96875, 3.984375, 3.984376, 0.015625, -0.015625, 0.046875,
+                      1e-9, -7.0, 9.0])
+    w = torch.cat([w, torch.randn(200, generator=torch.Generator().manual_seed(0)) * 2])
+    g = torch.randn(w.shape, generator=torch.Generator().manual_seed(1))
+    a, b = w.clone().requires_grad_(), w.clone().requires_grad_()
+    qa, qb = neuron.quantize_8bit(a), fast_cuba.quantize_8bit(b)
+    qa.backward(g)
+    qb.backward(g)
+    assert torch.equal(qa, qb) and torch.equal(a.grad, b.grad)
+    assert qb[:9].tolist() == [-4.0, -4.0, -4.0, 3.96875, 3.96875, 3.96875, 0.0, 0.0, 0.0625]
+    assert b.grad[:6].tolist() == [g[0], g[1], 0.0, g[3], 0.0, 0.0]  # clamped weights get no gradient
