@@ -49,7 +49,6 @@ configuration the fast kernel does not cover falls back to them by itself (logge
 from __future__ import annotations
 
 import dataclasses
-import logging
 import math
 from dataclasses import dataclass, field
 
@@ -58,8 +57,6 @@ import torch
 from ..errors import InputError
 from . import fast_cuba
 from .base import SizedModel
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

@@ -246,21 +246,22 @@ def test_training_trajectory_and_export_match_lava_dl(tmp_path):
         assert np.array_equal(np.asarray(a[k]), np.asarray(b[k])), k
 
 
-def test_validation_check_catches_a_file_that_differs(tmp_path):
+@pytest.mark.parametrize("readout", ["membrane", "voltage", "spikes"])
+def test_validation_check_catches_a_file_that_differs(tmp_path, readout):
     """``brainleaks train`` validates on the fast kernel after checking the exported file's twin against it."""
     from brainleaks_lava.errors import ModelFileError
     from brainleaks_lava.models.files import load_snn
     from brainleaks_lava.models.targets import check_file_reproduces
 
-    _, model = _pair((784, 30, 10), NeuronConfig(tau_grad=0.003), steps=10)
+    _, model = _pair((784, 30, 10), NeuronConfig(tau_grad=0.003), readout=readout, steps=10, gain=6.0)
     path = tmp_path / "m.net"
     export_snn(model, path, {})
     twin = load_snn(path).model
     images = torch.rand(6, 28, 28, generator=torch.Generator().manual_seed(3)).numpy()
     enc = {"kind": "rate", "steps": 10}
     check_file_reproduces(model, twin, images, enc, 1, path)  # the file reproduces the model
-    with torch.no_grad():  # one weight step more in the model than in the file
-        model.blocks[1].synapse.weight[:, :5] += 2 / 64
+    with torch.no_grad():  # weight steps more in the model than in the file
+        model.blocks[1].synapse.weight[:, :15] += 6 / 64
     with pytest.raises(ModelFileError, match="does not reproduce the trained model on 6 validation samples"):
         check_file_reproduces(model, twin, images, enc, 1, path)
 
