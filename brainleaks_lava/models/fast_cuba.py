@@ -6,8 +6,10 @@ lava-dl 0.6's CPU path computes a ``slayer.block.cuba.Dense`` block as a ``conv3
 followed by two Python loops over time in int64 arithmetic (current, then voltage), each step touching a
 strided time slice of an (N, C, T) tensor, and a backward that also computes the gradient of the (frozen)
 decays. Training the 784-3000-10 target spends most of its time there. This module computes the same
-numbers faster: the synapse as one matrix product over all time steps, the dynamics as a time-major loop
-over contiguous slices with few operations per step, and one hand-written backward.
+numbers faster: the synapse as one matrix product over all time steps (time-major, (T * N, in) x (in, out)),
+both integrators, the reset and the spike in one fused integer loop (numba, which tonic's librosa
+brings; a loop of torch operations on CUDA or without numba), one hand-written backward, and the 8-bit
+quantizer as one autograd function.
 
 The dynamics (:func:`cuba_dynamics`)
 ------------------------------------
@@ -24,10 +26,10 @@ Input: the synaptic input ``z`` (N, ..., T), float32, as lava-dl's synapse gives
 
 where ``u'[t] = trunc(S * current[t])`` is the float32 current as the voltage integrator re-reads it
 (``u`` itself while ``|u| < 2**24``). ``trunc(a * b / 4096)`` is lava-dl's ``right_shift_to_zero(a * b,
-12)``. The state is held in float64, where every value above is an integer below ``2**53`` and every
-product and truncation is exact, so the results equal lava-dl's int64 ones as long as
-``|v| * 4096 < 2**53``; the kernel checks a bound on that before running and refuses (``ValueError``)
-otherwise. ``threshold`` is the neuron's (lava-dl rounds it down to a multiple of 1/64).
+12)``. The numba loop uses int64 like lava-dl. The torch loop holds the state in float64, where every
+value above is an integer and every product and truncation is exact while ``|v| * 4096 < 2**53``; it
+checks a bound on that before running and refuses (``ValueError``) otherwise. ``threshold`` is the
+neuron's (lava-dl rounds it down to a multiple of 1/64).
 
 Gradients are lava-dl's: the spike's surrogate ``scale_rho / 2 / tau_rho * exp(-|v - th| / tau_rho)``
 (``th = threshold + eps``, ``tau_rho = 100 * tau_grad * threshold``, ``scale_rho = 0.1 * scale_grad``,
