@@ -37,6 +37,14 @@ Three read-outs of the output layer are supported (``SNNSpec.readout``):
 
 Training minimizes the cross-entropy of the posterior itself (``logits`` are ``log M(x)`` for the
 voltage read-outs), so training, attacks and replay share one definition.
+
+Kernel
+------
+The blocks are lava-dl's (parameters, quantizer, NetX export), but ``forward`` and ``run`` compute them
+with :mod:`brainleaks_lava.models.fast_cuba` (one matrix product per layer, a time-major CUBA loop and a
+hand-written surrogate backward): spikes and voltages bit-identical to the blocks' own forward, gradients
+equal to lava-dl's up to float32 summation order. ``kernel = "lava"`` runs lava-dl's blocks instead; a
+configuration the fast kernel does not cover falls back to them by itself (logged once).
 """
 from __future__ import annotations
 
@@ -47,6 +55,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..errors import InputError
+from . import fast_cuba
 from .base import SizedModel
 
 
@@ -148,6 +157,21 @@ class SpikingMLP(SizedModel, torch.nn.Module):
                                     weight_scale=spec.neuron.threshold)
             for n_in, n_out in zip(spec.sizes[:-1], spec.sizes[1:])
         )
+        # "fast": fast_cuba's kernel where it covers the blocks (else lava-dl's, logged once); "lava": lava-dl's
+        self.kernel = "fast"
+        self._fallback_logged = False
+
+    def _fast_stack(self, x: torch.Tensor):
+        """The fast kernel over this model's blocks, or None when lava-dl's blocks must run."""
+        if self.kernel != "fast" or x.dtype != torch.float32:
+            return None
+        why = fast_cuba.stack_unsupported_reason(self.blocks)
+        if why is not None:
+            if not self._fallback_logged:
+                fast_cuba.log_fallback("SpikingMLP", why)
+                self._fallback_logged = True
+            return None
+        return fast_cuba.FastDenseStack(self.blocks)
 
     def check_input(self, x: torch.Tensor, name: str = "spikes") -> None:
         if x.ndim != 3 or x.shape[1] != self.num_inputs:
@@ -157,6 +181,10 @@ class SpikingMLP(SizedModel, torch.nn.Module):
     def forward(self, x: torch.Tensor, return_hidden: bool = False):
         """Output spikes (N, classes, T); with ``return_hidden`` also a list of every layer's spikes."""
         self.check_input(x)
+        stack = self._fast_stack(x)
+        if stack is not None:
+            _, _, layers = stack.run(x, keep_hidden=True)
+            return (layers[-1], layers) if return_hidden else layers[-1]
         layers = []
         for block in self.blocks:
             x = block(x)
@@ -173,6 +201,14 @@ class SpikingMLP(SizedModel, torch.nn.Module):
         the block's own (not delayed): its step t belongs to output spike step t + 1.
         """
         self.check_input(x)
+        stack = self._fast_stack(x)
+        if stack is not None:
+            spikes, voltage, _ = stack.run(x)
+            out = fast_cuba.step_delay_tm(spikes).permute(1, 2, 0)
+            voltage = voltage.permute(1, 2, 0)
+            if self.spec.readout != "membrane":
+                voltage = voltage * (1.0 - spikes.detach().permute(1, 2, 0))
+            return out, voltage
         for block in self.blocks[:-1]:
             x = block(x)
         last = self.blocks[-1]
