@@ -21,11 +21,20 @@ layer is reset, which makes the stream equal one run per sample (tested, every l
 biases). ``mode="per-sample"`` runs each sample alone with the same resets and Lava's own models.
 The Lava runtime is always stopped, also on errors and Ctrl-C.
 
-Recording (``hardware.shm_recorders``): each recorded layer's ``s_out`` feeds a ``SpikeRecorder`` (what a
-Lava ``RingBuffer`` sink receives) and each probed Var is read every step by a ``VarRecorder`` (a RefPort, as
-Lava's ``Monitor`` reads it). Their process models write every step into shared memory blocks the host
-creates before the run and unlinks after it (also on errors); the host copies each recording out in one
-go, where Lava's ``Var.get()`` sends one element per message (tens of seconds for a 3000-neuron layer).
+Recording (``hardware.shm_recorders``): every recording is written by the Lava workers, every step, into a
+shared memory block the host creates before the run and unlinks after it (also on errors); the host copies
+each recording out in one go, where Lava's ``Var.get()`` sends one element per message (tens of seconds for
+a 3000-neuron layer). NetX's LIF neurons (CUBA layers) run a model that writes their spikes, ``v`` and
+``u`` itself (``record_in_neuron``); a neuron of another kind would feed a ``SpikeRecorder`` (what a Lava
+``RingBuffer`` sink receives) and have its Vars read by a ``VarRecorder`` (a RefPort, as Lava's ``Monitor``
+reads them): two more processes per layer, and a post-management phase in every process at every step.
+Dense synapses run ``synapse_models``' row-sum model (same integers, a fifth of the time). ``FAST_MODELS =
+False`` runs Lava's own models with the recorder processes (tested equal, every layer and voltage).
+
+Parallel replay (``workers``, ``hardware.parallel``): the samples are cut into chunks, each replayed by a
+Lava runtime of its own in a forked worker process, at most ``workers`` at a time; every window starts
+from reset neurons (and cleared delay buffers), so a sample's result does not depend on its chunk, and the
+chunks' results are put back in sample order: identical to one worker (tested).
 
 Voltages: the recorder reads the last computing layer's ``v`` (fixed point, lava-dl's x 4096).
 It is the post-reset value; for the pre-reset potential the replay also records ``u`` and, where a neuron
