@@ -211,8 +211,14 @@ def test_killed_worker_reported_its_lava_processes_gone_and_memory_unlinked(smal
 
 
 @pytest.mark.slow
-def test_ctrl_c_stops_every_worker(small_snn_path):
+def test_ctrl_c_stops_every_worker(small_snn_path, monkeypatch):
     """SIGINT to this process while two workers run Lava: KeyboardInterrupt here, no process left."""
+    from brainleaks_lava import interrupts
+
+    # an earlier in-process CLI call armed the CLI's exit watchdog (it would end pytest 5 s after the signal);
+    # the interrupt this test causes is not left behind for later tests either
+    monkeypatch.setattr(interrupts, "_exit_after", {})
+    monkeypatch.setattr(interrupts, "received", None)
     spec = read_network(small_snn_path)
     x = random_spikes(1000, 784, 12, p=0.2, seed=5).numpy()
     seen, running = [], threading.Event()

@@ -12,7 +12,7 @@ when its ``with`` block ends, also on errors, so no segment is left in /dev/shm.
   ``lava.proc.io.sink.RingBuffer`` stores, int32).
 - ``VarRecorder``: a RefPort that reads a Var in the post-management phase of every step (what
   ``lava.proc.monitor.process.Monitor`` stores, here as int64).
-- ``record_in_neuron``: the cheaper way for Lava's LIF neurons (what NetX builds for CUBA layers). The neuron's
+- ``record_in_neuron``: the cheaper way for Lava's LIFReset neurons (what NetX builds for CUBA layers). The neuron's
   own fixed_pt model, extended by ``_RecordingNeuron``, writes the spikes it sends (int32) and its ``v`` and
   ``u`` after the step (int64) into the blocks: no recorder process, no RefPort, and no post-management phase
   (a ``VarRecorder`` makes the runtime run that phase in every process at every step). The values are those
@@ -43,8 +43,8 @@ from lava.magma.core.process.ports.ports import InPort, RefPort
 from lava.magma.core.process.process import AbstractProcess
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
-from lava.proc.lif.models import PyLifModelBitAcc, PyLifResetModelBitAcc
-from lava.proc.lif.process import LIF, LIFReset
+from lava.proc.lif.models import PyLifResetModelBitAcc
+from lava.proc.lif.process import LIFReset
 
 PREFIX = "brainleaks-rec-"  # name prefix of every shared memory block created here (/dev/shm/<name>)
 SPIKE_DTYPE = np.dtype(np.int32)
@@ -223,7 +223,7 @@ _NEURON_KEYS = {"s": "brainleaks_rec_spikes", "v": "brainleaks_rec_v", "u": "bra
 
 
 def record_in_neuron(neuron, what: str, buffer: SharedBuffer) -> None:
-    """Have ``neuron`` (a LIF / LIFReset process, see ``NEURON_MODELS``) write ``what`` ("s": the spikes it
+    """Have ``neuron`` (a LIFReset process, see ``NEURON_MODELS``) write ``what`` ("s": the spikes it
     sends, SPIKE_DTYPE; "v" or "u": the Var after each step, VAR_DTYPE) into ``buffer``."""
     if type(neuron) not in NEURON_MODELS:
         raise TypeError(f"{type(neuron).__name__} has no recording model")
@@ -270,11 +270,5 @@ class PyRecordingLifResetModel(_RecordingNeuron, PyLifResetModelBitAcc):
     """Lava's fixed_pt ``LIFReset`` model, recording into shared memory."""
 
 
-@implements(proc=LIF, protocol=LoihiProtocol)
-@requires(CPU)
-@tag("fixed_pt")
-class PyRecordingLifModel(_RecordingNeuron, PyLifModelBitAcc):
-    """Lava's fixed_pt ``LIF`` model, recording into shared memory."""
-
-
-NEURON_MODELS = {LIFReset: PyRecordingLifResetModel, LIF: PyRecordingLifModel}
+# NetX builds LIFReset for CUBA layers when given a reset interval, which the replay always gives
+NEURON_MODELS = {LIFReset: PyRecordingLifResetModel}
