@@ -41,9 +41,9 @@ def test_twin_equals_lava_every_layer(tmp_path, feature):
     assert np.abs(v).max() > 0.1
     voltage = "pre" if spec.output_layer.neuron.spiking else "post"
     # streaming runs all 20 samples in one Lava runtime (with delays too: hardware.delay_models clears the
-    # delay buffers NetX's reset leaves in flight), and in 3 with chunks of 7; per-sample runs one per sample;
-    # two parallel workers run 10 samples each (hardware.parallel)
-    runs = [("stream", 200, 1, 1), ("stream", 7, 3, 1), ("per-sample", 200, N, 1), ("stream", 200, 2, 2)]
+    # delay buffers NetX's reset leaves in flight), and in 3 with chunks of 7; per-sample runs one per sample
+    # (two at a time, in parallel workers); two parallel workers stream 10 samples each (hardware.parallel)
+    runs = [("stream", 200, 1, 1), ("stream", 7, 3, 1), ("per-sample", 200, N, 2), ("stream", 200, 2, 2)]
     if not any(layer.max_delay for layer in spec.computing):
         del runs[1]  # chunking without delays: tests/hardware/test_replay.py
     for mode, chunk, expected_runs, workers in runs:
