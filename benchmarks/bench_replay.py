@@ -1,17 +1,20 @@
-"""Lava fixed-point replay: streamed (many samples per Lava run) vs one Lava run per sample, measured
-side by side in one run on the same spike trains; both are checked against the twin.
+"""Lava fixed-point replay speed, every way of running it measured side by side in one run on the same spike
+trains, each checked against the twin.
 
-By default the replay records what the equivalence check records (``check_equivalence``): every layer's
-spikes and the output voltage the target's read-out uses (``v`` and ``u`` for the "membrane" read-out), and
-a sample counts as identical when every layer and that voltage equal the twin's. The time is the replay's
-alone (``EquivalenceReport.seconds``). ``--spikes-only`` measures the output spikes alone (``replay``).
+Rows: one Lava run per sample; streamed in one process (with Lava's own models and recorder processes, as
+before the fast models, and with the fast models); streamed in parallel Lava runtimes (``--workers``). Each
+with "monitors" (the output spikes and the output voltage the target's read-out needs: ``v`` and ``u`` for
+the "membrane" read-out) or without them (output spikes only), and the last row records what
+``brainleaks replay`` compares: every layer's spikes and the monitored voltage. A sample counts as identical
+when everything the row recorded equals the twin's. Times are the replays' alone.
 
     .venv/bin/python benchmarks/bench_replay.py [--model netx_models/mnist_snn.net] [--samples 200] \
-        [--per-sample 20] [--spikes-only]
+        [--per-sample 10] [--workers 2]
 """
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import numpy as np
@@ -19,55 +22,71 @@ import torch
 
 from brainleaks_lava.data import load_static
 from brainleaks_lava.data.encoding import rate_encode
-from brainleaks_lava.hardware.equivalence import check_equivalence, replayed_voltage, twin_outputs
-from brainleaks_lava.hardware.replay import replay
+from brainleaks_lava.hardware import replay as replay_mod
+from brainleaks_lava.hardware.equivalence import replayed_voltage, twin_layers, twin_outputs
 from brainleaks_lava.models.files import load_snn
-
-
-def _equivalence(model: str, twin, x: np.ndarray, mode: str) -> tuple[float, int]:
-    report = check_equivalence(model, x, mode=mode, progress=False, twin=twin)
-    return report.seconds, len(x) - len(report.mismatches)
-
-
-def _spikes_only(model: str, ref: np.ndarray, x: np.ndarray, mode: str) -> tuple[float, int]:
-    t0 = time.perf_counter()
-    out = replay(model, x, mode=mode, progress=False)
-    return time.perf_counter() - t0, int(np.all(out == ref[: len(x)], axis=(1, 2)).sum())
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="netx_models/mnist_snn.net")
     ap.add_argument("--samples", type=int, default=200, help="samples replayed streamed")
-    ap.add_argument("--per-sample", type=int, default=20, help="samples replayed one Lava run each")
-    ap.add_argument("--spikes-only", action="store_true",
-                    help="record the output spikes only (no other layer, no voltage)")
+    ap.add_argument("--per-sample", type=int, default=10, help="samples replayed one Lava run each")
+    ap.add_argument("--workers", type=int, default=2, help="parallel Lava runtimes of the parallel rows")
     args = ap.parse_args()
     twin = load_snn(args.model)
+    spec = twin.model.net
     images = load_static("mnist", None, split="val").images[: args.samples]
     x = rate_encode(images, steps=twin.spec.steps, generator=torch.Generator().manual_seed(0)).numpy()
+    which = replayed_voltage(twin.spec)
+    ref, ref_v = twin_outputs(twin.model, x, voltage=True)
+    ref_layers = twin_layers(twin.model, x)
     k = min(args.per_sample, len(x))
-    if args.spikes_only:
-        ref = twin_outputs(twin.model, x)
-        what = "output spikes only"
-        t_stream, ok_stream = _spikes_only(args.model, ref, x, "stream")
-        t_single, ok_single = _spikes_only(args.model, ref, x[:k], "per-sample")
-    else:
-        which = replayed_voltage(twin.spec)
-        what = (f"every layer's spikes and the output voltage ({which}-reset"
-                f"{', v and u' if which == 'pre' else ', v'}; read-out {twin.spec.readout})" if which else
-                "every layer's spikes (spike read-out: no voltage)")
-        t_stream, ok_stream = _equivalence(args.model, twin, x, "stream")
-        t_single, ok_single = _equivalence(args.model, twin, x[:k], "per-sample")
+    load0 = os.getloadavg()
+    print(f"model {args.model}, T={twin.spec.steps}, {len(x)} real MNIST digits rate-encoded "
+          f"(one run per sample: the first {k}); monitors: output spikes + output voltage "
+          f"({which or 'none: spike read-out'}{', v and u' if which == 'pre' else ''}; read-out {twin.spec.readout})")
+    print(f"load average at the start {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}, {os.cpu_count()} CPUs")
 
-    rate_stream = len(x) / t_stream
-    rate_single = k / t_single
-    print(f"model {args.model}, T={twin.spec.steps}, real MNIST digits rate-encoded; recorded: {what}")
-    print(f"streamed:   {len(x)} samples in {t_stream:.2f} s = {rate_stream:.1f} samples/s, "
-          f"identical to twin: {ok_stream}/{len(x)}")
-    print(f"per-sample: {k} samples in {t_single:.2f} s = {rate_single:.2f} samples/s, "
-          f"identical to twin: {ok_single}/{k}")
-    print(f"speed-up (samples/s streamed / per-sample): {rate_stream / rate_single:.1f}x")
+    def row(name, n, mode="stream", workers=1, monitors=True, layers=False, fast=True):
+        replay_mod.FAST_MODELS = fast
+        t0 = time.perf_counter()
+        res = replay_mod.replay_network(spec, x[:n], mode=mode, progress=False, voltage=which if monitors else None,
+                                        record_layers=layers, workers=workers)
+        seconds = time.perf_counter() - t0
+        replay_mod.FAST_MODELS = True
+        same = np.all(res.output == ref[:n], axis=(1, 2))
+        if monitors and which:
+            same &= np.all(res.voltage == ref_v[:n], axis=(1, 2))
+        if layers:
+            for a, b in zip(res.layers, ref_layers):
+                same &= np.all((a == b[:n]).reshape(n, -1), axis=1)
+        rate = n / seconds
+        print(f"{name:58s} {n:4d} samples {seconds:7.2f} s {rate:6.2f} samples/s  identical to twin "
+              f"{int(same.sum())}/{n}", flush=True)
+        return rate
+
+    w = args.workers
+    r = {}
+    r["per-sample"] = row("one Lava run per sample, monitors", k, mode="per-sample")
+    r["before"] = row("streamed serial, monitors, Lava's models + recorder procs", len(x), fast=False)
+    r["serial"] = row("streamed serial, no monitors", len(x), monitors=False)
+    r["serial+mon"] = row("streamed serial, monitors", len(x))
+    r["par"] = row(f"streamed parallel ({w} workers), no monitors", len(x), workers=w, monitors=False)
+    r["par+mon"] = row(f"streamed parallel ({w} workers), monitors", len(x), workers=w)
+    r["par+all"] = row(f"streamed parallel ({w} workers), monitors + every layer", len(x), workers=w, layers=True)
+    load1 = os.getloadavg()
+    print(f"load average at the end {load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f}")
+    print("ratios (samples/s over samples/s, measured above):")
+    for a, b, what in [("serial+mon", "per-sample", "streamed serial / one run per sample, monitors"),
+                       ("serial+mon", "before", "fast models / Lava's models + recorder processes, serial, monitors"),
+                       ("serial+mon", "serial", "monitors / no monitors, serial"),
+                       ("par", "serial", f"parallel ({w}) / serial, no monitors"),
+                       ("par+mon", "serial+mon", f"parallel ({w}) / serial, monitors"),
+                       ("par+mon", "par", "monitors / no monitors, parallel"),
+                       ("par+mon", "before", "parallel fast, monitors / serial before, monitors"),
+                       ("par+mon", "per-sample", "parallel, monitors / one run per sample")]:
+        print(f"  {what:68s} {r[a] / r[b]:6.2f}x")
 
 
 if __name__ == "__main__":

@@ -44,10 +44,11 @@ def evaluate(result, evaluator, *, draws: int = 20, seed: int = 0):
 
 
 def replay(target, inputs, *, targets=None, draws: int = 1, seed: int = 0, mode: str = "stream",
-           progress: bool = True):
+           progress: bool = True, workers: int | None = None):
     """Replay on Lava fixed_pt and compare every layer with the twin: ``inputs`` is an ``AttackResult``
     (``draws`` seeded draws of Bernoulli reconstructions) or an (N, features, T) array. ``target`` is a
-    loaded SNN target or a ``.net`` path. Returns the ``EquivalenceReport``."""
+    loaded SNN target or a ``.net`` path. ``workers``: Lava runtimes run in parallel (None: automatic, at
+    most 2; the result does not depend on it). Returns the ``EquivalenceReport``."""
     import numpy as np
 
     from .attacks.base import AttackResult
@@ -64,7 +65,7 @@ def replay(target, inputs, *, targets=None, draws: int = 1, seed: int = 0, mode:
     options = {"steps": dep.steps, "encoding": dep.encoding, "input_shape": dep.input_shape,
                "readout": dep.readout, "input_range": dep.input_range}
     return check_equivalence(target.path, inputs, targets, mode=mode, progress=progress, options=options,
-                             twin=target)
+                             twin=target, workers=workers)
 
 
 def audit(model_path, evaluator_path, out, **kwargs):

@@ -361,6 +361,17 @@ def _add_replay(p: argparse.ArgumentParser) -> None:
     p.add_argument("--draws", type=positive_int, default=20, help="spike-train draws per BL-v2 reconstruction")
     p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the draws")
     p.add_argument("--per-sample", action="store_true", help="one Lava run per sample instead of streaming")
+
+    def workers(text: str):
+        if text == "auto":
+            return None
+        try:
+            return positive_int(text)
+        except argparse.ArgumentTypeError:
+            raise argparse.ArgumentTypeError(f"must be a positive integer or 'auto', got {text!r}") from None
+    p.add_argument("--workers", type=workers, default=None, metavar="N",
+                   help="Lava runtimes run in parallel, each in a process of its own on its share of the samples "
+                        "(default auto: min(2, CPUs, one per 10 streamed samples)); the result does not depend on it")
     p.add_argument("--json", default=None, help="write the equivalence report as JSON")
     _add_deployment(p)
 
@@ -405,7 +416,7 @@ def _run_replay(args) -> int:
         what = f"{len(spikes)} {kind} ({r} reconstructions x {n_draws} draws) of {args.recon}"
     report = check_equivalence(args.model, spikes, targets, twin_path=args.twin,
                                mode="per-sample" if args.per_sample else "stream", options=options, card=args.card,
-                               twin=target)
+                               twin=target, workers=args.workers)
     print(f"replayed {what} on Lava fixed_pt ({report.mode}, {report.seconds:.1f} s); every layer compared "
           f"({report.layers} layers, steps >= {model.settle} of each sample)")
     print(f"agreement with the twin: {100 * report.agreement:.2f}% "

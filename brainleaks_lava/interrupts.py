@@ -92,6 +92,19 @@ def exit_if_stuck(command: str, grace: float = 5.0) -> None:
 
 reported = False  # the CLI sets it once it printed its line: the watchdog then prints nothing
 received: int | None = None  # the interrupting signal, once one arrived (whatever exception it turned into)
+_once = False  # set in forked workers (become_worker): only the first interrupt raises
+
+
+def become_worker() -> None:
+    """Called first in a worker process forked from this one (``hardware.parallel``): no exit watchdog (the
+    parent process has its own and stops its workers), no interrupt inherited from the parent, and only the
+    first SIGINT / SIGTERM raises. A worker gets two when Ctrl-C reaches the whole process group (the
+    terminal's SIGINT, then the parent's SIGTERM); a second one would interrupt the ``net.stop()`` that the
+    first one started."""
+    global received, _once
+    _exit_after.clear()
+    received = None
+    _once = True
 
 
 def _arm_watchdog(signum: int) -> None:
@@ -154,6 +167,8 @@ def ctrl_c_in_this_process_only():
     def handler(signum, frame):
         if os.getpid() == main_pid:
             global received
+            if _once and received is not None:  # a worker already stopping
+                return
             received = signum
             _arm_watchdog(signum)
             raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt

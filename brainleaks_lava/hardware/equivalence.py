@@ -110,14 +110,14 @@ def twin_layers(model, spikes: np.ndarray, batch: int = 100) -> list[np.ndarray]
 
 def check_equivalence(net_path: str | Path, spikes, targets=None, twin_path: str | Path | None = None,
                       mode: str = "stream", progress: bool = True, options: dict | None = None,
-                      card=None, twin=None) -> EquivalenceReport:
+                      card=None, twin=None, workers: int | None = None) -> EquivalenceReport:
     """Replay ``spikes`` (N, features, T) on Lava (file ``net_path``) and compare every layer's spikes and
     the output voltage its read-out uses with the twin.
 
     The twin is rebuilt from ``twin_path`` (default: the same file); giving the file the attack used
     and a deployed copy checks that the deployed copy behaves identically. ``options`` / ``card``: the
     deployment (see ``netx.deployment``). ``twin``: the target already loaded from ``twin_path or net_path``
-    with these options (saves reading it again).
+    with these options (saves reading it again). ``workers``: parallel Lava runtimes (``replay_network``).
     """
     import time
 
@@ -141,7 +141,8 @@ def check_equivalence(net_path: str | Path, spikes, targets=None, twin_path: str
         raise InputError(f"{net_path} and {twin_path} are different networks (layer shapes differ)")
     t0 = time.time()
     which = replayed_voltage(twin.spec)
-    lava = replay_network(lava_spec, x, mode=mode, progress=progress, voltage=which, graded=graded)
+    lava = replay_network(lava_spec, x, mode=mode, progress=progress, voltage=which, graded=graded,
+                          workers=workers)
     seconds = time.time() - t0
     ref_layers = twin_layers(model, x)
     ref, ref_v = twin_outputs(model, x, voltage=True)

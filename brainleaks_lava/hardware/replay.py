@@ -21,11 +21,20 @@ layer is reset, which makes the stream equal one run per sample (tested, every l
 biases). ``mode="per-sample"`` runs each sample alone with the same resets and Lava's own models.
 The Lava runtime is always stopped, also on errors and Ctrl-C.
 
-Recording (``hardware.shm_recorders``): each recorded layer's ``s_out`` feeds a ``SpikeRecorder`` (what a
-Lava ``RingBuffer`` sink receives) and each probed Var is read every step by a ``VarRecorder`` (a RefPort, as
-Lava's ``Monitor`` reads it). Their process models write every step into shared memory blocks the host
-creates before the run and unlinks after it (also on errors); the host copies each recording out in one
-go, where Lava's ``Var.get()`` sends one element per message (tens of seconds for a 3000-neuron layer).
+Recording (``hardware.shm_recorders``): every recording is written by the Lava workers, every step, into a
+shared memory block the host creates before the run and unlinks after it (also on errors); the host copies
+each recording out in one go, where Lava's ``Var.get()`` sends one element per message (tens of seconds for
+a 3000-neuron layer). NetX's LIF neurons (CUBA layers) run a model that writes their spikes, ``v`` and
+``u`` itself (``record_in_neuron``); a neuron of another kind would feed a ``SpikeRecorder`` (what a Lava
+``RingBuffer`` sink receives) and have its Vars read by a ``VarRecorder`` (a RefPort, as Lava's ``Monitor``
+reads them): two more processes per layer, and a post-management phase in every process at every step.
+Dense synapses run ``synapse_models``' row-sum model (same integers, a fifth of the time). ``FAST_MODELS =
+False`` runs Lava's own models with the recorder processes (tested equal, every layer and voltage).
+
+Parallel replay (``workers``, ``hardware.parallel``): the samples are cut into chunks, each replayed by a
+Lava runtime of its own in a forked worker process, at most ``workers`` at a time; every window starts
+from reset neurons (and cleared delay buffers), so a sample's result does not depend on its chunk, and the
+chunks' results are put back in sample order: identical to one worker (tested).
 
 Voltages: the recorder reads the last computing layer's ``v`` (fixed point, lava-dl's x 4096).
 It is the post-reset value; for the pre-reset potential the replay also records ``u`` and, where a neuron
@@ -98,6 +107,11 @@ def check_spikes(spikes, num_inputs: int | None = None, name: str = "spikes", gr
 
 
 VOLTAGE_SCALE = 4096.0  # Lava fixed-point voltage units per lava-dl voltage unit
+
+# Run NetX's LIF neurons with the models that record into shared memory themselves and its Dense synapses with
+# the row-sum model (``shm_recorders.record_in_neuron``, ``synapse_models``); False: Lava's own models with
+# recorder processes (the reference the fast models are tested against).
+FAST_MODELS = True
 
 
 @dataclass
@@ -205,17 +219,31 @@ def _run_lava(spec: NetSpec, data: np.ndarray, reset_interval: int, voltage: str
     recorded = range(len(computing)) if record_layers else [len(computing) - 1]
     last = net.layers[-1].neuron
     probes = (("v", "u") if voltage == "pre" else ("v",)) if voltage else ()
+    models = dict(run_cfg.exception_proc_model_map)
+    if FAST_MODELS:
+        from . import synapse_models
+
+        models.update(synapse_models.MODELS)
     with shm_recorders.SharedBuffers() as buffers:  # unlinked when the block ends, also on errors
         sinks = {}
         for p in recorded:
-            s_out = net.layers[p].neuron.s_out
-            sinks[p] = buffers.new(s_out.shape, steps, shm_recorders.SPIKE_DTYPE)
-            s_out.connect(shm_recorders.SpikeRecorder(shape=s_out.shape, buffer=sinks[p]).a_in)
+            neuron = net.layers[p].neuron
+            sinks[p] = buffers.new(neuron.s_out.shape, steps, shm_recorders.SPIKE_DTYPE)
+            if FAST_MODELS and type(neuron) in shm_recorders.NEURON_MODELS:
+                shm_recorders.record_in_neuron(neuron, "s", sinks[p])
+            else:
+                neuron.s_out.connect(shm_recorders.SpikeRecorder(shape=neuron.s_out.shape, buffer=sinks[p]).a_in)
         monitors = {}
         for name in probes:
             var = getattr(last, name)
             monitors[name] = buffers.new(var.shape, steps, shm_recorders.VAR_DTYPE)
-            shm_recorders.VarRecorder.probe(var, monitors[name])
+            if FAST_MODELS and type(last) in shm_recorders.NEURON_MODELS:
+                shm_recorders.record_in_neuron(last, name, monitors[name])
+            else:
+                shm_recorders.VarRecorder.probe(var, monitors[name])
+        if FAST_MODELS:
+            models.update(shm_recorders.NEURON_MODELS)
+        run_cfg = Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map=models)
         try:
             with ctrl_c_in_this_process_only():
                 net.run(condition=RunSteps(num_steps=steps), run_cfg=run_cfg)
@@ -263,14 +291,56 @@ def check_steps(spec: NetSpec, steps: int) -> None:
                          f"{spec.settle_steps()} settle steps (layers plus synaptic delays)")
 
 
+MIN_PARALLEL_CHUNK = 10  # automatic worker count: at least this many samples per streamed Lava run
+
+
+def check_workers(workers) -> int | None:
+    """``workers`` as a positive int, or None for the automatic choice; anything else raises ``InputError``."""
+    if workers is None or (isinstance(workers, str) and workers == "auto"):
+        return None
+    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
+        raise InputError(f"workers must be a positive integer or None / 'auto' (automatic), got {workers!r}")
+    return int(workers)
+
+
+def auto_workers(n: int, mode: str = "stream", cpus: int | None = None) -> int:
+    """The automatic worker count: min(2, CPUs, what the samples give work for). A streamed replay gives one
+    worker per ``MIN_PARALLEL_CHUNK`` samples (a Lava runtime takes about as long to start as ten samples take
+    to run); one run per sample gives one per sample."""
+    from .parallel import cpu_count
+
+    cpus = cpu_count() if cpus is None else cpus
+    useful = n if mode == "per-sample" else n // MIN_PARALLEL_CHUNK
+    return max(1, min(2, cpus, useful))
+
+
+def plan_jobs(n: int, mode: str, chunk: int, workers: int) -> list[tuple[int, int]]:
+    """(start, count) of every Lava job, in sample order. One run per sample: one job per sample. Streamed with
+    one worker: runs of ``chunk`` samples. Streamed with several: a multiple of ``workers`` near-equal runs of
+    at most ``chunk`` samples (so no worker idles in the last round)."""
+    if mode == "per-sample":
+        return [(i, 1) for i in range(n)]
+    if workers == 1:
+        return [(s, min(chunk, n - s)) for s in range(0, n, chunk)]
+    runs = -(-n // chunk)
+    m = min(n, workers * -(-runs // workers))
+    sizes = [n // m + (i < n % m) for i in range(m)]
+    starts = np.cumsum([0] + sizes[:-1])
+    return [(int(s), k) for s, k in zip(starts, sizes)]
+
+
 def replay_network(spec: NetSpec, spikes, mode: str = "stream", chunk: int = 200, progress: bool = True,
-                   voltage: str | None = None, record_layers: bool = True, graded: bool = False) -> LavaOutputs:
+                   voltage: str | None = None, record_layers: bool = True, graded: bool = False,
+                   workers: int | None = None) -> LavaOutputs:
     """Run ``spikes`` (N, features, T) or (N, *input_shape, T) through ``spec`` on Lava fixed_pt.
 
     ``mode="stream"``: ``chunk`` samples per Lava run, NetX resetting the neurons between samples;
     ``mode="per-sample"``: one run per sample (the reference for streaming). ``voltage``: "post" / "pre"
     records the last computing layer's voltage after / before the step's reset. ``graded``: the input is a
-    graded drive (networks with an input layer), not 0/1 spikes.
+    graded drive (networks with an input layer), not 0/1 spikes. ``workers``: Lava runtimes run at the same
+    time, each in a process of its own on its own samples (``hardware.parallel``; None: ``auto_workers``).
+    Every sample's window starts from reset neurons, so the result does not depend on ``workers`` or
+    ``chunk`` (tested: identical to one worker, every layer and the voltages).
     """
     x = np.asarray(spikes)
     n = x.shape[0] if x.ndim else 0
@@ -280,56 +350,100 @@ def replay_network(spec: NetSpec, spikes, mode: str = "stream", chunk: int = 200
     check_steps(spec, t)
     if mode not in ("stream", "per-sample"):
         raise InputError(f"mode must be 'stream' or 'per-sample', got {mode!r}")
-    if not isinstance(chunk, int) or chunk <= 0:
+    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk <= 0:
         raise InputError(f"chunk must be a positive integer, got {chunk!r}")
     if voltage not in (None, "post", "pre"):
         raise InputError(f"voltage must be 'post', 'pre' or None, got {voltage!r}")
     if graded and not spec.has_input_layer:
         raise InputError(f"{spec.path}: a graded drive needs a network with an input layer")
-    offset = 0 if spec.has_input_layer else 1
+    workers = check_workers(workers)
+    if workers is None:
+        workers = auto_workers(n, mode)
+    jobs = plan_jobs(n, mode, chunk, workers)
+    workers = min(workers, len(jobs))
     computing = spec.computing
     settle = spec.settle_steps()
     layers = [np.zeros((n, *layer.out_shape, t), dtype=np.float32) if record_layers or p == len(computing) - 1
               else None for p, layer in enumerate(computing)]
     n_v = computing[-1].out_size
     volts = np.zeros((n, n_v, t), dtype=np.float64) if voltage else None
-    group = chunk if mode == "stream" else 1
     runs = 0
     t0 = time.time()
+
+    def run_job(job):
+        start, k = job
+        return _replay_block(spec, x[start:start + k], mode, voltage, record_layers)
+
     with progress_bar(total=n, desc=f"Lava replay ({mode})", unit="sample", disable=not progress) as bar:
-        for start in range(0, n, group):
-            block = x[start:start + group]
-            k = len(block)
-            data = np.concatenate([block.transpose(1, 0, 2).reshape(-1, k * t),
-                                   np.zeros((block.shape[1], offset), np.float32)], axis=1)
-            res, v = _run_lava(spec, data, reset_interval=t, voltage=voltage, record_layers=record_layers,
-                               stream=mode == "stream")
-            runs += 1
+        def place(job, result):
+            nonlocal runs
+            start, k = job
+            res, v = result
             for p, s in enumerate(res):
-                if s is None:
-                    continue
-                s = s.reshape(-1, s.shape[-1])[:, offset: offset + k * t]
-                layers[p][start:start + k] = _windows(s, k, t).reshape(k, *computing[p].out_shape, t)
+                if s is not None:
+                    layers[p][start:start + k] = s
             if voltage:
-                volts[start:start + k] = _windows(v[:, offset: offset + k * t], k, t)
+                volts[start:start + k] = v
+            runs += 1
             bar.update(k)
+
+        if workers == 1:
+            for job in jobs:
+                place(job, run_job(job))
+        else:
+            from .parallel import run_forked
+
+            _lava()  # imported once here, inherited by the workers
+            run_forked(jobs, lambda job: _compact(run_job(job)), workers, place, what="Lava replay")
     for a, clean in zip(layers, spec.clean_steps()):
         if a is not None:
             a[..., :clean] = 0.0
     if voltage:
         volts[..., :settle] = 0.0
-    log.info("replayed %d samples (%s, %d Lava runs) in %.1f s", n, mode, runs, time.time() - t0)
+    log.info("replayed %d samples (%s, %d Lava runs, %d worker%s) in %.1f s", n, mode, runs, workers,
+             "s" if workers > 1 else "", time.time() - t0)
     return LavaOutputs(layers=layers, voltage=volts, settle=settle, runs=runs)
 
 
+def _replay_block(spec: NetSpec, block: np.ndarray, mode: str, voltage: str | None, record_layers: bool):
+    """One Lava run of ``block`` (k, features, T), its samples concatenated in time (k = 1 with ``mode``
+    "per-sample"): per computing layer its spikes (k, *out_shape, T) (None where not recorded) and the
+    voltages (k, neurons, T) or None, windows aligned with the twin's steps (settle steps not yet zeroed)."""
+    k, features, t = block.shape
+    offset = 0 if spec.has_input_layer else 1
+    computing = spec.computing
+    data = np.concatenate([block.transpose(1, 0, 2).reshape(-1, k * t), np.zeros((features, offset), np.float32)],
+                          axis=1)
+    res, v = _run_lava(spec, data, reset_interval=t, voltage=voltage, record_layers=record_layers,
+                       stream=mode == "stream")
+    out = []
+    for p, s in enumerate(res):
+        if s is not None:
+            s = s.reshape(-1, s.shape[-1])[:, offset: offset + k * t]
+            s = _windows(s, k, t).reshape(k, *computing[p].out_shape, t)
+        out.append(s)
+    return out, (_windows(v[:, offset: offset + k * t], k, t) if voltage else None)
+
+
+def _compact(result):
+    """A job's result for the pipe from a worker: spike arrays as uint8 when that holds them exactly."""
+    layers, v = result
+    small = []
+    for s in layers:
+        if s is not None and s.size and s.min() >= 0 and s.max() <= 255:
+            s = s.astype(np.uint8)
+        small.append(s)
+    return small, v
+
+
 def replay(net_path: str | Path, spikes, mode: str = "stream", chunk: int = 200,
-           progress: bool = True, voltage: str | None = None, input_shape=None):
+           progress: bool = True, voltage: str | None = None, input_shape=None, workers: int | None = None):
     """Output spikes (N, outputs, T) of the Lava fixed-point simulation of ``net_path`` for ``spikes``;
     with ``voltage`` ("post" / "pre") ``(spikes, voltages)``, the output voltages (N, neurons, T) aligned
-    with the twin's ``run`` (see ``replay_network``)."""
+    with the twin's ``run`` (see ``replay_network``, also for ``workers``)."""
     spec = read_network(net_path, input_shape=input_shape)
     res = replay_network(spec, spikes, mode=mode, chunk=chunk, progress=progress, voltage=voltage,
-                         record_layers=False)
+                         record_layers=False, workers=workers)
     return (res.output, res.voltage) if voltage else res.output
 
 

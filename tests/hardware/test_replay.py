@@ -248,6 +248,13 @@ def test_runtime_stopped_after_exception(small_snn_path, monkeypatch, where):
         from brainleaks_lava.hardware import shm_recorders
 
         monkeypatch.setattr(shm_recorders.VarRecorder, "probe", boom)
+        record = shm_recorders.record_in_neuron  # the output voltage recorded by the neuron's own model
+
+        def boom_on_voltage(neuron, what, buffer):
+            if what != "s":
+                boom()
+            record(neuron, what, buffer)
+        monkeypatch.setattr(shm_recorders, "record_in_neuron", boom_on_voltage)
     with pytest.raises(RuntimeError, match="injected"):
         replay(small_snn_path, random_spikes(3, 784, 12).numpy(), progress=False, voltage="pre")
     assert child_processes() == []

@@ -42,11 +42,13 @@ def test_twin_equals_lava_every_layer(tmp_path, feature):
     voltage = "pre" if spec.output_layer.neuron.spiking else "post"
     # streaming runs all 20 samples in one Lava runtime (with delays too: hardware.delay_models clears the
     # delay buffers NetX's reset leaves in flight), and in 3 with chunks of 7; per-sample runs one per sample
-    runs = [("stream", 200, 1), ("stream", 7, 3), ("per-sample", 200, N)]
+    # (two at a time, in parallel workers); two parallel workers stream 10 samples each (hardware.parallel)
+    runs = [("stream", 200, 1, 1), ("stream", 7, 3, 1), ("per-sample", 200, N, 2), ("stream", 200, 2, 2)]
     if not any(layer.max_delay for layer in spec.computing):
         del runs[1]  # chunking without delays: tests/hardware/test_replay.py
-    for mode, chunk, expected_runs in runs:
-        got = replay_network(spec, x.numpy(), mode=mode, chunk=chunk, progress=False, voltage=voltage)
+    for mode, chunk, expected_runs, workers in runs:
+        got = replay_network(spec, x.numpy(), mode=mode, chunk=chunk, progress=False, voltage=voltage,
+                             workers=workers)
         assert got.runs == expected_runs, (feature, mode, chunk, got.runs)
         assert len(got.layers) == len(layers)
         for p, (a, b) in enumerate(zip(got.layers, layers)):
@@ -66,7 +68,7 @@ def test_graded_drive_equals_lava_every_layer(tmp_path):
     layers, v = _twin_reference(spec, x)
     assert all(a.sum() > 50 for a in layers)
     for mode in ("stream", "per-sample"):
-        got = replay_network(spec, x.numpy(), mode=mode, progress=False, voltage="pre", graded=True)
+        got = replay_network(spec, x.numpy(), mode=mode, progress=False, voltage="pre", graded=True, workers=1)
         for p, (a, b) in enumerate(zip(got.layers, layers)):
             assert int((a != b).sum()) == 0, f"graded {mode}: layer {p} differs in {int((a != b).sum())} spikes"
         np.testing.assert_array_equal(got.voltage, v, err_msg=f"graded {mode}: output voltage")

@@ -12,6 +12,13 @@ when its ``with`` block ends, also on errors, so no segment is left in /dev/shm.
   ``lava.proc.io.sink.RingBuffer`` stores, int32).
 - ``VarRecorder``: a RefPort that reads a Var in the post-management phase of every step (what
   ``lava.proc.monitor.process.Monitor`` stores, here as int64).
+- ``record_in_neuron``: the cheaper way for Lava's LIFReset neurons (what NetX builds for CUBA layers). The neuron's
+  own fixed_pt model, extended by ``_RecordingNeuron``, writes the spikes it sends (int32) and its ``v`` and
+  ``u`` after the step (int64) into the blocks: no recorder process, no RefPort, and no post-management phase
+  (a ``VarRecorder`` makes the runtime run that phase in every process at every step). The values are those
+  the recorders above receive: a ``VarRecorder`` reads ``v`` and ``u`` after the spiking phase, where the
+  neuron's ``run_spk`` left them, and a ``SpikeRecorder`` receives what ``run_spk`` sends (tested, equal on
+  every layer). Run with ``NEURON_MODELS`` in the run config's ``exception_proc_model_map``.
 
 This is a package with everything in ``__init__``: for a Process without an explicit model map Lava's
 compiler searches for process models in the Process's module and then executes every other module of
@@ -36,6 +43,8 @@ from lava.magma.core.process.ports.ports import InPort, RefPort
 from lava.magma.core.process.process import AbstractProcess
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
+from lava.proc.lif.models import PyLifResetModelBitAcc
+from lava.proc.lif.process import LIFReset
 
 PREFIX = "brainleaks-rec-"  # name prefix of every shared memory block created here (/dev/shm/<name>)
 SPIKE_DTYPE = np.dtype(np.int32)
@@ -90,6 +99,26 @@ def _reserve(shm: shared_memory.SharedMemory, size: int) -> None:
             return
         raise OSError(e.errno, f"cannot reserve {size / 2**20:.1f} MiB of shared memory for a Lava recording "
                                f"({os.strerror(e.errno)}; /dev/shm too small?)") from None
+
+
+def release_segments_of(pid: int) -> list[str]:
+    """Unlink the blocks a process ``pid`` created here and left behind (it was killed before its
+    ``SharedBuffers`` ended); returns their names."""
+    prefix = f"{PREFIX}{int(pid)}-"
+    try:
+        names = [n for n in os.listdir("/dev/shm") if n.startswith(prefix)]
+    except OSError:  # pragma: no cover - no /dev/shm (not Linux)
+        return []
+    for name in names:
+        try:
+            shm = shared_memory.SharedMemory(name=name)
+        except FileNotFoundError:  # pragma: no cover - gone meanwhile
+            continue
+        try:
+            shm.unlink()  # also unregisters it from the resource tracker
+        finally:
+            shm.close()
+    return names
 
 
 class SharedBuffers:
@@ -187,3 +216,59 @@ class PyVarRecorderModel(_SharedRows):
 
     def run_post_mgmt(self) -> None:
         self._row()[...] = self.ref.read()
+
+
+# proc_params keys of a recording neuron: the block each recording goes to (name, shape, dtype)
+_NEURON_KEYS = {"s": "brainleaks_rec_spikes", "v": "brainleaks_rec_v", "u": "brainleaks_rec_u"}
+
+
+def record_in_neuron(neuron, what: str, buffer: SharedBuffer) -> None:
+    """Have ``neuron`` (a LIFReset process, see ``NEURON_MODELS``) write ``what`` ("s": the spikes it
+    sends, SPIKE_DTYPE; "v" or "u": the Var after each step, VAR_DTYPE) into ``buffer``."""
+    if type(neuron) not in NEURON_MODELS:
+        raise TypeError(f"{type(neuron).__name__} has no recording model")
+    var = neuron.s_out if what == "s" else getattr(neuron, what)
+    _check(buffer, var.shape, SPIKE_DTYPE if what == "s" else VAR_DTYPE)
+    neuron.proc_params.overwrite(_NEURON_KEYS[what], (buffer.name, buffer.shape, buffer.dtype.str))
+
+
+class _RecordingNeuron:
+    """Mixin for Lava's fixed_pt LIF models: spikes recorded where the model resets the neurons that spiked
+    (``reset_voltage``, called once per step with the vector it then sends), ``v`` and ``u`` after
+    ``run_spk``. A neuron with no block in its parameters records nothing."""
+
+    def __init__(self, proc_params: ty.Optional[dict] = None) -> None:
+        super().__init__(proc_params)
+        self._blocks, self._rec = [], {}
+        for what, key in _NEURON_KEYS.items():
+            where = self.proc_params.get(key)
+            if where:
+                name, shape, dtype = where
+                shm = shared_memory.SharedMemory(name=name)
+                self._blocks.append(shm)
+                self._rec[what] = np.ndarray(tuple(shape), np.dtype(dtype), buffer=shm.buf)
+
+    def _write(self, what: str, value) -> None:
+        rows = self._rec.get(what)
+        if rows is not None:
+            rows[(self.time_step - 1) % rows.shape[0]] = value
+
+    def reset_voltage(self, spike_vector: np.ndarray) -> None:
+        self._write("s", spike_vector)
+        super().reset_voltage(spike_vector)
+
+    def run_spk(self) -> None:
+        super().run_spk()
+        self._write("v", self.v)
+        self._write("u", self.u)
+
+
+@implements(proc=LIFReset, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PyRecordingLifResetModel(_RecordingNeuron, PyLifResetModelBitAcc):
+    """Lava's fixed_pt ``LIFReset`` model, recording into shared memory."""
+
+
+# NetX builds LIFReset for CUBA layers when given a reset interval, which the replay always gives
+NEURON_MODELS = {LIFReset: PyRecordingLifResetModel}
