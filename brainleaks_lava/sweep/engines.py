@@ -1,0 +1,107 @@
+"""Where a sweep's units run: in this process, a local process pool, or Ray tasks.
+
+``run_units(fn, tasks, engine, workers, address)`` yields ``(index, result)`` as units finish. Units are the
+plain functions of :mod:`.cells` on plain dicts; each writes its own files, so the engine only carries their
+records back.
+
+- ``local`` with ``workers`` 1: one after the other in this process (Ctrl-C stops at once).
+- ``local`` with ``workers`` N > 1: ``concurrent.futures.ProcessPoolExecutor`` with N spawned processes.
+- ``ray``: every unit is a Ray task (``ray.remote(num_cpus=1, max_retries=2)``: a task whose worker process
+  dies is run again; an exception raised by the unit is not retried). The records come back through Ray's
+  object store. Without ``address`` a Ray runtime already initialised in this process is used, else a local one
+  is started with ``workers`` CPUs; with ``address`` (``ray://host:10001`` or ``host:6379``) the existing
+  cluster is joined; its nodes must be able to import ``brainleaks_lava`` and see the output directory at the
+  same path (a shared file system), as each task writes its cell there.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Callable, Iterator
+
+from ..errors import InputError
+
+log = logging.getLogger(__name__)
+
+ENGINES = ("local", "ray")
+
+
+def run_units(fn: Callable[[dict], dict], tasks: list[dict], engine: str = "local", workers: int = 1,
+              address: str | None = None) -> Iterator[tuple[int, dict]]:
+    if engine not in ENGINES:
+        raise InputError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise InputError(f"workers must be a positive integer, got {workers!r}")
+    if not tasks:
+        return
+    if engine == "ray":
+        yield from _ray(fn, tasks, workers, address)
+    elif workers == 1 or len(tasks) == 1:
+        for i, t in enumerate(tasks):
+            yield i, fn(t)
+    else:
+        yield from _pool(fn, tasks, workers)
+
+
+def _pool(fn, tasks, workers):
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    ctx = multiprocessing.get_context("spawn")  # no fork of a process that holds torch threads
+    with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=ctx) as pool:
+        pending = {pool.submit(fn, t): i for i, t in enumerate(tasks)}
+        try:
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for f in done:
+                    i = pending.pop(f)
+                    yield i, f.result()
+        except BaseException:
+            for f in pending:
+                f.cancel()
+            raise
+
+
+def _package_root() -> str:
+    return str(Path(__file__).resolve().parents[2])
+
+
+def _ray(fn, tasks, workers, address):
+    try:
+        import ray
+    except ImportError:
+        raise InputError("--engine ray needs Ray: pip install 'brainleaks-lava[sweep]' (or pip install ray)") from None
+    started = False
+    if not ray.is_initialized():
+        env = {"env_vars": {"PYTHONPATH": os.pathsep.join(
+            p for p in (_package_root(), os.environ.get("PYTHONPATH")) if p)}}
+        kwargs = {"runtime_env": env, "include_dashboard": False, "log_to_driver": True}
+        if address:
+            ray.init(address=address, **kwargs)
+        else:
+            ray.init(num_cpus=workers, **kwargs)
+        started = True
+    elif address:
+        log.warning("Ray is already initialised in this process; --address %s is not used", address)
+    try:
+        remote = ray.remote(num_cpus=1, max_retries=2)(fn)
+        refs = {remote.remote(t): i for i, t in enumerate(tasks)}
+        try:
+            while refs:
+                ready, _ = ray.wait(list(refs), num_returns=1)
+                for r in ready:
+                    i = refs.pop(r)
+                    try:
+                        result = ray.get(r)
+                    except ray.exceptions.RayTaskError as e:  # the unit's own exception, re-raised here
+                        cause = e.as_instanceof_cause()
+                        raise cause from None
+                    yield i, result
+        except BaseException:
+            for r in refs:
+                ray.cancel(r, force=True)
+            raise
+    finally:
+        if started:
+            ray.shutdown()
