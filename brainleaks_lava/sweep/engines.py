@@ -1,6 +1,6 @@
 """Where a sweep's units run: in this process, a local process pool, or Ray tasks.
 
-``run_units(fn, tasks, engine, workers, address)`` yields ``(index, result)`` as units finish. Units are the
+``Engine(engine, workers, address).run(fn, tasks)`` yields ``(index, result)`` as units finish. Units are the
 plain functions of :mod:`.cells` on plain dicts; each writes its own files, so the engine only carries their
 records back.
 
@@ -27,21 +27,76 @@ log = logging.getLogger(__name__)
 ENGINES = ("local", "ray")
 
 
-def run_units(fn: Callable[[dict], dict], tasks: list[dict], engine: str = "local", workers: int = 1,
-              address: str | None = None) -> Iterator[tuple[int, dict]]:
-    if engine not in ENGINES:
-        raise InputError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise InputError(f"workers must be a positive integer, got {workers!r}")
-    if not tasks:
-        return
-    if engine == "ray":
-        yield from _ray(fn, tasks, workers, address)
-    elif workers == 1 or len(tasks) == 1:
-        for i, t in enumerate(tasks):
-            yield i, fn(t)
-    else:
-        yield from _pool(fn, tasks, workers)
+class Engine:
+    """A context that runs units: ``with Engine("ray", 2) as eng: for i, rec in eng.run(fn, tasks): ...``.
+    A Ray runtime it starts is shut down on exit; one that was running before is left alone."""
+
+    def __init__(self, engine: str = "local", workers: int = 1, address: str | None = None):
+        if engine not in ENGINES:
+            raise InputError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise InputError(f"workers must be a positive integer, got {workers!r}")
+        self.engine, self.workers, self.address = engine, workers, address
+        self._started_ray = False
+
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._started_ray:
+            import ray
+
+            ray.shutdown()
+            self._started_ray = False
+
+    def run(self, fn: Callable[[dict], dict], tasks: list[dict]) -> Iterator[tuple[int, dict]]:
+        """Yield ``(index, record)`` as units finish."""
+        if not tasks:
+            return
+        if self.engine == "ray":
+            yield from self._ray(fn, tasks)
+        elif self.workers == 1 or len(tasks) == 1:
+            for i, t in enumerate(tasks):
+                yield i, fn(t)
+        else:
+            yield from _pool(fn, tasks, self.workers)
+
+    def _ray_init(self):
+        try:
+            import ray
+        except ImportError:
+            raise InputError("--engine ray needs Ray: pip install 'brainleaks-lava[sweep]' (or pip install ray)") from None
+        if not ray.is_initialized():
+            env = {"env_vars": {"PYTHONPATH": os.pathsep.join(
+                p for p in (_package_root(), os.environ.get("PYTHONPATH")) if p)}}
+            kwargs = {"runtime_env": env, "include_dashboard": False, "log_to_driver": True}
+            if self.address:
+                ray.init(address=self.address, **kwargs)
+            else:
+                ray.init(num_cpus=self.workers, **kwargs)
+            self._started_ray = True
+        elif self.address:
+            log.warning("Ray is already initialised in this process; --address %s is not used", self.address)
+        return ray
+
+    def _ray(self, fn, tasks):
+        ray = self._ray_init()
+        remote = ray.remote(num_cpus=1, max_retries=2)(fn)
+        refs = {remote.remote(t): i for i, t in enumerate(tasks)}
+        try:
+            while refs:
+                ready, _ = ray.wait(list(refs), num_returns=1)
+                for r in ready:
+                    i = refs.pop(r)
+                    try:
+                        result = ray.get(r)
+                    except ray.exceptions.RayTaskError as e:  # the unit's own exception, raised here
+                        raise e.as_instanceof_cause() from None
+                    yield i, result
+        except BaseException:
+            for r in refs:
+                ray.cancel(r, force=True)
+            raise
 
 
 def _pool(fn, tasks, workers):
@@ -65,43 +120,3 @@ def _pool(fn, tasks, workers):
 
 def _package_root() -> str:
     return str(Path(__file__).resolve().parents[2])
-
-
-def _ray(fn, tasks, workers, address):
-    try:
-        import ray
-    except ImportError:
-        raise InputError("--engine ray needs Ray: pip install 'brainleaks-lava[sweep]' (or pip install ray)") from None
-    started = False
-    if not ray.is_initialized():
-        env = {"env_vars": {"PYTHONPATH": os.pathsep.join(
-            p for p in (_package_root(), os.environ.get("PYTHONPATH")) if p)}}
-        kwargs = {"runtime_env": env, "include_dashboard": False, "log_to_driver": True}
-        if address:
-            ray.init(address=address, **kwargs)
-        else:
-            ray.init(num_cpus=workers, **kwargs)
-        started = True
-    elif address:
-        log.warning("Ray is already initialised in this process; --address %s is not used", address)
-    try:
-        remote = ray.remote(num_cpus=1, max_retries=2)(fn)
-        refs = {remote.remote(t): i for i, t in enumerate(tasks)}
-        try:
-            while refs:
-                ready, _ = ray.wait(list(refs), num_returns=1)
-                for r in ready:
-                    i = refs.pop(r)
-                    try:
-                        result = ray.get(r)
-                    except ray.exceptions.RayTaskError as e:  # the unit's own exception, re-raised here
-                        cause = e.as_instanceof_cause()
-                        raise cause from None
-                    yield i, result
-        except BaseException:
-            for r in refs:
-                ray.cancel(r, force=True)
-            raise
-    finally:
-        if started:
-            ray.shutdown()

@@ -90,6 +90,25 @@ def _evaluator(study: StudyConfig, out: Path) -> Path:
     return dest
 
 
+def remove_dead_partials(cells: Path) -> list[Path]:
+    """Remove the private directories (``.<cell>.partial-<pid>``) of cells whose process is gone (killed): they
+    never became results. A directory of a process still running is left alone."""
+    import re
+    import shutil
+
+    from ..fileio import _pid_alive
+
+    removed = []
+    for d in cells.glob(".*.partial-*"):
+        m = re.fullmatch(r"\..+\.partial-(\d+)", d.name)
+        if m and d.is_dir() and not _pid_alive(int(m.group(1))):
+            shutil.rmtree(d, ignore_errors=True)
+            removed.append(d)
+    if removed:
+        log.info("removed %d directories of interrupted cells", len(removed))
+    return removed
+
+
 def run_sweep(config: str | Path, out: str | Path | None = None, engine: str = "local", workers: int = 1,
               address: str | None = None, max_cells: int | None = None) -> dict:
     """Run (or finish) the study of ``config``; returns ``{"ran", "skipped", "missing", "report"}`` (cell ids).
@@ -106,6 +125,7 @@ def run_sweep(config: str | Path, out: str | Path | None = None, engine: str = "
     for sub in ("", "targets", "cells", "evaluator"):
         (out / sub).mkdir(parents=True, exist_ok=True)
         sweep_stale_temps(out / sub)
+    remove_dead_partials(out / "cells")
     started = time.monotonic()
     evaluator = _evaluator(study, out)
     ev_fp = fingerprint({}, [evaluator])
@@ -139,9 +159,10 @@ def run_sweep(config: str | Path, out: str | Path | None = None, engine: str = "
            + (f" ({len(missing) - len(todo)} left for later: max cells {max_cells})" if len(todo) < len(missing) else "")
            + f" [{engine}, {workers} worker{'s' if workers != 1 else ''}]")
 
-    from .engines import run_units
+    from .engines import Engine
 
     ran: list[str] = []
+    engine_ctx = Engine(engine, workers, address)
     try:
         # ---- the targets the cells to run need
         targets = {}
@@ -154,7 +175,7 @@ def run_sweep(config: str | Path, out: str | Path | None = None, engine: str = "
         tasks = list(targets.values())
         if tasks:
             status(f"training {len(tasks)} target{'s' if len(tasks) != 1 else ''} ...")
-        for n, (i, rec) in enumerate(run_units(run_target_task, tasks, engine, workers, address), 1):
+        for n, (i, rec) in enumerate(engine_ctx.run(run_target_task, tasks), 1):
             status(f"target {n}/{len(tasks)} ({tasks[i]['key']}) trained: validation accuracy "
                    f"{100 * rec['validation_accuracy']:.2f}% in {format_duration(rec['seconds'])}")
         epsilons = {}
@@ -170,7 +191,7 @@ def run_sweep(config: str | Path, out: str | Path | None = None, engine: str = "
                    "data_root": str(study.data_root) if study.data_root else None,
                    "accuracy_limit": study.accuracy_limit, "threads": study.threads, "epsilon": epsilons[p[2]]}
                   for p in todo]
-        for n, (i, rec) in enumerate(run_units(run_cell_task, ctasks, engine, workers, address), 1):
+        for n, (i, rec) in enumerate(engine_ctx.run(run_cell_task, ctasks), 1):
             cid = Path(ctasks[i]["dir"]).name
             ran.append(cid)
             best = max(r["attack_accuracy"] for r in rec["rows"])
@@ -183,6 +204,8 @@ def run_sweep(config: str | Path, out: str | Path | None = None, engine: str = "
         status(f"sweep {study.name}: stopped after {len(ran)} new cell{'s' if len(ran) != 1 else ''}; run the same "
                f"command again to finish the missing ones")
         raise
+    finally:
+        engine_ctx.__exit__(None, None, None)
     finished = [p for p in plan if (out / "cells" / p[1] / RESULT).is_file()
                 and unit_done(out / "cells" / p[1] / RESULT, cell_fp(p))]
     records = [json.loads((out / "cells" / p[1] / RESULT).read_text()) for p in finished]
