@@ -563,7 +563,8 @@ def _add_sweep(p: argparse.ArgumentParser) -> None:
     p.add_argument("study", help="study config (TOML), e.g. experiments/sweep_ci.toml")
     p.add_argument("--out", default=None, help="sweep directory (default: runs/<study name>)")
     p.add_argument("--engine", choices=["local", "ray"], default="local",
-                   help="local: this machine (a process pool with --workers > 1); ray: every target and cell a Ray task")
+                   help="local: this machine (a process pool with --workers > 1); ray: every target and cell a Ray "
+                        "task")
     p.add_argument("--workers", type=positive_int, default=1,
                    help="parallel units (local pool size; CPUs of a Ray runtime started here) (default 1)")
     p.add_argument("--address", default=None,

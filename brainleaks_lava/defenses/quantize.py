@@ -4,9 +4,10 @@ lava-dl's default quantizer (``pre_hook_fx``, used by every target this toolkit 
 of 2/64 of the threshold unit: the exported ``.net`` file holds ``weight x 64`` as even integers in
 [-256, 254] (an 8-bit mantissa). A step ``k`` times as coarse keeps only multiples of ``2k``: here every
 ``layer/*/weight`` of the file is rounded to the nearest multiple of ``2k`` (ties to the even multiple, so
-rounding is unbiased) and clipped to [-256, 256 - 2k]. The result is again integers that NetX loads losslessly, so the twin rebuilt from the new
-file and Lava's fixed-point run stay spike-for-spike identical (the sweep replays it to show it). ``k = 2**b``
-leaves ``8 - b`` bits of weight precision. This is post-training quantization: the network is not retrained.
+rounding is unbiased) and clipped to [-256, 256 - 2k]. The result is again integers that NetX loads losslessly,
+so the twin rebuilt from the new file and Lava's fixed-point run stay spike-for-spike identical (the sweep replays
+it to show it). ``k = 2**b`` leaves ``8 - b`` bits of weight precision. This is post-training quantization: the
+network is not retrained.
 
 A layer whose weights all round to 0 cannot be loaded by NetX (its weight-exponent search divides by the largest
 weight: ``OverflowError``); ``requantize_net`` reports such layers (``zero_layers``) and the sweep then skips the

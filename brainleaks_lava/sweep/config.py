@@ -143,8 +143,8 @@ def _check_target_value(key: str, v, where: str) -> None:
     if typ is float and isinstance(v, int) and not isinstance(v, bool):
         ok = True
     if not ok:
-        raise ConfigError(f"'{where}' must be {'a number' if typ is float else 'an integer' if typ is int else 'a string'}"
-                          f", got {v!r}")
+        what = {float: "a number", int: "an integer"}.get(typ, "a string")
+        raise ConfigError(f"'{where}' must be {what}, got {v!r}")
     if typ is float and not math.isfinite(v):
         raise ConfigError(f"'{where}' must be a finite number, got {v!r}")
     if key == "readout" and v not in READOUTS:

@@ -65,7 +65,8 @@ class Engine:
         try:
             import ray
         except ImportError:
-            raise InputError("--engine ray needs Ray: pip install 'brainleaks-lava[sweep]' (or pip install ray)") from None
+            raise InputError("--engine ray needs Ray: pip install 'brainleaks-lava[sweep]' (or pip install ray)"
+                             ) from None
         if not ray.is_initialized():
             env = {"env_vars": {"PYTHONPATH": os.pathsep.join(
                 p for p in (_package_root(), os.environ.get("PYTHONPATH")) if p)}}

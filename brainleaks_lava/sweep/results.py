@@ -120,12 +120,15 @@ def plot_leakage(rows: list[dict], knob: str, path: Path, title: str = "") -> Pa
         for ai, at in enumerate(attacks):
             idx = [i for i, r in enumerate(rows) if r[knob] == v and r["attack"] == at]
             if idx:
-                ax.scatter(t[idx], a[idx], color=colour, marker=markers[ai % len(markers)], s=55, alpha=0.85,
+                # later values drawn smaller on top: points at the same place show as concentric marks
+                size = 150 * (0.55 ** vi) + 18
+                ax.scatter(t[idx], a[idx], color=colour, marker=markers[ai % len(markers)], s=size, alpha=0.9,
+                           edgecolors="white", linewidths=0.6,
                            label=f"{knob}={v}" + (f", {at}" if len(attacks) > 1 else ""))
     front = pareto_front(t, a)
     if len(front):
         ax.plot(t[front], a[front], color="crimson", lw=1.2, ls="--", zorder=1, label="Pareto front")
-        ax.scatter(t[front], a[front], facecolors="none", edgecolors="crimson", s=160, lw=1.5, zorder=3)
+        ax.scatter(t[front], a[front], facecolors="none", edgecolors="crimson", s=260, lw=1.5, zorder=3)
     ax.set_xlabel("target accuracy (%), as deployed")
     ax.set_ylabel("attack accuracy (%), evaluator")
     ax.set_ylim(-3, 103)

@@ -121,7 +121,8 @@ def run_sweep(config: str | Path, out: str | Path | None = None, engine: str = "
     out = Path(out) if out else Path("runs") / study.name
     check_output_dir("sweep directory", out)
     if study.data_root is not None and inside(out, study.data_root):
-        raise OutputError(f"the sweep directory {out} lies inside 'dataset.root' {study.data_root}; choose another --out")
+        raise OutputError(f"the sweep directory {out} lies inside 'dataset.root' {study.data_root}; choose another "
+                          f"--out")
     for sub in ("", "targets", "cells", "evaluator"):
         (out / sub).mkdir(parents=True, exist_ok=True)
         sweep_stale_temps(out / sub)
@@ -156,7 +157,8 @@ def run_sweep(config: str | Path, out: str | Path | None = None, engine: str = "
         status(f"cell {p[1]}: already done, skipped")
     todo = missing if max_cells is None else missing[:max_cells]
     status(f"sweep {study.name}: {len(cells)} cells, {len(done)} done, {len(todo)} to run now"
-           + (f" ({len(missing) - len(todo)} left for later: max cells {max_cells})" if len(todo) < len(missing) else "")
+           + (f" ({len(missing) - len(todo)} left for later: max cells {max_cells})"
+              if len(todo) < len(missing) else "")
            + f" [{engine}, {workers} worker{'s' if workers != 1 else ''}]")
 
     from .engines import Engine

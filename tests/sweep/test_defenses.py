@@ -121,7 +121,8 @@ def test_dp_clip_and_sum_constructed():
     assert torch.allclose(total[0], torch.tensor([1.3, 0.0]))
     assert torch.allclose(total[1], torch.tensor([0.4]))
     assert epsilon_of(DPConfig(noise_multiplier=0.0), 0.01, 100) is None
-    e1, e2 = epsilon_of(DPConfig(noise_multiplier=1.0), 0.01, 100), epsilon_of(DPConfig(noise_multiplier=2.0), 0.01, 100)
+    e1 = epsilon_of(DPConfig(noise_multiplier=1.0), 0.01, 100)
+    e2 = epsilon_of(DPConfig(noise_multiplier=2.0), 0.01, 100)
     assert e1 > e2 > 0  # more noise, less epsilon
 
 
