@@ -105,7 +105,8 @@ def _pool(fn, tasks, workers):
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     ctx = multiprocessing.get_context("spawn")  # no fork of a process that holds torch threads
-    with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=ctx) as pool:
+    with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=ctx,
+                             initializer=_worker_start) as pool:
         pending = {pool.submit(fn, t): i for i, t in enumerate(tasks)}
         try:
             while pending:
@@ -117,6 +118,14 @@ def _pool(fn, tasks, workers):
             for f in pending:
                 f.cancel()
             raise
+
+
+def _worker_start() -> None:
+    """In a spawned pool worker: make 'fork' its default start method again, as Lava, which forks its own
+    runtime processes, requires (``hardware.replay``); the worker itself holds no threads yet."""
+    import multiprocessing
+
+    multiprocessing.set_start_method("fork", force=True)
 
 
 def _package_root() -> str:

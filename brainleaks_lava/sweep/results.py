@@ -1,7 +1,8 @@
 """A sweep's tables and figures: ``results.csv`` / ``results.json`` (one row per cell x attack), ``report.md``
 (one table; cells whose reconstructions do not replay identically on Lava are marked) and, for every knob the
-study varies, ``leakage_<knob>.png``: attack accuracy against target accuracy, one colour per knob value, the
-Pareto front (no other point has a higher target accuracy and a lower attack accuracy) joined and ringed."""
+study varies, ``leakage_<knob>.png``: attack accuracy against target accuracy, one colour per knob value and one
+marker per attack; a cell leaks what its strongest attack gets (black x), and the Pareto front over the cells (no
+other cell has a higher target accuracy with a lower worst-case attack accuracy) is joined and ringed."""
 from __future__ import annotations
 
 import csv
@@ -90,8 +91,9 @@ def write_results(study, out: Path, records: list[dict], missing: list[str]) -> 
     if notes:
         lines += ["", "Notes:", ""] + [f"- {c}: {n}" for c, n in notes]
     if figures:
-        lines += ["", "Figures (attack accuracy against target accuracy; ringed and joined: the Pareto front, "
-                  "where no other cell has a higher target accuracy with less leakage):", ""]
+        lines += ["", "Figures (attack accuracy against target accuracy; a cell leaks what its strongest attack gets; "
+                  "ringed and joined: the Pareto front of the cells, where no other cell has a higher target "
+                  "accuracy with less leakage):", ""]
         lines += [f"![{p.stem}]({p.name})" for p in figures]
     defs = {n: d for n, d in study.defenses.items() if n != "none"}
     if defs:
@@ -114,7 +116,7 @@ def plot_leakage(rows: list[dict], knob: str, path: Path, title: str = "") -> Pa
     attacks = sorted({r["attack"] for r in rows})
     markers = "osD^vP*X"
     cmap = plt.get_cmap("viridis" if len(values) > 2 else "tab10")
-    fig, ax = plt.subplots(figsize=(6.4, 4.8), dpi=100)
+    fig, ax = plt.subplots(figsize=(8.6, 4.8), dpi=100)
     for vi, v in enumerate(values):
         colour = cmap(vi / max(len(values) - 1, 1)) if len(values) > 2 else cmap(vi)
         for ai, at in enumerate(attacks):
@@ -125,16 +127,22 @@ def plot_leakage(rows: list[dict], knob: str, path: Path, title: str = "") -> Pa
                 ax.scatter(t[idx], a[idx], color=colour, marker=markers[ai % len(markers)], s=size, alpha=0.9,
                            edgecolors="white", linewidths=0.6,
                            label=f"{knob}={v}" + (f", {at}" if len(attacks) > 1 else ""))
-    front = pareto_front(t, a)
+    # a cell leaks what its strongest attack gets: the front is over the cells' worst case
+    cells = sorted({r["cell"] for r in rows})
+    ct = np.array([max(t[i] for i, r in enumerate(rows) if r["cell"] == c) for c in cells])
+    ca = np.array([max(a[i] for i, r in enumerate(rows) if r["cell"] == c) for c in cells])
+    if len(attacks) > 1:
+        ax.scatter(ct, ca, marker="x", color="black", s=30, lw=1.0, zorder=4, label="cell: strongest attack")
+    front = pareto_front(ct, ca)
     if len(front):
-        ax.plot(t[front], a[front], color="crimson", lw=1.2, ls="--", zorder=1, label="Pareto front")
-        ax.scatter(t[front], a[front], facecolors="none", edgecolors="crimson", s=260, lw=1.5, zorder=3)
+        ax.plot(ct[front], ca[front], color="crimson", lw=1.2, ls="--", zorder=1, label="Pareto front (cells)")
+        ax.scatter(ct[front], ca[front], facecolors="none", edgecolors="crimson", s=260, lw=1.5, zorder=3)
     ax.set_xlabel("target accuracy (%), as deployed")
     ax.set_ylabel("attack accuracy (%), evaluator")
     ax.set_ylim(-3, 103)
     ax.grid(alpha=0.3)
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7, loc="best")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
