@@ -38,11 +38,15 @@ class Engine:
             raise InputError(f"workers must be a positive integer, got {workers!r}")
         self.engine, self.workers, self.address = engine, workers, address
         self._started_ray = False
+        self._pool = None  # one process pool for every phase of a sweep (its workers import torch and Lava once)
 
     def __enter__(self) -> "Engine":
         return self
 
     def __exit__(self, *exc) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
         if self._started_ray:
             import ray
 
@@ -59,7 +63,9 @@ class Engine:
             for i, t in enumerate(tasks):
                 yield i, fn(t)
         else:
-            yield from _pool(fn, tasks, self.workers)
+            if self._pool is None:
+                self._pool = _make_pool(self.workers)
+            yield from _pool_run(self._pool, fn, tasks)
 
     def _ray_init(self):
         try:
@@ -100,24 +106,28 @@ class Engine:
             raise
 
 
-def _pool(fn, tasks, workers):
+def _make_pool(workers: int):
     import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures import ProcessPoolExecutor
 
     ctx = multiprocessing.get_context("spawn")  # no fork of a process that holds torch threads
-    with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=ctx,
-                             initializer=_worker_start) as pool:
-        pending = {pool.submit(fn, t): i for i, t in enumerate(tasks)}
-        try:
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for f in done:
-                    i = pending.pop(f)
-                    yield i, f.result()
-        except BaseException:
-            for f in pending:
-                f.cancel()
-            raise
+    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_start)
+
+
+def _pool_run(pool, fn, tasks):
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    pending = {pool.submit(fn, t): i for i, t in enumerate(tasks)}
+    try:
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for f in done:
+                i = pending.pop(f)
+                yield i, f.result()
+    except BaseException:
+        for f in pending:
+            f.cancel()
+        raise
 
 
 def _worker_start() -> None:
