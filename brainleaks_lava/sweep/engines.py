@@ -11,7 +11,12 @@ records back.
   object store. Without ``address`` a Ray runtime already initialised in this process is used, else a local one
   is started with ``workers`` CPUs; with ``address`` (``ray://host:10001`` or ``host:6379``) the existing
   cluster is joined; its nodes must be able to import ``brainleaks_lava`` and see the output directory at the
-  same path (a shared file system), as each task writes its cell there.
+  same path (a shared file system), as each task writes its cell there. Ray 2.60's ``ray start --head`` enables
+  token authentication: the machine running the sweep then needs ``RAY_AUTH_MODE=token`` and the cluster's token
+  (``~/.ray/auth_token`` or ``RAY_AUTH_TOKEN``); without them joining fails with ``InvalidAuthToken``.
+
+Every unit sets its own torch thread count (the study's ``threads``, default 1), so the engines give the same
+records for the same seeds (tests/sweep compare them).
 """
 from __future__ import annotations
 
@@ -78,7 +83,13 @@ class Engine:
                 p for p in (_package_root(), os.environ.get("PYTHONPATH")) if p)}}
             kwargs = {"runtime_env": env, "include_dashboard": False, "log_to_driver": True}
             if self.address:
-                ray.init(address=self.address, **kwargs)
+                try:
+                    ray.init(address=self.address, **kwargs)
+                except (ConnectionError, RuntimeError) as e:
+                    raise InputError(f"cannot join the Ray cluster at {self.address}: {' '.join(str(e).split())}; "
+                                     "a cluster started by 'ray start' with token authentication also needs "
+                                     "RAY_AUTH_MODE=token here (the token from ~/.ray/auth_token or RAY_AUTH_TOKEN)"
+                                     ) from None
             else:
                 ray.init(num_cpus=self.workers, **kwargs)
             self._started_ray = True
