@@ -53,6 +53,11 @@ def _pct(v) -> str:
     return "-" if v is None else f"{100 * v:.1f}"
 
 
+def _listed(names: list[str], first: int = 8) -> str:
+    more = len(names) - first
+    return ", ".join(names[:first]) + (f" and {more} more (results.json lists them)" if more > 0 else "")
+
+
 def write_results(study, out: Path, records: list[dict], missing: list[str]) -> Path:
     rows = rows_of(records)
     write_json_atomic(out / "results.json", {"study": study.name, "rows": rows, "missing_cells": missing})
@@ -65,7 +70,7 @@ def write_results(study, out: Path, records: list[dict], missing: list[str]) -> 
         plot_leakage(rows, k, png, title=f"{study.name}: leakage vs target accuracy by {k}")
         figures.append(png)
     lines = [f"# Sweep {study.name}", "",
-             f"{len({r['cell'] for r in rows})} cells done" + (f", {len(missing)} missing: {', '.join(missing)}"
+             f"{len({r['cell'] for r in rows})} cells done" + (f", {len(missing)} missing: {_listed(missing)}"
                                                                if missing else "") + f"; attacks: "
              f"{', '.join(a.name for a in study.attacks)}; evaluator draws {study.draws}; Lava replay "
              + (f"{study.replay_draws} draw(s) per reconstruction" if study.replay else "off") + ".", "",
