@@ -570,6 +570,35 @@ def _run_audit(args) -> int:
     return 0
 
 
+def _add_sweep(p: argparse.ArgumentParser) -> None:
+    p.add_argument("study", help="study config (TOML), e.g. experiments/sweep_ci.toml")
+    p.add_argument("--out", default=None, help="sweep directory (default: runs/<study name>)")
+    p.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="local: this machine (a process pool with --workers > 1); ray: every target and cell a Ray "
+                        "task")
+    p.add_argument("--workers", type=positive_int, default=1,
+                   help="parallel units (local pool size; CPUs of a Ray runtime started here) (default 1)")
+    p.add_argument("--address", default=None,
+                   help="an existing Ray cluster to join (ray://HOST:10001 or HOST:6379); with --engine ray")
+    p.add_argument("--max-cells", type=positive_int, default=None,
+                   help="run at most N of the missing cells, then write the tables (the next call runs the rest)")
+
+
+def _run_sweep(args) -> int:
+    from .errors import InputError
+    from .sweep import run_sweep
+
+    if args.address and args.engine != "ray":
+        raise InputError("--address joins a Ray cluster: use it with --engine ray")
+    summary = run_sweep(args.study, args.out, engine=args.engine, workers=args.workers, address=args.address,
+                        max_cells=args.max_cells)
+    from pathlib import Path
+
+    print(Path(summary["report"]).read_text())
+    print(f"report: {summary['report']}")
+    return 0
+
+
 COMMANDS = {
     "dataset": ("check a dataset directory and print its splits", _add_dataset, _run_dataset),
     "train": ("train an SNN or ANN target and write its model file", _add_train, _run_train),
@@ -584,6 +613,8 @@ COMMANDS = {
     "plot": ("draw a reconstruction file: PNG grid (rate-decoded) and GIF of the frames", _add_plot, _run_plot),
     "audit": ("does a deployed model leak? a portfolio of attacks, the per-class worst case, Lava replay", _add_audit,
               _run_audit),
+    "sweep": ("a grid of deployment choices and defenses: every cell trained, attacked, scored, replayed (resumable; "
+              "local or Ray)", _add_sweep, _run_sweep),
 }
 
 

@@ -27,22 +27,30 @@ class TargetAdapter:
     """Posterior of each class for a batch of inputs, differentiable w.r.t. the inputs.
 
     The model is frozen (eval mode, no parameter gradients): attacks only need input gradients.
+
+    ``observe`` (default None: the model's own posterior) is the hook for what an attacker observes of a
+    deployment that coarsens its read-out: a callable ``observe(model, x) -> posterior`` that replaces
+    ``model.posterior(x)`` for every query the attack makes (e.g. ``defenses.ObservedPosterior``: spike-count
+    clipping, posterior rounding, input-encoder noise).
     """
 
     provides: str = ""
 
-    def __init__(self, model):
+    def __init__(self, model, observe=None):
         self.model = model.eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
         self.input_shape = self._input_shape(model)
         self.num_classes = model.num_classes
+        self.observe = observe
 
     @staticmethod
     def _input_shape(model) -> tuple[int, ...]:  # pragma: no cover - interface
         raise NotImplementedError
 
     def posterior(self, x: torch.Tensor) -> torch.Tensor:
+        if self.observe is not None:
+            return self.observe(self.model, x)
         return self.model.posterior(x)
 
     @property
@@ -56,8 +64,8 @@ class SNNAdapter(TargetAdapter):
 
     provides = SPIKES
 
-    def __init__(self, model):
-        super().__init__(model)
+    def __init__(self, model, observe=None):
+        super().__init__(model, observe)
         graded = getattr(model, "graded", False)
         self.drive_range = tuple(float(v) for v in model.deployment.input_range) if graded else None
 
@@ -94,12 +102,13 @@ class ANNAdapter(TargetAdapter):
         return (model.num_inputs,)
 
 
-def adapter_for(target) -> TargetAdapter:
-    """Adapter for a loaded target (``SNNTarget``/``ANNTarget``) or a bare model."""
+def adapter_for(target, observe=None) -> TargetAdapter:
+    """Adapter for a loaded target (``SNNTarget``/``ANNTarget``) or a bare model; ``observe``: see
+    ``TargetAdapter``."""
     model = getattr(target, "model", target)
     if getattr(model, "is_spiking", False) or hasattr(model, "blocks"):
-        return SNNAdapter(model)
-    return ANNAdapter(model)
+        return SNNAdapter(model, observe)
+    return ANNAdapter(model, observe)
 
 
 @dataclass

@@ -49,6 +49,10 @@ class TargetRequest:
     readout: str = "membrane"
     neuron: NeuronConfig = NeuronConfig()
     encoding: str = "rate"  # image encoder of SNN targets: Bernoulli 'rate' or deterministic 'if'
+    # defenses (brainleaks_lava.defenses): spike flips of the rate-coded input in training (and validation),
+    # and differentially private training (a defenses.dp.DPConfig; no epoch checkpoints then)
+    input_flip: float = 0.0
+    dp: object = None
 
     def __post_init__(self):
         if self.arch not in ARCHS:
@@ -60,6 +64,15 @@ class TargetRequest:
             raise InputError(f"posterior_scale must be a positive number, got {self.posterior_scale!r}")
         if self.encoding not in ("rate", "if"):
             raise InputError(f"encoding must be 'rate' or 'if', got {self.encoding!r}")
+        if self.input_flip or self.dp is not None:
+            from ..defenses.dp import DPConfig
+            from ..defenses.noise import check_flip
+
+            check_flip(self.input_flip)
+            if self.dp is not None and not isinstance(self.dp, DPConfig):
+                raise InputError(f"dp must be a DPConfig, got {type(self.dp).__name__}")
+            if self.arch != "snn":
+                raise InputError("input_flip and dp apply to 'snn' targets")
         if self.arch == "ann" and is_event_dataset(self.dataset):
             raise InputError(f"{self.dataset} is event data: train an 'snn' target on it (the ANN takes images)")
 
@@ -99,6 +112,10 @@ def train_target(req: TargetRequest, train_cfg: TrainConfig, out: str | Path, re
             torch.random.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))  # scoped: weight init
             model = ConvSNN(spec, maps) if conv else SpikingMLP(spec)
         fn = spike_logits_fn(encoding)
+        if req.input_flip:
+            from ..defenses.noise import noisy_logits_fn
+
+            fn = noisy_logits_fn(encoding, req.input_flip)
     else:
         encoding = {"kind": "image", "range": [0, 1]}
         spec = ANNSpec(sizes=(n_in, req.hidden, n_cls))
@@ -106,10 +123,18 @@ def train_target(req: TargetRequest, train_cfg: TrainConfig, out: str | Path, re
             torch.random.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
             model = SigmoidMLP(spec)
         fn = flat_logits_fn
-    identity = {"target": {k: v for k, v in dataclasses.asdict(req).items() if k != "data_root"},
+    # the defense fields count only when set, so checkpoints of trainings without them keep their identity
+    identity = {"target": {k: v for k, v in dataclasses.asdict(req).items()
+                           if k != "data_root" and not (k in ("input_flip", "dp") and not v)},
                 "encoding": encoding}
-    history = train(model, fn, inputs_tr, tr.labels, train_cfg, val=(inputs_va, va.labels), desc=f"train {req.arch}",
-                    checkpoint=checkpoint_path(out), identity=identity, resume=resume)
+    if req.dp is not None:
+        from ..defenses.dp import train_dp
+
+        history = train_dp(model, fn, inputs_tr, tr.labels, train_cfg, req.dp, val=(inputs_va, va.labels),
+                           desc=f"train {req.arch} (DP)")
+    else:
+        history = train(model, fn, inputs_tr, tr.labels, train_cfg, val=(inputs_va, va.labels),
+                        desc=f"train {req.arch}", checkpoint=checkpoint_path(out), identity=identity, resume=resume)
     model = model.cpu().eval()
     meta = {
         "dataset": req.dataset,
@@ -123,6 +148,10 @@ def train_target(req: TargetRequest, train_cfg: TrainConfig, out: str | Path, re
         "seed": train_cfg.seed,
         "brainleaks_version": __version__,
     }
+    if req.input_flip:
+        meta["input_flip"] = req.input_flip
+    if req.dp is not None:
+        meta["dp"] = {**req.dp.to_dict(), "epsilon": history["epsilon"][-1]}
     if req.arch != "ann":
         # the exported file is the truth: its re-imported twin is checked against the model (or validated on)
         export_snn(model, out, meta)

@@ -1,0 +1,153 @@
+"""Where a sweep's units run: in this process, a local process pool, or Ray tasks.
+
+``Engine(engine, workers, address).run(fn, tasks)`` yields ``(index, result)`` as units finish. Units are the
+plain functions of :mod:`.cells` on plain dicts; each writes its own files, so the engine only carries their
+records back.
+
+- ``local`` with ``workers`` 1: one after the other in this process (Ctrl-C stops at once).
+- ``local`` with ``workers`` N > 1: ``concurrent.futures.ProcessPoolExecutor`` with N spawned processes.
+- ``ray``: every unit is a Ray task (``ray.remote(num_cpus=1, max_retries=2)``: a task whose worker process
+  dies is run again; an exception raised by the unit is not retried). The records come back through Ray's
+  object store. Without ``address`` a Ray runtime already initialised in this process is used, else a local one
+  is started with ``workers`` CPUs; with ``address`` (``ray://host:10001`` or ``host:6379``) the existing
+  cluster is joined; its nodes must be able to import ``brainleaks_lava`` and see the output directory at the
+  same path (a shared file system), as each task writes its cell there. Ray 2.60's ``ray start --head`` enables
+  token authentication: the machine running the sweep then needs ``RAY_AUTH_MODE=token`` and the cluster's token
+  (``~/.ray/auth_token`` or ``RAY_AUTH_TOKEN``); without them joining fails with ``InvalidAuthToken``.
+
+Every unit sets its own torch thread count (the study's ``threads``, default 1), so the engines give the same
+records for the same seeds (tests/sweep compare them).
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Callable, Iterator
+
+from ..errors import InputError
+
+log = logging.getLogger(__name__)
+
+ENGINES = ("local", "ray")
+
+
+class Engine:
+    """A context that runs units: ``with Engine("ray", 2) as eng: for i, rec in eng.run(fn, tasks): ...``.
+    A Ray runtime it starts is shut down on exit; one that was running before is left alone."""
+
+    def __init__(self, engine: str = "local", workers: int = 1, address: str | None = None):
+        if engine not in ENGINES:
+            raise InputError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise InputError(f"workers must be a positive integer, got {workers!r}")
+        self.engine, self.workers, self.address = engine, workers, address
+        self._started_ray = False
+        self._pool = None  # one process pool for every phase of a sweep (its workers import torch and Lava once)
+
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        if self._started_ray:
+            import ray
+
+            ray.shutdown()
+            self._started_ray = False
+
+    def run(self, fn: Callable[[dict], dict], tasks: list[dict]) -> Iterator[tuple[int, dict]]:
+        """Yield ``(index, record)`` as units finish."""
+        if not tasks:
+            return
+        if self.engine == "ray":
+            yield from self._ray(fn, tasks)
+        elif self.workers == 1 or len(tasks) == 1:
+            for i, t in enumerate(tasks):
+                yield i, fn(t)
+        else:
+            if self._pool is None:
+                self._pool = _make_pool(self.workers)
+            yield from _pool_run(self._pool, fn, tasks)
+
+    def _ray_init(self):
+        try:
+            import ray
+        except ImportError:
+            raise InputError("--engine ray needs Ray: pip install 'brainleaks-lava[sweep]' (or pip install ray)"
+                             ) from None
+        if not ray.is_initialized():
+            env = {"env_vars": {"PYTHONPATH": os.pathsep.join(
+                p for p in (_package_root(), os.environ.get("PYTHONPATH")) if p)}}
+            kwargs = {"runtime_env": env, "include_dashboard": False, "log_to_driver": True}
+            if self.address:
+                try:
+                    ray.init(address=self.address, **kwargs)
+                except (ConnectionError, RuntimeError) as e:
+                    raise InputError(f"cannot join the Ray cluster at {self.address}: {' '.join(str(e).split())}; "
+                                     "a cluster started by 'ray start' with token authentication also needs "
+                                     "RAY_AUTH_MODE=token here (the token from ~/.ray/auth_token or RAY_AUTH_TOKEN)"
+                                     ) from None
+            else:
+                ray.init(num_cpus=self.workers, **kwargs)
+            self._started_ray = True
+        elif self.address:
+            log.warning("Ray is already initialised in this process; --address %s is not used", self.address)
+        return ray
+
+    def _ray(self, fn, tasks):
+        ray = self._ray_init()
+        remote = ray.remote(num_cpus=1, max_retries=2)(fn)
+        refs = {remote.remote(t): i for i, t in enumerate(tasks)}
+        try:
+            while refs:
+                ready, _ = ray.wait(list(refs), num_returns=1)
+                for r in ready:
+                    i = refs.pop(r)
+                    try:
+                        result = ray.get(r)
+                    except ray.exceptions.RayTaskError as e:  # the unit's own exception, raised here
+                        raise e.as_instanceof_cause() from None
+                    yield i, result
+        except BaseException:
+            for r in refs:
+                ray.cancel(r, force=True)
+            raise
+
+
+def _make_pool(workers: int):
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = multiprocessing.get_context("spawn")  # no fork of a process that holds torch threads
+    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_start)
+
+
+def _pool_run(pool, fn, tasks):
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    pending = {pool.submit(fn, t): i for i, t in enumerate(tasks)}
+    try:
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for f in done:
+                i = pending.pop(f)
+                yield i, f.result()
+    except BaseException:
+        for f in pending:
+            f.cancel()
+        raise
+
+
+def _worker_start() -> None:
+    """In a spawned pool worker: make 'fork' its default start method again, as Lava, which forks its own
+    runtime processes, requires (``hardware.replay``); the worker itself holds no threads yet."""
+    import multiprocessing
+
+    multiprocessing.set_start_method("fork", force=True)
+
+
+def _package_root() -> str:
+    return str(Path(__file__).resolve().parents[2])

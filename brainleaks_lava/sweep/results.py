@@ -1,0 +1,155 @@
+"""A sweep's tables and figures: ``results.csv`` / ``results.json`` (one row per cell x attack), ``report.md``
+(one table; cells whose reconstructions do not replay identically on Lava are marked) and, for every knob the
+study varies, ``leakage_<knob>.png``: attack accuracy against target accuracy, one colour per knob value and one
+marker per attack; a cell leaks what its strongest attack gets (black x), and the Pareto front over the cells (no
+other cell has a higher target accuracy with a lower worst-case attack accuracy) is joined and ringed."""
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from ..fileio import atomic_path, write_json_atomic
+
+log = logging.getLogger(__name__)
+
+COLUMNS = ("cell", "seed", "steps", "weight_step", "weight_bits", "threshold", "hidden", "readout", "defense",
+           "attack", "method", "target_accuracy", "attack_accuracy", "top3", "avg_confidence", "daa",
+           "lava_agreement", "replay_exact", "twin_confidence", "zero_weights", "epsilon", "note",
+           "attack_seconds", "cell_seconds")
+TIME_COLUMNS = ("attack_seconds", "cell_seconds")
+KNOBS = ("steps", "weight_step", "threshold", "hidden", "readout", "defense")
+
+
+def pareto_front(target_acc: np.ndarray, leak: np.ndarray) -> np.ndarray:
+    """Indices of the points no other point dominates (target accuracy >= and leakage <=, one of them strictly),
+    ordered by target accuracy."""
+    t, a = np.asarray(target_acc, float), np.asarray(leak, float)
+    keep = []
+    for i in range(len(t)):
+        dominated = np.any((t >= t[i]) & (a <= a[i]) & ((t > t[i]) | (a < a[i])))
+        if not dominated:
+            keep.append(i)
+    return np.asarray(sorted(keep, key=lambda i: (t[i], a[i])), dtype=int)
+
+
+def rows_of(records: list[dict]) -> list[dict]:
+    return [{c: r.get(c) for c in COLUMNS} for rec in records for r in rec["rows"]]
+
+
+def _csv_text(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: ("" if v is None else v) for k, v in r.items()})
+    return buf.getvalue()
+
+
+def _pct(v) -> str:
+    return "-" if v is None else f"{100 * v:.1f}"
+
+
+def _listed(names: list[str], first: int = 8) -> str:
+    more = len(names) - first
+    return ", ".join(names[:first]) + (f" and {more} more (results.json lists them)" if more > 0 else "")
+
+
+def write_results(study, out: Path, records: list[dict], missing: list[str]) -> Path:
+    rows = rows_of(records)
+    write_json_atomic(out / "results.json", {"study": study.name, "rows": rows, "missing_cells": missing})
+    with atomic_path(out / "results.csv") as tmp:
+        tmp.write_text(_csv_text(rows), encoding="utf-8")
+    varied = [k for k in KNOBS if len({r[k] for r in rows}) > 1]
+    figures = []
+    for k in varied:
+        png = out / f"leakage_{k}.png"
+        plot_leakage(rows, k, png, title=f"{study.name}: leakage vs target accuracy by {k}")
+        figures.append(png)
+    lines = [f"# Sweep {study.name}", "",
+             f"{len({r['cell'] for r in rows})} cells done" + (f", {len(missing)} missing: {_listed(missing)}"
+                                                               if missing else "") + f"; attacks: "
+             f"{', '.join(a.name for a in study.attacks)}; evaluator draws {study.draws}; Lava replay "
+             + (f"{study.replay_draws} draw(s) per reconstruction" if study.replay else "off") + ".", "",
+             "Percent. `Lava` is the share of replayed reconstructions whose every layer's spikes are identical on "
+             "Lava fixed_pt and the twin; **NOT EXACT** marks cells below 100 %. `zero w` is the share of weights "
+             "the weight step rounded to 0; eps is the DP epsilon (delta as configured).", "",
+             "| cell | T | w step (bits) | thr | hidden | read-out | defense | seed | attack | target acc | attack acc "
+             "| top-3 | avg conf | DAA | Lava | zero w | eps | time s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lava = _pct(r["lava_agreement"])
+        if r.get("note"):
+            lava = "n/a (note)"
+        if r["replay_exact"] is False:
+            lava = f"**NOT EXACT {lava}**"
+        eps = "-" if r["epsilon"] is None else f"{r['epsilon']:.2f}"
+        lines.append(f"| {r['cell']} | {r['steps']} | {r['weight_step']} ({r['weight_bits']:g}) | {r['threshold']:g} | "
+                     f"{r['hidden']} | {r['readout']} | {r['defense']} | {r['seed']} | {r['attack']} | "
+                     f"{_pct(r['target_accuracy'])} | {_pct(r['attack_accuracy'])} | {_pct(r['top3'])} | "
+                     f"{_pct(r['avg_confidence'])} | {_pct(r['daa'])} | {lava} | {_pct(r['zero_weights'])} | {eps} | "
+                     f"{r['attack_seconds']:.1f} |")
+    notes = sorted({(r["cell"], r["note"]) for r in rows if r.get("note")})
+    if notes:
+        lines += ["", "Notes:", ""] + [f"- {c}: {n}" for c, n in notes]
+    if figures:
+        lines += ["", "Figures (attack accuracy against target accuracy; a cell leaks what its strongest attack gets; "
+                  "ringed and joined: the Pareto front of the cells, where no other cell has a higher target "
+                  "accuracy with less leakage):", ""]
+        lines += [f"![{p.stem}]({p.name})" for p in figures]
+    defs = {n: d for n, d in study.defenses.items() if n != "none"}
+    if defs:
+        lines += ["", "Defenses:", ""] + [f"- `{n}`: {d}" for n, d in defs.items()]
+    report = out / "report.md"
+    with atomic_path(report) as tmp:
+        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return report
+
+
+def plot_leakage(rows: list[dict], knob: str, path: Path, title: str = "") -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = np.array([100 * r["target_accuracy"] for r in rows])
+    a = np.array([100 * r["attack_accuracy"] for r in rows])
+    values = sorted({r[knob] for r in rows}, key=lambda v: (isinstance(v, str), v))
+    attacks = sorted({r["attack"] for r in rows})
+    markers = "osD^vP*X"
+    cmap = plt.get_cmap("viridis" if len(values) > 2 else "tab10")
+    fig, ax = plt.subplots(figsize=(8.6, 4.8), dpi=100)
+    for vi, v in enumerate(values):
+        colour = cmap(vi / max(len(values) - 1, 1)) if len(values) > 2 else cmap(vi)
+        for ai, at in enumerate(attacks):
+            idx = [i for i, r in enumerate(rows) if r[knob] == v and r["attack"] == at]
+            if idx:
+                # later values drawn smaller on top: points at the same place show as concentric marks
+                size = 150 * (0.55 ** vi) + 18
+                ax.scatter(t[idx], a[idx], color=colour, marker=markers[ai % len(markers)], s=size, alpha=0.9,
+                           edgecolors="white", linewidths=0.6,
+                           label=f"{knob}={v}" + (f", {at}" if len(attacks) > 1 else ""))
+    # a cell leaks what its strongest attack gets: the front is over the cells' worst case
+    cells = sorted({r["cell"] for r in rows})
+    ct = np.array([max(t[i] for i, r in enumerate(rows) if r["cell"] == c) for c in cells])
+    ca = np.array([max(a[i] for i, r in enumerate(rows) if r["cell"] == c) for c in cells])
+    if len(attacks) > 1:
+        ax.scatter(ct, ca, marker="x", color="black", s=30, lw=1.0, zorder=4, label="cell: strongest attack")
+    front = pareto_front(ct, ca)
+    if len(front):
+        ax.plot(ct[front], ca[front], color="crimson", lw=1.2, ls="--", zorder=1, label="Pareto front (cells)")
+        ax.scatter(ct[front], ca[front], facecolors="none", edgecolors="crimson", s=260, lw=1.5, zorder=3)
+    ax.set_xlabel("target accuracy (%), as deployed")
+    ax.set_ylabel("attack accuracy (%), evaluator")
+    ax.set_ylim(-3, 103)
+    ax.grid(alpha=0.3)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return path
