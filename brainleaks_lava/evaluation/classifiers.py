@@ -54,12 +54,14 @@ from ..data.encoding import as_real_tensor, dataset_inputs, input_encoding
 from ..errors import InputError, ModelFileError
 from ..fileio import sha256_file
 from ..models.files import load_state, read_torch_h5, save_torch_h5
-from ..models.snn import NeuronConfig, _import_slayer
 from ..models.training import TrainConfig, accuracy, spike_logits_fn, train
 
 log = logging.getLogger(__name__)
 
-EVALUATOR_FORMAT = "brainleaks-evaluator/1"
+EVALUATOR_FORMAT = "brainleaks-evaluator/2"
+#: format 1 files of kind "ann" are still read (the CNN did not change); spiking ones are refused
+LEGACY_FORMAT = "brainleaks-evaluator/1"
+READABLE_FORMATS = (EVALUATOR_FORMAT, LEGACY_FORMAT)
 KINDS = ("ann", "snn")
 
 CONV_CHANNELS = (12, 24)
@@ -67,18 +69,16 @@ KERNEL_SIZE = 5
 POOL_SIZE = 2
 MIN_SIZE = 13  # smallest height/width the two conv(5) + pool(2) stages accept
 
-#: CUBA neurons of the spiking evaluator: no current memory, 70 % voltage kept per step (the paper's LIF
-#: leak), threshold 1, and the surrogate gradient of our targets.
-DEFAULT_SNN_NEURON = NeuronConfig(threshold=1.0, current_decay=1.0, voltage_decay=0.3, tau_grad=0.03,
-                                  scale_grad=3.0)
-#: logits = 0.25 x output spike counts: with T = 25 a count difference of 10 is a logit difference of 2.5.
-#: On MNIST it trains markedly better than 1.0 (one epoch on 2,000 images: 94 % vs 83 % validation accuracy),
-#: as full-scale counts saturate the softmax early.
-DEFAULT_POSTERIOR_SCALE = 0.25
-DEFAULT_POOL_WEIGHT = 1.1
-#: scale of the initial conv/dense weights: with PyTorch's default initialisation (scale 1) almost no spike
-#: reaches the output of a rate-coded MNIST digit; x2 gives a few output spikes per step window to learn from.
-DEFAULT_INIT_SCALE = 2.0
+#: LIF neurons of the spiking evaluator (the published evaluator's): 70 % of the membrane potential kept per
+#: step, threshold 1, reset by subtracting the threshold.
+DEFAULT_BETA = 0.7
+DEFAULT_THRESHOLD = 1.0
+#: surrogate gradient 1 / (1 + slope |v - threshold|)^2 (fast sigmoid)
+DEFAULT_SURROGATE_SLOPE = 5.0
+#: logits = posterior_scale x time-averaged output membrane potential
+DEFAULT_POSTERIOR_SCALE = 1.0
+#: ``architecture["model"]`` of the spiking evaluator since format 2 (format 1 used lava-dl CUBA blocks)
+SNN_MODEL = "conv-lif/1"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -171,75 +171,120 @@ class CNNEvaluator(torch.nn.Module):
         return self(x)
 
 
-class SpikingCNNEvaluator(torch.nn.Module):
-    """The evaluation CNN with CUBA LIF neurons (lava-dl SLAYER blocks), spikes (N, features, T) in.
+class _Spike(torch.autograd.Function):
+    """Heaviside step of ``v - threshold`` forward; fast-sigmoid surrogate ``1 / (1 + slope |v - thr|)^2``
+    backward (the published evaluator's surrogate)."""
 
-    ``forward`` returns the output spikes (N, classes, T); ``logits`` returns
-    ``posterior_scale * spike counts`` (N, classes).
+    @staticmethod
+    def forward(ctx, x, slope):
+        ctx.save_for_backward(x)
+        ctx.slope = slope
+        return (x >= 0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad / (1.0 + ctx.slope * x.abs()) ** 2, None
+
+
+def lif(current: torch.Tensor, beta: float, threshold: float, slope: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Leaky integrate-and-fire over the last axis (time) of ``current`` (..., T).
+
+    ``v[t] = beta * v[t-1] + current[t]``; a spike where ``v[t] >= threshold``, after which ``threshold`` is
+    subtracted from ``v[t]``. Returns (spikes, v after the reset), both (..., T). A small local loop: the
+    evaluator is never deployed, so it needs neither lava-dl's blocks nor fixed-point dynamics.
+    """
+    v = torch.zeros_like(current[..., 0])
+    spikes, volts = [], []
+    for t in range(current.shape[-1]):
+        v = beta * v + current[..., t]
+        s = _Spike.apply(v - threshold, slope)
+        v = v - threshold * s
+        spikes.append(s)
+        volts.append(v)
+    return torch.stack(spikes, -1), torch.stack(volts, -1)
+
+
+class SpikingCNNEvaluator(torch.nn.Module):
+    """The evaluation CNN with LIF neurons, binary spikes (N, features, T) in.
+
+    Each time step's frame goes through ``conv(5x5) -> maxpool 2 -> LIF -> conv(5x5) -> maxpool 2 -> LIF ->
+    flatten -> linear -> LIF`` (the published evaluator's order: the max-pool acts on the synaptic currents).
+    ``forward`` returns the output spikes (N, classes, T); ``logits`` returns ``posterior_scale`` times the
+    time-averaged membrane potential of the output neurons (N, classes), the published evaluator's read-out
+    (the argmax of the summed output potential), averaged rather than summed so that the posterior does not
+    depend on T.
     """
 
     kind = "snn"
 
     def __init__(self, input_shape: tuple[int, int] = (28, 28), classes: int = 10, in_channels: int = 1,
-                 neuron: NeuronConfig = DEFAULT_SNN_NEURON, posterior_scale: float = DEFAULT_POSTERIOR_SCALE,
-                 pool_weight: float = DEFAULT_POOL_WEIGHT, init_scale: float = DEFAULT_INIT_SCALE):
+                 beta: float = DEFAULT_BETA, threshold: float = DEFAULT_THRESHOLD,
+                 surrogate_slope: float = DEFAULT_SURROGATE_SLOPE,
+                 posterior_scale: float = DEFAULT_POSTERIOR_SCALE):
         super().__init__()
         self.input_shape = _check_input_shape(input_shape, in_channels)
         self.num_classes = _check_classes(classes)
         self.in_channels = int(in_channels)
-        if not isinstance(neuron, NeuronConfig):
-            raise InputError(f"neuron must be a NeuronConfig, got {type(neuron).__name__}")
-        if not (isinstance(posterior_scale, (int, float)) and math.isfinite(posterior_scale) and posterior_scale > 0):
-            raise InputError(f"posterior_scale must be a positive number, got {posterior_scale!r}")
-        if not (isinstance(pool_weight, (int, float)) and math.isfinite(pool_weight) and pool_weight > 0):
-            raise InputError(f"pool_weight must be a positive number, got {pool_weight!r}")
-        if not (isinstance(init_scale, (int, float)) and math.isfinite(init_scale) and init_scale > 0):
-            raise InputError(f"init_scale must be a positive number, got {init_scale!r}")
-        self.init_scale = float(init_scale)
-        self.neuron = neuron
+        for name, v, top in (("beta", beta, 1.0), ("threshold", threshold, None),
+                             ("surrogate_slope", surrogate_slope, None), ("posterior_scale", posterior_scale, None)):
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            ok = ok and (0.0 <= v <= top if top is not None else v > 0)
+            if not ok:
+                rule = f"in [0, {top:g}]" if top is not None else "a positive number"
+                raise InputError(f"{name} must be {rule}, got {v!r}")
+        self.beta = float(beta)
+        self.threshold = float(threshold)
+        self.surrogate_slope = float(surrogate_slope)
         self.posterior_scale = float(posterior_scale)
-        self.pool_weight = float(pool_weight)
-        slayer = _import_slayer()
-        cuba = slayer.block.cuba
         c1, c2 = CONV_CHANNELS
-        # every block gets its own copy of the neuron parameters (lava-dl's Pool edits the dict it is given);
-        # pre_hook_fx=None: full-precision weights (no 8-bit quantizer); delay_shift=False: no axonal delay.
-        common = {"pre_hook_fx": None, "delay_shift": False}
-        p = neuron.slayer_params
-        self.blocks = torch.nn.ModuleList([
-            cuba.Conv(p(), self.in_channels, c1, KERNEL_SIZE, weight_scale=self.init_scale, **common),
-            cuba.Pool(p(), POOL_SIZE, weight_scale=self.pool_weight, **common),
-            cuba.Conv(p(), c1, c2, KERNEL_SIZE, weight_scale=self.init_scale, **common),
-            cuba.Pool(p(), POOL_SIZE, weight_scale=self.pool_weight, **common),
-            cuba.Flatten(),
-            cuba.Dense(p(), flat_features(self.input_shape), self.num_classes, weight_scale=self.init_scale,
-                       **common),
-        ])
+        self.conv1 = torch.nn.Conv2d(self.in_channels, c1, KERNEL_SIZE)
+        self.conv2 = torch.nn.Conv2d(c1, c2, KERNEL_SIZE)
+        self.pool = torch.nn.MaxPool2d(POOL_SIZE, ceil_mode=True)
+        self.fc = torch.nn.Linear(flat_features(self.input_shape), self.num_classes)
 
     @property
     def num_inputs(self) -> int:
         return self.in_channels * self.input_shape[0] * self.input_shape[1]
 
     def config(self) -> dict:
-        return {"kind": self.kind, "input_shape": list(self.input_shape), "classes": self.num_classes,
-                "in_channels": self.in_channels, "neuron": dataclasses.asdict(self.neuron),
-                "posterior_scale": self.posterior_scale, "pool_weight": self.pool_weight,
-                "init_scale": self.init_scale}
+        return {"kind": self.kind, "model": SNN_MODEL, "input_shape": list(self.input_shape),
+                "classes": self.num_classes, "in_channels": self.in_channels, "beta": self.beta,
+                "threshold": self.threshold, "surrogate_slope": self.surrogate_slope,
+                "posterior_scale": self.posterior_scale}
 
     def check_input(self, x: torch.Tensor, name: str = "spikes") -> None:
         if x.ndim != 3 or x.shape[1] != self.num_inputs or x.shape[2] < 1:
             raise InputError(f"{name} must have shape (N, {self.num_inputs}, T) with T >= 1, got {tuple(x.shape)}")
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _lif(self, current: torch.Tensor, n: int, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """LIF of a stack of per-frame currents (N*T, ...) -> spikes and potentials (N*T, ...)."""
+        c = current.reshape(n, steps, *current.shape[1:]).movedim(1, -1)
+        s, v = lif(c, self.beta, self.threshold, self.surrogate_slope)
+        return s.movedim(-1, 1).reshape(current.shape), v.movedim(-1, 1).reshape(current.shape)
+
+    def run(self, x: torch.Tensor, record: bool = False):
+        """Output spikes and membrane potentials, both (N, classes, T); with ``record`` also the spike
+        rate of each hidden layer (a dict, for diagnostics)."""
         self.check_input(x)
+        n, steps = x.shape[0], x.shape[-1]
         h, w = self.input_shape
-        x = x.reshape(x.shape[0], self.in_channels, h, w, x.shape[-1])
-        for block in self.blocks:
-            x = block(x)
-        return x
+        frames = x.reshape(n, self.in_channels, h, w, steps).movedim(-1, 1).reshape(n * steps, self.in_channels, h, w)
+        s1, _ = self._lif(self.pool(self.conv1(frames)), n, steps)
+        s2, _ = self._lif(self.pool(self.conv2(s1)), n, steps)
+        s3, v3 = self._lif(self.fc(s2.flatten(1)), n, steps)
+        spikes = s3.reshape(n, steps, -1).movedim(1, -1)
+        volts = v3.reshape(n, steps, -1).movedim(1, -1)
+        if record:
+            rates = {"layer1": float(s1.mean()), "layer2": float(s2.mean()), "output": float(spikes.mean())}
+            return spikes, volts, rates
+        return spikes, volts
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.run(x)[0]
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self.posterior_scale * self(x).sum(dim=-1)
+        return self.posterior_scale * self.run(x)[1].mean(dim=-1)
 
 
 def build_model(config: dict) -> CNNEvaluator | SpikingCNNEvaluator:
@@ -252,11 +297,11 @@ def build_model(config: dict) -> CNNEvaluator | SpikingCNNEvaluator:
     if kind == "ann":
         return CNNEvaluator(**args)
     if kind == "snn":
-        neuron = NeuronConfig(**config.get("neuron", {}))
-        return SpikingCNNEvaluator(**args, neuron=neuron,
-                                   posterior_scale=config.get("posterior_scale", DEFAULT_POSTERIOR_SCALE),
-                                   pool_weight=config.get("pool_weight", DEFAULT_POOL_WEIGHT),
-                                   init_scale=config.get("init_scale", DEFAULT_INIT_SCALE))
+        if config.get("model") != SNN_MODEL:
+            raise InputError(f"spiking evaluator model {config.get('model')!r} is not this version's {SNN_MODEL!r}")
+        return SpikingCNNEvaluator(**args, beta=config["beta"], threshold=config["threshold"],
+                                   surrogate_slope=config["surrogate_slope"],
+                                   posterior_scale=config["posterior_scale"])
     raise InputError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
 
 
@@ -357,8 +402,8 @@ def ann_logits_fn(model, images, generator, device):
 
 
 def train_evaluator(kind: str, dataset: str, data_root, out, config: TrainConfig, steps: int | None = 25,
-                    downsample: int | None = None, neuron: NeuronConfig | None = None,
-                    posterior_scale: float = DEFAULT_POSTERIOR_SCALE, validate_each_epoch: bool = True,
+                    downsample: int | None = None, posterior_scale: float = DEFAULT_POSTERIOR_SCALE,
+                    surrogate_slope: float = DEFAULT_SURROGATE_SLOPE, validate_each_epoch: bool = True,
                     limit: int | None = None) -> dict:
     """Train an evaluator of ``kind`` ("ann" or "snn") on split "train" of ``dataset``, save it to ``out``.
 
@@ -392,8 +437,8 @@ def train_evaluator(kind: str, dataset: str, data_root, out, config: TrainConfig
         if kind == "ann":
             model = CNNEvaluator(input_shape, n_cls)
         else:
-            model = SpikingCNNEvaluator(input_shape, n_cls, in_channels=in_channels, neuron=neuron or DEFAULT_SNN_NEURON,
-                                        posterior_scale=posterior_scale)
+            model = SpikingCNNEvaluator(input_shape, n_cls, in_channels=in_channels, posterior_scale=posterior_scale,
+                                        surrogate_slope=surrogate_slope)
     encoding = input_encoding(tr, None if events else steps) if kind == "snn" else {"kind": "image", "range": [0, 1]}
     steps = encoding.get("steps", 0)
     fn = ann_logits_fn if kind == "ann" else spike_logits_fn(encoding)
@@ -433,9 +478,16 @@ def train_evaluator(kind: str, dataset: str, data_root, out, config: TrainConfig
 def load_evaluator(path) -> Evaluator:
     """Load an evaluator written by :func:`train_evaluator`; unusable files raise ``ModelFileError``."""
     path = Path(path)
-    meta, arrays, _ = read_torch_h5(path, "brainleaks-evaluator")
+    meta, arrays, fmt = read_torch_h5(path, "brainleaks-evaluator")
+    if fmt not in READABLE_FORMATS:
+        raise ModelFileError(f"{path}: evaluator format {fmt!r} is not one this version reads "
+                             f"({', '.join(READABLE_FORMATS)})")
     try:
         arch = meta["architecture"]
+        if fmt == LEGACY_FORMAT and isinstance(arch, dict) and arch.get("kind") == "snn":
+            raise ModelFileError(f"{path}: a spiking evaluator of format {LEGACY_FORMAT} (lava-dl CUBA blocks), "
+                                 f"which did not learn on the AT&T faces and is no longer supported; train it "
+                                 f"again (format {EVALUATOR_FORMAT})")
         model = build_model(arch)
         kind = arch["kind"]
         if meta.get("kind", kind) != kind:
