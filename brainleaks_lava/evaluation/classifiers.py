@@ -7,18 +7,20 @@ private data: a small CNN with two convolution layers (12 then 24 filters of 5x5
 - :class:`CNNEvaluator` (kind ``"ann"``): ``conv(1->12, 5x5) -> maxpool 2 -> ReLU -> conv(12->24, 5x5)
   -> maxpool 2 -> ReLU -> flatten -> linear(-> classes)``. It takes images in [0, 1] of shape (N, H, W),
   (N, 1, H, W) or (N, H*W) and returns class logits.
-- :class:`SpikingCNNEvaluator` (kind ``"snn"``): the same topology built from lava-dl SLAYER CUBA blocks
-  (``Conv -> Pool -> Conv -> Pool -> Flatten -> Dense``). It takes spike trains in lava-dl's NCT layout,
-  (N, features, T) with ``features = H*W`` (row-major; ``C*H*W`` in (C, H, W) order for ``in_channels``
-  = C > 1), reshapes them to (N, C, H, W, T) and returns ``posterior_scale * output spike counts`` as
-  logits, the posterior convention of our spiking targets (:mod:`brainleaks_lava.models.snn`). Spiking
-  max-pooling is a sum-pool whose weight (``pool_weight`` = 1.1 > threshold) lets a single input spike in
-  the 2x2 window fire the pooling neuron: an OR over the window, i.e. max-pooling of binary spikes. Unlike
-  the targets, the evaluator is never deployed on Loihi, so its weights are not 8-bit quantized and its
-  blocks have no one-step axonal delay (all T steps reach the output).
+- :class:`SpikingCNNEvaluator` (kind ``"snn"``): the same topology with leaky integrate-and-fire neurons,
+  ``conv -> maxpool 2 -> LIF -> conv -> maxpool 2 -> LIF -> flatten -> linear -> LIF`` (the published
+  evaluator's order). It takes spike trains in lava-dl's NCT layout, (N, features, T) with ``features = H*W``
+  (row-major; ``C*H*W`` in (C, H, W) order for ``in_channels`` = C > 1), runs the convolutions over all
+  N*T frames at once and the LIF recursion over time, and returns ``posterior_scale`` times the
+  time-averaged membrane potential of the output neurons as logits (the published evaluator predicts the
+  argmax of the summed output potential). It is plain PyTorch with a small local LIF loop and a
+  fast-sigmoid surrogate gradient: the evaluator is never deployed on Loihi, so it needs neither lava-dl's
+  blocks nor 8-bit weights. (Format 1 built it from lava-dl CUBA blocks with spike-count logits; on the
+  AT&T faces that model stayed at loss ln 40: a few Adam steps on its 12,000-input dense layer silenced
+  all 40 outputs, and equal zero counts give no gradient to recover from. It also took ~25 s per batch.)
 
-Both convolution stages use the pooled size ``ceil((size - 4) / 2)`` (odd sizes are zero-padded, as lava-dl's
-``Pool`` does), so the flattened size follows from the input shape: 24*4*4 = 384 for 28x28 MNIST,
+Both convolution stages use the pooled size ``ceil((size - 4) / 2)`` (max-pooling keeps an odd last
+row/column), so the flattened size follows from the input shape: 24*4*4 = 384 for 28x28 MNIST,
 24*25*20 for the 112x92 AT&T faces; inputs need height and width >= 13.
 
 :class:`Evaluator` wraps a loaded model: ``Evaluator.posterior(x)`` returns the (N, C) class probabilities
@@ -28,13 +30,15 @@ Both convolution stages use the pooled size ``ceil((size - 4) / 2)`` (odd sizes 
   (N, H*W, T) with values in [0, 1], which are rate-decoded (averaged over time) first; this is how
   reconstructions of spiking attacks are scored by the ANN evaluator;
 - kind ``"snn"``: binary spike trains (N, H*W, T) (rate-encoded images, reconstructions or event frames).
-  Any T is accepted; the logits are spike counts, so posteriors are calibrated for the training T
-  (``Evaluator.steps``).
+  Any T is accepted; the logits are time averages, so posteriors hardly depend on T (fewer steps are
+  noisier); ``Evaluator.steps`` is the T it was trained with.
 
 Bad inputs raise ``InputError`` naming the argument. :func:`train_evaluator` trains one on split
 ``"train"`` of a static dataset, measures it on split ``"val"`` and writes it with
-:func:`~brainleaks_lava.models.files.save_torch_h5` (format ``brainleaks-evaluator/1``, no pickle);
-:func:`load_evaluator` reads it back (bad or corrupt files raise ``ModelFileError``).
+:func:`~brainleaks_lava.models.files.save_torch_h5` (format ``brainleaks-evaluator/2``, no pickle);
+:func:`load_evaluator` reads it back (bad or corrupt files raise ``ModelFileError``). Format 1 files are
+read when they hold the ANN CNN (unchanged); format 1 spiking evaluators are refused with a request to
+train them again.
 """
 from __future__ import annotations
 
@@ -224,8 +228,7 @@ class SpikingCNNEvaluator(torch.nn.Module):
     def __init__(self, input_shape: tuple[int, int] = (28, 28), classes: int = 10, in_channels: int = 1,
                  beta: float = DEFAULT_BETA, threshold: float = DEFAULT_THRESHOLD,
                  surrogate_slope: float = DEFAULT_SURROGATE_SLOPE,
-                 posterior_scale: float = DEFAULT_POSTERIOR_SCALE, norm: bool = False,
-                 init_gain: float = DEFAULT_INIT_GAIN):
+                 posterior_scale: float = DEFAULT_POSTERIOR_SCALE, init_gain: float = DEFAULT_INIT_GAIN):
         super().__init__()
         self.input_shape = _check_input_shape(input_shape, in_channels)
         self.num_classes = _check_classes(classes)
@@ -246,13 +249,6 @@ class SpikingCNNEvaluator(torch.nn.Module):
         self.conv2 = torch.nn.Conv2d(c1, c2, KERNEL_SIZE)
         self.pool = torch.nn.MaxPool2d(POOL_SIZE, ceil_mode=True)
         self.fc = torch.nn.Linear(flat_features(self.input_shape), self.num_classes)
-        if not isinstance(norm, bool):
-            raise InputError(f"norm must be true or false, got {norm!r}")
-        self.norm = norm
-        # per-channel normalisation of each conv stage's pooled current (batch statistics over all frames in
-        # training, fixed affine maps afterwards)
-        self.norm1 = torch.nn.BatchNorm2d(c1) if norm else torch.nn.Identity()
-        self.norm2 = torch.nn.BatchNorm2d(c2) if norm else torch.nn.Identity()
         if not (isinstance(init_gain, (int, float)) and math.isfinite(init_gain) and init_gain > 0):
             raise InputError(f"init_gain must be a positive number, got {init_gain!r}")
         with torch.no_grad():  # PyTorch's default initialisation, scaled (it only sets the starting point)
@@ -264,7 +260,7 @@ class SpikingCNNEvaluator(torch.nn.Module):
         return self.in_channels * self.input_shape[0] * self.input_shape[1]
 
     def config(self) -> dict:
-        return {"kind": self.kind, "model": SNN_MODEL, "norm": self.norm, "input_shape": list(self.input_shape),
+        return {"kind": self.kind, "model": SNN_MODEL, "input_shape": list(self.input_shape),
                 "classes": self.num_classes, "in_channels": self.in_channels, "beta": self.beta,
                 "threshold": self.threshold, "surrogate_slope": self.surrogate_slope,
                 "posterior_scale": self.posterior_scale}
@@ -286,8 +282,8 @@ class SpikingCNNEvaluator(torch.nn.Module):
         n, steps = x.shape[0], x.shape[-1]
         h, w = self.input_shape
         frames = x.reshape(n, self.in_channels, h, w, steps).movedim(-1, 1).reshape(n * steps, self.in_channels, h, w)
-        s1, _ = self._lif(self.norm1(self.pool(self.conv1(frames))), n, steps)
-        s2, _ = self._lif(self.norm2(self.pool(self.conv2(s1))), n, steps)
+        s1, _ = self._lif(self.pool(self.conv1(frames)), n, steps)
+        s2, _ = self._lif(self.pool(self.conv2(s1)), n, steps)
         s3, v3 = self._lif(self.fc(s2.flatten(1)), n, steps)
         spikes = s3.reshape(n, steps, -1).movedim(1, -1)
         volts = v3.reshape(n, steps, -1).movedim(1, -1)
@@ -317,7 +313,7 @@ def build_model(config: dict) -> CNNEvaluator | SpikingCNNEvaluator:
             raise InputError(f"spiking evaluator model {config.get('model')!r} is not this version's {SNN_MODEL!r}")
         return SpikingCNNEvaluator(**args, beta=config["beta"], threshold=config["threshold"],
                                    surrogate_slope=config["surrogate_slope"],
-                                   posterior_scale=config["posterior_scale"], norm=config["norm"])
+                                   posterior_scale=config["posterior_scale"])
     raise InputError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
 
 
