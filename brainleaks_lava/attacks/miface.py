@@ -1,6 +1,6 @@
 """MI-FACE (Fredrikson et al. 2015), the ANN baseline: gradient descent on 1 - M_y(x) in image space.
 
-x starts at 0; each step ``x <- clip(x - lr * grad, 0, 1)``; the best x seen (lowest cost) is kept.
+x starts at 0 (``start``: another uniform grey); each step ``x <- clip(x - lr * grad, 0, 1)``; the best x seen (lowest cost) is kept.
 A reconstruction stops after ``patience`` iterations without improvement, when its cost reaches
 ``cost_threshold``, or after ``max_iterations`` (published: lr 0.1, patience 100, 0.01, 5,000).
 All classes run in one batch.
@@ -44,6 +44,7 @@ class MIFaceParams(AttackParams):
     patience: int = 100
     cost_threshold: float = 0.01
     rescue_below: float = 1e-3  # step along -grad log p where the target posterior is below this (0: never)
+    start: float = 0.0  # intensity of the uniform start image (published: 0, black)
 
     def __post_init__(self):
         self._mode()
@@ -52,6 +53,7 @@ class MIFaceParams(AttackParams):
         self._positive_int("max_iterations")
         self._positive_int("patience")
         self._in_range("cost_threshold", 0.0, 1.0)
+        self._in_range("start", 0.0, 1.0)
 
     @classmethod
     def reference(cls, **overrides) -> "MIFaceParams":
@@ -68,7 +70,7 @@ class MIFace(Attack):
         p = self.params
         dev = self.adapter.device
         r = len(classes)
-        x = torch.zeros((r, *self.adapter.input_shape), device=dev)
+        x = torch.full((r, *self.adapter.input_shape), float(p.start), device=dev)
         best_x = x.clone()
         best = torch.full((r,), float("inf"))  # best cost 1 - p
         best_key = torch.full((r,), float("inf"))  # what "improved" compares: -log p (paper) or 1 - p (reference)
