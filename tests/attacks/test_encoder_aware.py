@@ -157,3 +157,16 @@ def test_miface_progress_below_float32_resolution_of_the_cost():
     assert paper.confidence[0] > 0.9 and paper.extra["stuck_at_start"] == []
     assert ref.iterations[0] == 100 and ref.samples.max() == 0 and ref.extra["stuck_at_start"] == [0]
     assert ref.confidence[0] < 1e-11
+
+
+def test_miface_start_intensity():
+    """``start`` sets the uniform start image (published: 0); a run stopped before its first step returns it."""
+    from brainleaks_lava.attacks.miface import MIFaceParams
+
+    adapter = adapter_for(load_target("netx_models/mnist_ann.h5"))
+    r = make_attack("miface", adapter, start=0.5, max_iterations=1).invert(classes=[3], seed=0, progress=False)
+    assert r.samples.shape == (1, 784) and np.all(r.samples == 0.5)  # the one image scored is the start
+    with torch.no_grad():
+        assert np.isclose(r.confidence[0], float(adapter.posterior(torch.full((1, 784), 0.5))[0, 3]), rtol=1e-5)
+    with pytest.raises(InputError, match="start"):
+        MIFaceParams(start=1.5)
