@@ -12,7 +12,9 @@ it after 100 iterations and the black start image is returned at confidence 0.00
 follows ``-grad log p`` instead: the same direction, at a magnitude that moves x. The cost, the best-x
 rule and the stopping rules are unchanged, and a class that never improves on its start is reported
 (``extra["stuck_at_start"]`` and a warning). ``mode="reference"`` keeps the published rule
-(``rescue_below = 0``).
+(``rescue_below = 0``). Where the rule hands over (p = ``rescue_below``), the step shrinks by the factor p:
+with the default 1e-3 and a grey start on the AT&T faces ANN, 22 of 40 classes crept along at target
+confidence 0.001-0.03 for 1,500 iterations; ``rescue_below = 0.5`` brought all 40 to 0.96-0.99.
 
 Progress is measured on log p in paper mode: in float32, ``1 - p`` is exactly 1.0 for every p below
 6e-8 (half the float32 spacing below 1), so a class whose posterior climbs from 1e-20 to 1e-9 shows no
