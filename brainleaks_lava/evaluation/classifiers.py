@@ -7,18 +7,20 @@ private data: a small CNN with two convolution layers (12 then 24 filters of 5x5
 - :class:`CNNEvaluator` (kind ``"ann"``): ``conv(1->12, 5x5) -> maxpool 2 -> ReLU -> conv(12->24, 5x5)
   -> maxpool 2 -> ReLU -> flatten -> linear(-> classes)``. It takes images in [0, 1] of shape (N, H, W),
   (N, 1, H, W) or (N, H*W) and returns class logits.
-- :class:`SpikingCNNEvaluator` (kind ``"snn"``): the same topology built from lava-dl SLAYER CUBA blocks
-  (``Conv -> Pool -> Conv -> Pool -> Flatten -> Dense``). It takes spike trains in lava-dl's NCT layout,
-  (N, features, T) with ``features = H*W`` (row-major; ``C*H*W`` in (C, H, W) order for ``in_channels``
-  = C > 1), reshapes them to (N, C, H, W, T) and returns ``posterior_scale * output spike counts`` as
-  logits, the posterior convention of our spiking targets (:mod:`brainleaks_lava.models.snn`). Spiking
-  max-pooling is a sum-pool whose weight (``pool_weight`` = 1.1 > threshold) lets a single input spike in
-  the 2x2 window fire the pooling neuron: an OR over the window, i.e. max-pooling of binary spikes. Unlike
-  the targets, the evaluator is never deployed on Loihi, so its weights are not 8-bit quantized and its
-  blocks have no one-step axonal delay (all T steps reach the output).
+- :class:`SpikingCNNEvaluator` (kind ``"snn"``): the same topology with leaky integrate-and-fire neurons,
+  ``conv -> maxpool 2 -> LIF -> conv -> maxpool 2 -> LIF -> flatten -> linear -> LIF`` (the published
+  evaluator's order). It takes spike trains in lava-dl's NCT layout, (N, features, T) with ``features = H*W``
+  (row-major; ``C*H*W`` in (C, H, W) order for ``in_channels`` = C > 1), runs the convolutions over all
+  N*T frames at once and the LIF recursion over time, and returns ``posterior_scale`` times the
+  time-averaged membrane potential of the output neurons as logits (the published evaluator predicts the
+  argmax of the summed output potential). It is plain PyTorch with a small local LIF loop and a
+  fast-sigmoid surrogate gradient: the evaluator is never deployed on Loihi, so it needs neither lava-dl's
+  blocks nor 8-bit weights. (Format 1 built it from lava-dl CUBA blocks with spike-count logits; on the
+  AT&T faces that model stayed at loss ln 40: a few Adam steps on its 12,000-input dense layer silenced
+  all 40 outputs, and equal zero counts give no gradient to recover from. It also took ~25 s per batch.)
 
-Both convolution stages use the pooled size ``ceil((size - 4) / 2)`` (odd sizes are zero-padded, as lava-dl's
-``Pool`` does), so the flattened size follows from the input shape: 24*4*4 = 384 for 28x28 MNIST,
+Both convolution stages use the pooled size ``ceil((size - 4) / 2)`` (max-pooling keeps an odd last
+row/column), so the flattened size follows from the input shape: 24*4*4 = 384 for 28x28 MNIST,
 24*25*20 for the 112x92 AT&T faces; inputs need height and width >= 13.
 
 :class:`Evaluator` wraps a loaded model: ``Evaluator.posterior(x)`` returns the (N, C) class probabilities
@@ -28,13 +30,15 @@ Both convolution stages use the pooled size ``ceil((size - 4) / 2)`` (odd sizes 
   (N, H*W, T) with values in [0, 1], which are rate-decoded (averaged over time) first; this is how
   reconstructions of spiking attacks are scored by the ANN evaluator;
 - kind ``"snn"``: binary spike trains (N, H*W, T) (rate-encoded images, reconstructions or event frames).
-  Any T is accepted; the logits are spike counts, so posteriors are calibrated for the training T
-  (``Evaluator.steps``).
+  Any T is accepted; the logits are time averages, so posteriors hardly depend on T (fewer steps are
+  noisier); ``Evaluator.steps`` is the T it was trained with.
 
 Bad inputs raise ``InputError`` naming the argument. :func:`train_evaluator` trains one on split
 ``"train"`` of a static dataset, measures it on split ``"val"`` and writes it with
-:func:`~brainleaks_lava.models.files.save_torch_h5` (format ``brainleaks-evaluator/1``, no pickle);
-:func:`load_evaluator` reads it back (bad or corrupt files raise ``ModelFileError``).
+:func:`~brainleaks_lava.models.files.save_torch_h5` (format ``brainleaks-evaluator/2``, no pickle);
+:func:`load_evaluator` reads it back (bad or corrupt files raise ``ModelFileError``). Format 1 files are
+read as they were written: the ANN CNN is unchanged, and format 1 spiking evaluators are rebuilt from
+lava-dl CUBA blocks (:class:`CubaCNNEvaluator`) and score exactly as before.
 """
 from __future__ import annotations
 
@@ -55,12 +59,14 @@ from ..errors import InputError, ModelFileError
 from ..fileio import sha256_file
 from ..models.checkpoint import checkpoint_path, remove_checkpoint
 from ..models.files import load_state, read_torch_h5, save_torch_h5
-from ..models.snn import NeuronConfig, _import_slayer
 from ..models.training import TrainConfig, accuracy, spike_logits_fn, train
 
 log = logging.getLogger(__name__)
 
-EVALUATOR_FORMAT = "brainleaks-evaluator/1"
+EVALUATOR_FORMAT = "brainleaks-evaluator/2"
+#: format 1 files of kind "ann" are still read (the CNN did not change); spiking ones are refused
+LEGACY_FORMAT = "brainleaks-evaluator/1"
+READABLE_FORMATS = (EVALUATOR_FORMAT, LEGACY_FORMAT)
 KINDS = ("ann", "snn")
 
 CONV_CHANNELS = (12, 24)
@@ -68,18 +74,19 @@ KERNEL_SIZE = 5
 POOL_SIZE = 2
 MIN_SIZE = 13  # smallest height/width the two conv(5) + pool(2) stages accept
 
-#: CUBA neurons of the spiking evaluator: no current memory, 70 % voltage kept per step (the paper's LIF
-#: leak), threshold 1, and the surrogate gradient of our targets.
-DEFAULT_SNN_NEURON = NeuronConfig(threshold=1.0, current_decay=1.0, voltage_decay=0.3, tau_grad=0.03,
-                                  scale_grad=3.0)
-#: logits = 0.25 x output spike counts: with T = 25 a count difference of 10 is a logit difference of 2.5.
-#: On MNIST it trains markedly better than 1.0 (one epoch on 2,000 images: 94 % vs 83 % validation accuracy),
-#: as full-scale counts saturate the softmax early.
-DEFAULT_POSTERIOR_SCALE = 0.25
-DEFAULT_POOL_WEIGHT = 1.1
-#: scale of the initial conv/dense weights: with PyTorch's default initialisation (scale 1) almost no spike
-#: reaches the output of a rate-coded MNIST digit; x2 gives a few output spikes per step window to learn from.
-DEFAULT_INIT_SCALE = 2.0
+#: LIF neurons of the spiking evaluator (the published evaluator's): 70 % of the membrane potential kept per
+#: step, threshold 1, reset by subtracting the threshold.
+DEFAULT_BETA = 0.7
+DEFAULT_THRESHOLD = 1.0
+#: surrogate gradient 1 / (1 + slope |v - threshold|)^2 (fast sigmoid)
+DEFAULT_SURROGATE_SLOPE = 5.0
+#: logits = posterior_scale x time-averaged output membrane potential
+DEFAULT_POSTERIOR_SCALE = 1.0
+#: initial weights = PyTorch's default initialisation x this: with x1 a rate-coded face drives the second
+#: layer at 0.4 % and the output not at all; x2 gives 21 % / 28 % / 15 % (layer 1 / 2 / output) to learn from.
+DEFAULT_INIT_GAIN = 2.0
+#: ``architecture["model"]`` of the spiking evaluator since format 2 (format 1 used lava-dl CUBA blocks)
+SNN_MODEL = "conv-lif/1"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -172,49 +179,164 @@ class CNNEvaluator(torch.nn.Module):
         return self(x)
 
 
-class SpikingCNNEvaluator(torch.nn.Module):
-    """The evaluation CNN with CUBA LIF neurons (lava-dl SLAYER blocks), spikes (N, features, T) in.
+class _Spike(torch.autograd.Function):
+    """Heaviside step of ``v - threshold`` forward; fast-sigmoid surrogate ``1 / (1 + slope |v - thr|)^2``
+    backward (the published evaluator's surrogate)."""
 
-    ``forward`` returns the output spikes (N, classes, T); ``logits`` returns
-    ``posterior_scale * spike counts`` (N, classes).
+    @staticmethod
+    def forward(ctx, x, slope):
+        ctx.save_for_backward(x)
+        ctx.slope = slope
+        return (x >= 0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad / (1.0 + ctx.slope * x.abs()) ** 2, None
+
+
+def lif(current: torch.Tensor, beta: float, threshold: float, slope: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Leaky integrate-and-fire over the last axis (time) of ``current`` (..., T).
+
+    ``v[t] = beta * v[t-1] + current[t]``; a spike where ``v[t] >= threshold``, after which ``threshold`` is
+    subtracted from ``v[t]``. Returns (spikes, v after the reset), both (..., T). A small local loop: the
+    evaluator is never deployed, so it needs neither lava-dl's blocks nor fixed-point dynamics.
+    """
+    v = torch.zeros_like(current[..., 0])
+    spikes, volts = [], []
+    for t in range(current.shape[-1]):
+        v = beta * v + current[..., t]
+        s = _Spike.apply(v - threshold, slope)
+        v = v - threshold * s
+        spikes.append(s)
+        volts.append(v)
+    return torch.stack(spikes, -1), torch.stack(volts, -1)
+
+
+class SpikingCNNEvaluator(torch.nn.Module):
+    """The evaluation CNN with LIF neurons, binary spikes (N, features, T) in.
+
+    Each time step's frame goes through ``conv(5x5) -> maxpool 2 -> LIF -> conv(5x5) -> maxpool 2 -> LIF ->
+    flatten -> linear -> LIF`` (the published evaluator's order: the max-pool acts on the synaptic currents).
+    ``forward`` returns the output spikes (N, classes, T); ``logits`` returns ``posterior_scale`` times the
+    time-averaged membrane potential of the output neurons (N, classes), the published evaluator's read-out
+    (the argmax of the summed output potential), averaged rather than summed so that the posterior does not
+    depend on T.
     """
 
     kind = "snn"
 
     def __init__(self, input_shape: tuple[int, int] = (28, 28), classes: int = 10, in_channels: int = 1,
-                 neuron: NeuronConfig = DEFAULT_SNN_NEURON, posterior_scale: float = DEFAULT_POSTERIOR_SCALE,
-                 pool_weight: float = DEFAULT_POOL_WEIGHT, init_scale: float = DEFAULT_INIT_SCALE):
+                 beta: float = DEFAULT_BETA, threshold: float = DEFAULT_THRESHOLD,
+                 surrogate_slope: float = DEFAULT_SURROGATE_SLOPE,
+                 posterior_scale: float = DEFAULT_POSTERIOR_SCALE, init_gain: float = DEFAULT_INIT_GAIN):
         super().__init__()
         self.input_shape = _check_input_shape(input_shape, in_channels)
         self.num_classes = _check_classes(classes)
         self.in_channels = int(in_channels)
-        if not isinstance(neuron, NeuronConfig):
-            raise InputError(f"neuron must be a NeuronConfig, got {type(neuron).__name__}")
-        if not (isinstance(posterior_scale, (int, float)) and math.isfinite(posterior_scale) and posterior_scale > 0):
-            raise InputError(f"posterior_scale must be a positive number, got {posterior_scale!r}")
-        if not (isinstance(pool_weight, (int, float)) and math.isfinite(pool_weight) and pool_weight > 0):
-            raise InputError(f"pool_weight must be a positive number, got {pool_weight!r}")
-        if not (isinstance(init_scale, (int, float)) and math.isfinite(init_scale) and init_scale > 0):
-            raise InputError(f"init_scale must be a positive number, got {init_scale!r}")
-        self.init_scale = float(init_scale)
-        self.neuron = neuron
+        for name, v, top in (("beta", beta, 1.0), ("threshold", threshold, None),
+                             ("surrogate_slope", surrogate_slope, None), ("posterior_scale", posterior_scale, None)):
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            ok = ok and (0.0 <= v <= top if top is not None else v > 0)
+            if not ok:
+                rule = f"in [0, {top:g}]" if top is not None else "a positive number"
+                raise InputError(f"{name} must be {rule}, got {v!r}")
+        self.beta = float(beta)
+        self.threshold = float(threshold)
+        self.surrogate_slope = float(surrogate_slope)
         self.posterior_scale = float(posterior_scale)
-        self.pool_weight = float(pool_weight)
-        slayer = _import_slayer()
-        cuba = slayer.block.cuba
         c1, c2 = CONV_CHANNELS
-        # every block gets its own copy of the neuron parameters (lava-dl's Pool edits the dict it is given);
-        # pre_hook_fx=None: full-precision weights (no 8-bit quantizer); delay_shift=False: no axonal delay.
+        self.conv1 = torch.nn.Conv2d(self.in_channels, c1, KERNEL_SIZE)
+        self.conv2 = torch.nn.Conv2d(c1, c2, KERNEL_SIZE)
+        self.pool = torch.nn.MaxPool2d(POOL_SIZE, ceil_mode=True)
+        self.fc = torch.nn.Linear(flat_features(self.input_shape), self.num_classes)
+        if not (isinstance(init_gain, (int, float)) and math.isfinite(init_gain) and init_gain > 0):
+            raise InputError(f"init_gain must be a positive number, got {init_gain!r}")
+        with torch.no_grad():  # PyTorch's default initialisation, scaled (it only sets the starting point)
+            for layer in (self.conv1, self.conv2, self.fc):
+                layer.weight.mul_(float(init_gain))
+
+    @property
+    def num_inputs(self) -> int:
+        return self.in_channels * self.input_shape[0] * self.input_shape[1]
+
+    def config(self) -> dict:
+        return {"kind": self.kind, "model": SNN_MODEL, "input_shape": list(self.input_shape),
+                "classes": self.num_classes, "in_channels": self.in_channels, "beta": self.beta,
+                "threshold": self.threshold, "surrogate_slope": self.surrogate_slope,
+                "posterior_scale": self.posterior_scale}
+
+    def check_input(self, x: torch.Tensor, name: str = "spikes") -> None:
+        if x.ndim != 3 or x.shape[1] != self.num_inputs or x.shape[2] < 1:
+            raise InputError(f"{name} must have shape (N, {self.num_inputs}, T) with T >= 1, got {tuple(x.shape)}")
+
+    def _lif(self, current: torch.Tensor, n: int, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """LIF of a stack of per-frame currents (N*T, ...) -> spikes and potentials (N*T, ...)."""
+        c = current.reshape(n, steps, *current.shape[1:]).movedim(1, -1)
+        s, v = lif(c, self.beta, self.threshold, self.surrogate_slope)
+        return s.movedim(-1, 1).reshape(current.shape), v.movedim(-1, 1).reshape(current.shape)
+
+    def run(self, x: torch.Tensor, record: bool = False):
+        """Output spikes and membrane potentials, both (N, classes, T); with ``record`` also the spike
+        rate of each hidden layer (a dict, for diagnostics)."""
+        self.check_input(x)
+        n, steps = x.shape[0], x.shape[-1]
+        h, w = self.input_shape
+        frames = x.reshape(n, self.in_channels, h, w, steps).movedim(-1, 1).reshape(n * steps, self.in_channels, h, w)
+        s1, _ = self._lif(self.pool(self.conv1(frames)), n, steps)
+        s2, _ = self._lif(self.pool(self.conv2(s1)), n, steps)
+        s3, v3 = self._lif(self.fc(s2.flatten(1)), n, steps)
+        spikes = s3.reshape(n, steps, -1).movedim(1, -1)
+        volts = v3.reshape(n, steps, -1).movedim(1, -1)
+        if record:
+            rates = {"layer1": float(s1.mean()), "layer2": float(s2.mean()), "output": float(spikes.mean())}
+            return spikes, volts, rates
+        return spikes, volts
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.run(x)[0]
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.posterior_scale * self.run(x)[1].mean(dim=-1)
+
+
+class CubaCNNEvaluator(torch.nn.Module):
+    """Format-1 spiking evaluators (read only): the evaluation CNN built from lava-dl CUBA blocks
+    (``Conv -> Pool -> Conv -> Pool -> Flatten -> Dense``, full-precision weights, no axonal delay), logits
+    ``posterior_scale * output spike counts``. Spiking max-pooling is a sum-pool of weight ``pool_weight``
+    (> threshold): an OR over the 2x2 window. Kept so that evaluators trained before format 2 (among them the
+    shipped ``netx_models/mnist_eval_snn.h5``) score exactly as they did; new ones are
+    :class:`SpikingCNNEvaluator`.
+    """
+
+    kind = "snn"
+
+    def __init__(self, input_shape: tuple[int, int], classes: int, in_channels: int = 1, neuron: dict | None = None,
+                 posterior_scale: float = 0.25, pool_weight: float = 1.1, init_scale: float = 2.0):
+        super().__init__()
+        from ..models.snn import NeuronConfig, _import_slayer
+
+        self.input_shape = _check_input_shape(input_shape, in_channels)
+        self.num_classes = _check_classes(classes)
+        self.in_channels = int(in_channels)
+        for name, v in (("posterior_scale", posterior_scale), ("pool_weight", pool_weight), ("init_scale", init_scale)):
+            if not (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0):
+                raise InputError(f"{name} must be a positive number, got {v!r}")
+        defaults = {"threshold": 1.0, "current_decay": 1.0, "voltage_decay": 0.3, "tau_grad": 0.03, "scale_grad": 3.0}
+        self.neuron = NeuronConfig(**{**defaults, **(neuron or {})})
+        self.posterior_scale, self.pool_weight = float(posterior_scale), float(pool_weight)
+        self.init_scale = float(init_scale)
+        cuba = _import_slayer().block.cuba
+        c1, c2 = CONV_CHANNELS
         common = {"pre_hook_fx": None, "delay_shift": False}
-        p = neuron.slayer_params
+        p = self.neuron.slayer_params  # a fresh dict per block: lava-dl's Pool edits the one it is given
         self.blocks = torch.nn.ModuleList([
             cuba.Conv(p(), self.in_channels, c1, KERNEL_SIZE, weight_scale=self.init_scale, **common),
             cuba.Pool(p(), POOL_SIZE, weight_scale=self.pool_weight, **common),
             cuba.Conv(p(), c1, c2, KERNEL_SIZE, weight_scale=self.init_scale, **common),
             cuba.Pool(p(), POOL_SIZE, weight_scale=self.pool_weight, **common),
             cuba.Flatten(),
-            cuba.Dense(p(), flat_features(self.input_shape), self.num_classes, weight_scale=self.init_scale,
-                       **common),
+            cuba.Dense(p(), flat_features(self.input_shape), self.num_classes, weight_scale=self.init_scale, **common),
         ])
 
     @property
@@ -227,12 +349,7 @@ class SpikingCNNEvaluator(torch.nn.Module):
                 "posterior_scale": self.posterior_scale, "pool_weight": self.pool_weight,
                 "init_scale": self.init_scale}
 
-    def check_input(self, x: torch.Tensor, name: str = "spikes") -> None:
-        if x.ndim != 3 or x.shape[1] != self.num_inputs or x.shape[2] < 1:
-            raise InputError(f"{name} must have shape (N, {self.num_inputs}, T) with T >= 1, got {tuple(x.shape)}")
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
         h, w = self.input_shape
         x = x.reshape(x.shape[0], self.in_channels, h, w, x.shape[-1])
         for block in self.blocks:
@@ -243,7 +360,7 @@ class SpikingCNNEvaluator(torch.nn.Module):
         return self.posterior_scale * self(x).sum(dim=-1)
 
 
-def build_model(config: dict) -> CNNEvaluator | SpikingCNNEvaluator:
+def build_model(config: dict) -> CNNEvaluator | SpikingCNNEvaluator | CubaCNNEvaluator:
     """Rebuild an evaluator model from its ``config()`` (as stored in a file's metadata)."""
     if not isinstance(config, dict):
         raise InputError(f"architecture must be a dict, got {type(config).__name__}")
@@ -252,12 +369,15 @@ def build_model(config: dict) -> CNNEvaluator | SpikingCNNEvaluator:
             "in_channels": config.get("in_channels", 1)}
     if kind == "ann":
         return CNNEvaluator(**args)
+    if kind == "snn" and "model" not in config:  # format 1: lava-dl CUBA blocks
+        return CubaCNNEvaluator(**args, neuron=config.get("neuron", {}),
+                                **{k: config[k] for k in ("posterior_scale", "pool_weight", "init_scale") if k in config})
     if kind == "snn":
-        neuron = NeuronConfig(**config.get("neuron", {}))
-        return SpikingCNNEvaluator(**args, neuron=neuron,
-                                   posterior_scale=config.get("posterior_scale", DEFAULT_POSTERIOR_SCALE),
-                                   pool_weight=config.get("pool_weight", DEFAULT_POOL_WEIGHT),
-                                   init_scale=config.get("init_scale", DEFAULT_INIT_SCALE))
+        if config.get("model") != SNN_MODEL:
+            raise InputError(f"spiking evaluator model {config.get('model')!r} is not this version's {SNN_MODEL!r}")
+        return SpikingCNNEvaluator(**args, beta=config["beta"], threshold=config["threshold"],
+                                   surrogate_slope=config["surrogate_slope"],
+                                   posterior_scale=config["posterior_scale"])
     raise InputError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
 
 
@@ -358,8 +478,8 @@ def ann_logits_fn(model, images, generator, device):
 
 
 def train_evaluator(kind: str, dataset: str, data_root, out, config: TrainConfig, steps: int | None = 25,
-                    downsample: int | None = None, neuron: NeuronConfig | None = None,
-                    posterior_scale: float = DEFAULT_POSTERIOR_SCALE, validate_each_epoch: bool = True,
+                    downsample: int | None = None, posterior_scale: float = DEFAULT_POSTERIOR_SCALE,
+                    surrogate_slope: float = DEFAULT_SURROGATE_SLOPE, validate_each_epoch: bool = True,
                     limit: int | None = None, resume: bool = True) -> dict:
     """Train an evaluator of ``kind`` ("ann" or "snn") on split "train" of ``dataset``, save it to ``out``.
 
@@ -395,8 +515,8 @@ def train_evaluator(kind: str, dataset: str, data_root, out, config: TrainConfig
         if kind == "ann":
             model = CNNEvaluator(input_shape, n_cls)
         else:
-            model = SpikingCNNEvaluator(input_shape, n_cls, in_channels=in_channels, neuron=neuron or DEFAULT_SNN_NEURON,
-                                        posterior_scale=posterior_scale)
+            model = SpikingCNNEvaluator(input_shape, n_cls, in_channels=in_channels, posterior_scale=posterior_scale,
+                                        surrogate_slope=surrogate_slope)
     encoding = input_encoding(tr, None if events else steps) if kind == "snn" else {"kind": "image", "range": [0, 1]}
     steps = encoding.get("steps", 0)
     fn = ann_logits_fn if kind == "ann" else spike_logits_fn(encoding)
@@ -440,9 +560,14 @@ def train_evaluator(kind: str, dataset: str, data_root, out, config: TrainConfig
 def load_evaluator(path) -> Evaluator:
     """Load an evaluator written by :func:`train_evaluator`; unusable files raise ``ModelFileError``."""
     path = Path(path)
-    meta, arrays, _ = read_torch_h5(path, "brainleaks-evaluator")
+    meta, arrays, fmt = read_torch_h5(path, "brainleaks-evaluator")
+    if fmt not in READABLE_FORMATS:
+        raise ModelFileError(f"{path}: evaluator format {fmt!r} is not one this version reads "
+                             f"({', '.join(READABLE_FORMATS)})")
     try:
         arch = meta["architecture"]
+        if fmt == LEGACY_FORMAT and isinstance(arch, dict) and "model" in arch:
+            raise ValueError(f"format {LEGACY_FORMAT} has no architecture 'model' key")
         model = build_model(arch)
         kind = arch["kind"]
         if meta.get("kind", kind) != kind:

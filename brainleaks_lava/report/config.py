@@ -163,7 +163,7 @@ TRAIN_KEYS = {"hidden": int, "epochs": int, "steps": int, "lr": float, "batch_si
 TRAIN_MAX = {"hidden": 100_000, "epochs": 100_000, "steps": MAX_TIME_STEPS, "batch_size": 100_000,
              "posterior_scale": MAX_POSTERIOR_SCALE, "threshold": 1e6, "lr": 1e3, "tau_grad": 1e6, "scale_grad": 1e6,
              "weight_decay": 1e3}
-EVAL_TRAIN_KEYS = {"epochs": int, "steps": int, "lr": float, "batch_size": int, "seed": int}
+EVAL_TRAIN_KEYS = {"epochs": int, "steps": int, "lr": float, "batch_size": int, "seed": int, "weight_decay": float}
 
 
 def load_config(path: str | Path) -> ExperimentConfig:

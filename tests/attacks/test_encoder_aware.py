@@ -134,3 +134,39 @@ def test_miface_rescues_saturated_classes_and_reports_stuck_ones():
     ref = make_attack("miface", adapter, mode="reference", max_iterations=300).invert(classes=[8], seed=0,
                                                                                      progress=False)
     assert ref.confidence[0] < 1e-6 and ref.samples.max() == 0 and ref.extra["stuck_at_start"] == [8]
+
+
+def test_miface_progress_below_float32_resolution_of_the_cost():
+    """A class whose posterior starts at 2e-12 and climbs slowly: for 100 iterations 1 - p is exactly 1.0 in
+    float32 although p grows a thousandfold. Paper mode measures progress on log p and reaches the class;
+    reference mode compares the float32 cost (as published), sees no improvement, and its patience rule
+    returns the start image (reported as stuck)."""
+    from brainleaks_lava.models.ann import ANNSpec, SigmoidMLP
+
+    model = SigmoidMLP(ANNSpec((2, 1, 2)))
+    with torch.no_grad():  # logit of class 0: 80 * sigmoid(x1 + x2) - 67 (-27 at x = 0); class 1: 0
+        model.layers[0].weight.fill_(1.0)
+        model.layers[0].bias.zero_()
+        model.layers[1].weight.copy_(torch.tensor([[80.0], [0.0]]))
+        model.layers[1].bias.copy_(torch.tensor([-67.0, 0.0]))
+    adapter = adapter_for(model)
+    assert adapter.posterior(torch.zeros(1, 2))[0, 0] < 1e-11
+    same_steps = {"lr": 1e-4, "max_iterations": 3000, "rescue_below": 0.5}
+    paper = make_attack("miface", adapter, **same_steps).invert(classes=[0], seed=0, progress=False)
+    ref = make_attack("miface", adapter, mode="reference", **same_steps).invert(classes=[0], seed=0, progress=False)
+    assert paper.confidence[0] > 0.9 and paper.extra["stuck_at_start"] == []
+    assert ref.iterations[0] == 100 and ref.samples.max() == 0 and ref.extra["stuck_at_start"] == [0]
+    assert ref.confidence[0] < 1e-11
+
+
+def test_miface_start_intensity():
+    """``start`` sets the uniform start image (published: 0); a run stopped before its first step returns it."""
+    from brainleaks_lava.attacks.miface import MIFaceParams
+
+    adapter = adapter_for(load_target("netx_models/mnist_ann.h5"))
+    r = make_attack("miface", adapter, start=0.5, max_iterations=1).invert(classes=[3], seed=0, progress=False)
+    assert r.samples.shape == (1, 784) and np.all(r.samples == 0.5)  # the one image scored is the start
+    with torch.no_grad():
+        assert np.isclose(r.confidence[0], float(adapter.posterior(torch.full((1, 784), 0.5))[0, 3]), rtol=1e-5)
+    with pytest.raises(InputError, match="start"):
+        MIFaceParams(start=1.5)
