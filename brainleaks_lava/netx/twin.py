@@ -154,8 +154,11 @@ class TwinLayer(torch.nn.Module):
     def _forward_fast(self, x: torch.Tensor, binary: bool | None) -> tuple[torch.Tensor, torch.Tensor]:
         t = x.shape[-1]
         if self._matmul and (fast_cuba.is_binary(x) if binary is None else binary):
-            x_tm = x.reshape(x.shape[0], -1, t).permute(2, 0, 1)  # (T, N, in): a view when x is time-major
-            z_tm = torch.matmul(x_tm, self.weight.t())  # (T, N, out), exact (module docstring)
+            n = x.shape[0]
+            # (T * N, in): a view when x is time-major, else one copy (a batched matmul of the strided
+            # (T, N, in) view would broadcast the weight over T and run many times slower)
+            x_tm = x.reshape(n, -1, t).permute(2, 0, 1).reshape(t * n, -1)
+            z_tm = torch.mm(x_tm, self.weight.t()).view(t, n, -1)  # (T, N, out), exact (module docstring)
             if self.delays is not None:
                 z_tm = self.delay(z_tm.permute(1, 2, 0)).permute(2, 0, 1)
         else:
