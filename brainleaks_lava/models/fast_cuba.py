@@ -318,23 +318,55 @@ class _CubaTM(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g_spikes, g_voltage):
         (voltage,) = ctx.saved_tensors
-        p = ctx.params
-        if g_spikes is not None:
-            if ctx.delay:  # lava-dl's delay backward: the gradient of step t + 1 goes to step t, the last gets 0
-                g = torch.empty_like(voltage)
-                _surrogate_times(voltage[:-1], g_spikes[1:], p, out=g[:-1])
-                g[-1] = 0.0
-            else:
-                g = _surrogate_times(voltage, g_spikes, p)
-            if g_voltage is not None:
-                g.add_(g_voltage)
-        elif g_voltage is not None:
-            g = g_voltage.clone()
+        if ctx.delay:
+            g = _cuba_backward(voltage, ctx.params, None, g_spikes, g_voltage)
         else:
-            return None, None, None, None, None
-        g = _leaky_backward(g, p.voltage_decay)
-        g = _leaky_backward(g, p.current_decay)
+            g = _cuba_backward(voltage, ctx.params, g_spikes, None, g_voltage)
         return g, None, None, None, None
+
+
+class _CubaTMBoth(torch.autograd.Function):
+    """:class:`_CubaTM` returning the spikes both undelayed and delayed by one step: z -> (spikes, voltage,
+    delayed), saving the caller a differentiable shift (a copy forward, a zero fill and a copy backward)."""
+
+    @staticmethod
+    def forward(ctx, z, params, bias=None, bias_from=0):
+        spikes, voltage = _forward_tm(z, params, False, bias, bias_from)
+        ctx.params = params
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(voltage)
+        return spikes, voltage, step_delay_tm(spikes)
+
+    @staticmethod
+    def backward(ctx, g_spikes, g_voltage, g_delayed):
+        (voltage,) = ctx.saved_tensors
+        return _cuba_backward(voltage, ctx.params, g_spikes, g_delayed, g_voltage), None, None, None
+
+
+def _cuba_backward(voltage, p: CubaParams, g_spikes, g_delayed, g_voltage):
+    """The gradient w.r.t. z from those of the undelayed spikes, the delayed spikes and the voltage (each may
+    be None): lava-dl's delay backward (the gradient of step t + 1 goes to step t, the last step gets 0),
+    the surrogate, then both leaky integrators backwards."""
+    if g_delayed is not None and g_spikes is not None:  # both used: sum them as autograd would
+        g_spikes = g_spikes.clone()
+        g_spikes[:-1].add_(g_delayed[1:])
+        g_delayed = None
+    if g_delayed is not None:
+        g = torch.empty_like(voltage)
+        _surrogate_times(voltage[:-1], g_delayed[1:], p, out=g[:-1])
+        g[-1] = 0.0
+    elif g_spikes is not None:
+        g = _surrogate_times(voltage, g_spikes, p)
+    elif g_voltage is not None:
+        g = None
+    else:
+        return None
+    if g is None:
+        g = g_voltage.clone()
+    elif g_voltage is not None:
+        g.add_(g_voltage)
+    g = _leaky_backward(g, p.voltage_decay)
+    return _leaky_backward(g, p.current_decay)
 
 
 def cuba_time_major(z: torch.Tensor, params: CubaParams, delay: bool = False, bias: torch.Tensor | None = None,
@@ -348,12 +380,29 @@ def cuba_time_major(z: torch.Tensor, params: CubaParams, delay: bool = False, bi
     the backward (the gradient of ``current + bias`` w.r.t. the current is 1)."""
     if z.dtype != torch.float32:
         raise ValueError(f"z must be float32, got {z.dtype}")
-    if bias is not None:
-        if bias.requires_grad:
-            raise ValueError("the bias of the fast CUBA kernel takes no gradient")
-        bias = bias.to(device=z.device, dtype=torch.float32)
-        torch.broadcast_shapes(bias.shape, z.shape[1:])  # raises if it does not fit
+    bias = _check_bias(bias, z)
     return _CubaTM.apply(z.contiguous(), params, bool(delay), bias, int(bias_from))
+
+
+def cuba_time_major_both(z: torch.Tensor, params: CubaParams, bias: torch.Tensor | None = None,
+                         bias_from: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`cuba_time_major` (undelayed) that also returns the spikes delayed by one step, time-major:
+    ``(spikes, voltage, step_delay_tm(spikes))`` with the same values and gradients, cheaper than shifting
+    the spikes outside (one copy forward, none backward)."""
+    if z.dtype != torch.float32:
+        raise ValueError(f"z must be float32, got {z.dtype}")
+    bias = _check_bias(bias, z)
+    return _CubaTMBoth.apply(z.contiguous(), params, bias, int(bias_from))
+
+
+def _check_bias(bias, z):
+    if bias is None:
+        return None
+    if bias.requires_grad:
+        raise ValueError("the bias of the fast CUBA kernel takes no gradient")
+    bias = bias.to(device=z.device, dtype=torch.float32)
+    torch.broadcast_shapes(bias.shape, z.shape[1:])  # raises if it does not fit
+    return bias
 
 
 def cuba_dynamics(z: torch.Tensor, params: CubaParams, bias: torch.Tensor | None = None,
@@ -499,5 +548,5 @@ def log_fallback(what: str, why: str) -> None:
     log.info("%s: lava-dl's blocks are used (%s is not covered by the fast CUBA kernel)", what, why)
 
 
-__all__ = ["CubaParams", "cuba_dynamics", "cuba_time_major", "step_delay_tm", "is_binary", "FastDenseStack",
+__all__ = ["CubaParams", "cuba_dynamics", "cuba_time_major", "cuba_time_major_both", "step_delay_tm", "is_binary", "FastDenseStack",
            "unsupported_reason", "stack_unsupported_reason", "STATE_SCALE"]

@@ -147,11 +147,16 @@ class TwinLayer(torch.nn.Module):
 
         ``binary``: whether ``x`` holds only 0 and 1 (None: checked), which lets a dense synapse run as a
         matrix product on the fast path."""
+        return self.forward_delayed(x, binary)[:2]
+
+    def forward_delayed(self, x: torch.Tensor, binary: bool | None = None):
+        """``forward``'s spikes and voltage, and the spikes delayed by one step (the next layer's input)."""
         if self.uses_fast(x):
             return self._forward_fast(x, binary)
-        return self._forward_lava(x)
+        s, v = self._forward_lava(x)
+        return s, v, _step_delay(s)
 
-    def _forward_fast(self, x: torch.Tensor, binary: bool | None) -> tuple[torch.Tensor, torch.Tensor]:
+    def _forward_fast(self, x: torch.Tensor, binary: bool | None):
         t = x.shape[-1]
         if self._matmul and (fast_cuba.is_binary(x) if binary is None else binary):
             n = x.shape[0]
@@ -167,11 +172,12 @@ class TwinLayer(torch.nn.Module):
         if self.bias is not None:
             bias = self.bias.view(-1, *([1] * (z_tm.ndim - 3)))  # per channel, against (N, C, ...)
         try:
-            s_tm, v_tm = fast_cuba.cuba_time_major(z_tm, self._cuba, bias=bias, bias_from=self.position)
+            s_tm, v_tm, d_tm = fast_cuba.cuba_time_major_both(z_tm, self._cuba, bias=bias, bias_from=self.position)
         except ValueError as e:  # the torch loop (CUDA, no numba) refuses inputs beyond its exact range
             log.debug("layer %d: lava-dl's dynamics (%s)", self.layer.index, e)
-            return self._lava_dynamics(z_tm.movedim(0, -1))
-        return s_tm.movedim(0, -1), v_tm.movedim(0, -1)
+            s, v = self._lava_dynamics(z_tm.movedim(0, -1))
+            return s, v, _step_delay(s)
+        return s_tm.movedim(0, -1), v_tm.movedim(0, -1), d_tm.movedim(0, -1)
 
     def _forward_lava(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self._lava_dynamics(self.delay(self.synapse(x)))
@@ -233,6 +239,10 @@ class NetxTwin(torch.nn.Module):
     def run_all(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
         """Every computing layer's spikes (N, *out_shape, T) in its own steps (not delayed), and the last
         computing layer's voltage before the reset."""
+        return self._run_all(x)[:2]
+
+    def _run_all(self, x: torch.Tensor):
+        """``run_all``, and the last layer's spikes delayed one step."""
         x = self.check_input(x)
         spikes = []
         it = iter(self.layers)
@@ -245,11 +255,10 @@ class NetxTwin(torch.nn.Module):
             if isinstance(layer, AverageLayer):
                 continue
             twin_layer = next(it)
-            s, voltage = twin_layer(x, binary=binary)
+            s, voltage, x = twin_layer.forward_delayed(x, binary=binary)
             spikes.append(s)
-            x = _step_delay(s)
             binary = True
-        return spikes, voltage
+        return spikes, voltage, x
 
     def run(self, x: torch.Tensor, post_reset: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """The network's output spikes (N, outputs, T), delayed one step as lava-dl blocks are, with an
@@ -261,9 +270,8 @@ class NetxTwin(torch.nn.Module):
     def outputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One forward pass: output spikes as ``run`` gives them, and the last computing layer's voltage
         before and after the step's reset (N, neurons, T)."""
-        spikes, voltage = self.run_all(x)
+        spikes, voltage, out = self._run_all(x)
         post = voltage * (1.0 - spikes[-1].detach())
-        out = _step_delay(spikes[-1])
         n = out.shape[0]
         out = out.reshape(n, -1, out.shape[-1])
         if isinstance(self.spec.layers[-1], AverageLayer):

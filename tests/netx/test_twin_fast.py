@@ -32,13 +32,12 @@ def _close(a, b, rtol=1e-5):
 def kernel_calls(monkeypatch):
     """Counts the fast kernel's calls (the proof the fast path ran)."""
     calls = []
-    orig = fast_cuba.cuba_time_major
+    for name in ("cuba_time_major", "cuba_time_major_both"):
+        def counting(*args, _orig=getattr(fast_cuba, name), **kwargs):
+            calls.append(args[0].shape)
+            return _orig(*args, **kwargs)
 
-    def counting(*args, **kwargs):
-        calls.append(args[0].shape)
-        return orig(*args, **kwargs)
-
-    monkeypatch.setattr(fast_cuba, "cuba_time_major", counting)
+        monkeypatch.setattr(fast_cuba, name, counting)
     return calls
 
 
@@ -143,3 +142,31 @@ def test_shipped_mnist_target(kind, kernel_calls):
         x = torch.bernoulli(x, generator=g)
     layers, _, pre, _, _ = _compare(spec, x, kernel_calls, f"mnist {kind}")
     assert float(layers[0].sum()) > 100 and float(pre.abs().max()) > 0.1  # the read-out is the voltage
+
+
+@pytest.mark.parametrize("use", ["spikes", "delayed", "both", "voltage"])
+def test_kernel_with_delayed_spikes_equals_shift_outside(use, loop):
+    """``cuba_time_major_both`` (the twin's hidden layers) against ``cuba_time_major`` + ``step_delay_tm``:
+    the same values and, as the backward performs the same operations, bit-identical gradients."""
+    g = torch.Generator().manual_seed(3)
+    z = torch.randn(T, 4, 9, generator=g) * 0.8 + 0.4
+    params = fast_cuba.CubaParams.from_config(1.0, 0.5, 0.2, 0.03, 3.0)
+    bias = torch.randint(-20, 21, (9,), generator=g) / 64
+    w = [torch.randn(T, 4, 9, generator=g) for _ in range(3)]
+    grads = []
+    for both in (False, True):
+        zz = z.clone().requires_grad_(True)
+        if both:
+            s, v, d = fast_cuba.cuba_time_major_both(zz, params, bias=bias, bias_from=2)
+        else:
+            s, v = fast_cuba.cuba_time_major(zz, params, bias=bias, bias_from=2)
+            d = fast_cuba.step_delay_tm(s)
+        grads.append((s.detach(), v.detach(), d.detach()))
+        loss = {"spikes": (s * w[0]).sum(), "delayed": (d * w[1]).sum(), "voltage": (v * w[2]).sum(),
+                "both": (s * w[0]).sum() + (d * w[1]).sum() + (v * w[2]).sum()}[use]
+        loss.backward()
+        grads.append(zz.grad)
+    (outs0, grad0), (outs1, grad1) = grads[:2], grads[2:]
+    for a, b in zip(outs0, outs1):
+        assert torch.equal(a, b)
+    assert grad0.abs().max() > 0 and torch.equal(grad0, grad1)
