@@ -92,7 +92,7 @@ def matmul_floor(weights: list[torch.Tensor], rows: int, repeats: int) -> float:
             torch.matmul(gr, w)
 
     run()
-    return min(_timed(run) for _ in range(max(repeats, 5)))
+    return min(_timed(run) for _ in range(max(5 * repeats, 20)))
 
 
 def iteration_vs_floor(snn_path: str, ann_path: str, repeats: int, only=None, old_twin: bool = True) -> None:
