@@ -25,7 +25,9 @@ Input: the synaptic input ``z`` (N, ..., T), float32, as lava-dl's synapse gives
     spike[t] = voltage[t] >= threshold + eps                   # float32 comparison, lava-dl's Spike.forward
 
 where ``u'[t] = trunc(S * current[t])`` is the float32 current as the voltage integrator re-reads it
-(``u`` itself while ``|u| < 2**24``). ``trunc(a * b / 4096)`` is lava-dl's ``right_shift_to_zero(a * b,
+(``u`` itself while ``|u| < 2**24``). With a ``bias`` ``b`` (a NetX bias, entering between the integrators
+from step ``bias_from`` on): ``u'[t] = trunc(S * (current[t] + b))``, the float32 sum and product lava-dl's
+voltage integrator computes when fed ``current + b``. ``trunc(a * b / 4096)`` is lava-dl's ``right_shift_to_zero(a * b,
 12)``. The numba loop uses int64 like lava-dl. The torch loop holds the state in float64, where every
 value above is an integer and every product and truncation is exact while ``|v| * 4096 < 2**53``; it
 checks a bound on that before running and refuses (``ValueError``) otherwise. ``threshold`` is the
@@ -167,11 +169,14 @@ def _numba_kernel():
             return None
 
         @numba.njit(cache=True, nogil=True)
-        def cuba_loop(z, keep_c, memory, keep_v, reset32, spike32, delay, volt, spikes):  # pragma: no cover
+        def cuba_loop(z, keep_c, memory, keep_v, reset32, spike32, delay, bias, bias_from, volt,
+                      spikes):  # pragma: no cover
             # z: float32 (T, M) synaptic input; volt: float32 (T, M) voltage before the reset; spikes:
             # float32 (T, M), shifted one step later when delay. int64 arithmetic and float32 roundings
-            # exactly as lava-dl's _li_dynamics_fwd and Spike.forward.
+            # exactly as lava-dl's _li_dynamics_fwd and Spike.forward. bias: float32 (M,) added to the
+            # float32 current from step bias_from on (an empty array: no bias).
             steps, m_all = z.shape
+            has_bias = bias.shape[0] > 0
             scale = np.float32(4096.0)
             inv = np.float32(1.0 / 4096.0)
             u = np.zeros(m_all, np.int64)
@@ -186,6 +191,8 @@ def _numba_kernel():
                         ui = ((pu >> 12) if pu > 0 else -((-pu) >> 12)) + xi
                         u[m] = ui
                         xi = np.int64(np.float32(ui))  # the voltage integrator re-reads the float32 current
+                    if has_bias and t >= bias_from:  # float32 current u / S plus the bias, re-read x S
+                        xi = np.int64((np.float32(xi) * inv + bias[m]) * scale)
                     pv = v[m] * keep_v
                     vi = ((pv >> 12) if pv > 0 else -((-pv) >> 12)) + xi
                     f = np.float32(vi)
@@ -201,18 +208,22 @@ def _numba_kernel():
     return _NUMBA_KERNEL or None
 
 
-def _forward_numba(kernel, z: torch.Tensor, p: CubaParams, delay: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def _forward_numba(kernel, z: torch.Tensor, p: CubaParams, delay: bool, bias: torch.Tensor | None,
+                   bias_from: int) -> tuple[torch.Tensor, torch.Tensor]:
     import numpy as np
 
     flat = z.reshape(z.shape[0], -1)
     voltage = torch.empty_like(flat)
     spikes = torch.empty_like(flat)
+    b = np.zeros(0, np.float32) if bias is None else bias.expand(z.shape[1:]).contiguous().reshape(-1).numpy()
     kernel(flat.numpy(), P_SCALE - p.current_decay, p.current_decay < P_SCALE, P_SCALE - p.voltage_decay,
-           np.float32(p.reset32), np.float32(p.spike_level), delay, voltage.numpy(), spikes.numpy())
+           np.float32(p.reset32), np.float32(p.spike_level), delay, b, int(bias_from), voltage.numpy(),
+           spikes.numpy())
     return spikes.reshape(z.shape), voltage.reshape(z.shape)
 
 
-def _voltage_torch(z: torch.Tensor, p: CubaParams) -> torch.Tensor:
+def _voltage_torch(z: torch.Tensor, p: CubaParams, bias: torch.Tensor | None = None,
+                   bias_from: int = 0) -> torch.Tensor:
     """The same loop with torch operations (CUDA, or no numba): float64 state, exact while |v| < 2**40."""
     steps = z.shape[0]
     peak = 0.0
@@ -220,10 +231,17 @@ def _voltage_torch(z: torch.Tensor, p: CubaParams) -> torch.Tensor:
         lo, hi = torch.aminmax(z)
         peak = max(-float(lo), float(hi)) * STATE_SCALE
     bound_u = peak * (steps if p.current_decay < P_SCALE else 1)  # |u| <= sum of |x| over time
+    if bias is not None and bias.numel():
+        bound_u += float(bias.abs().max()) * STATE_SCALE + 1.0
     if not bound_u * steps < _EXACT_STATE:  # |v| <= sum of |u| over time (also catches NaN / inf)
         raise ValueError(f"synaptic input too large (or not finite) for the exact float64 kernel: |z| up to "
                          f"{peak / STATE_SCALE:g}")
-    u = _current_tm(z, p).double()
+    u = _current_tm(z, p)
+    if bias is not None and bias_from < steps:
+        # lava-dl's float32 current u / S plus the bias, re-read by the voltage integrator as trunc(S * .)
+        # (u is a new float32 tensor: changed in place)
+        u[bias_from:].mul_(1.0 / STATE_SCALE).add_(bias).mul_(STATE_SCALE).trunc_()
+    u = u.double()
     keep = (P_SCALE - p.voltage_decay) / P_SCALE
     voltage = torch.empty_like(z)
     v = torch.empty(z.shape[1:], dtype=torch.float64, device=z.device)
@@ -240,13 +258,15 @@ def _voltage_torch(z: torch.Tensor, p: CubaParams) -> torch.Tensor:
     return voltage
 
 
-def _forward_tm(z: torch.Tensor, p: CubaParams, delay: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def _forward_tm(z: torch.Tensor, p: CubaParams, delay: bool, bias: torch.Tensor | None = None,
+                bias_from: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Time-major (T, ...) float32 synaptic input -> (spikes, voltage) float32, time-major; the spikes
-    delayed by one step (``out[0] = 0``) when ``delay``."""
+    delayed by one step (``out[0] = 0``) when ``delay``; ``bias`` (float32, broadcastable to ``z.shape[1:]``)
+    added to the current from step ``bias_from`` on."""
     kernel = _numba_kernel() if z.device.type == "cpu" and z.is_contiguous() else None
     if kernel:
-        return _forward_numba(kernel, z, p, delay)
-    voltage = _voltage_torch(z, p)
+        return _forward_numba(kernel, z, p, delay, bias, bias_from)
+    voltage = _voltage_torch(z, p, bias, bias_from)
     voltage.mul_(1.0 / STATE_SCALE)  # a power of two: commutes with the float32 rounding of the state
     if delay:
         spikes = torch.empty_like(voltage)
@@ -288,8 +308,8 @@ class _CubaTM(torch.autograd.Function):
     """Time-major CUBA dynamics + spike with lava-dl's surrogate gradient: z (T, ...) -> (spikes, voltage)."""
 
     @staticmethod
-    def forward(ctx, z, params, delay):
-        spikes, voltage = _forward_tm(z, params, delay)
+    def forward(ctx, z, params, delay, bias=None, bias_from=0):
+        spikes, voltage = _forward_tm(z, params, delay, bias, bias_from)
         ctx.params, ctx.delay = params, delay
         ctx.set_materialize_grads(False)
         ctx.save_for_backward(voltage)
@@ -298,46 +318,109 @@ class _CubaTM(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g_spikes, g_voltage):
         (voltage,) = ctx.saved_tensors
-        p = ctx.params
-        if g_spikes is not None:
-            if ctx.delay:  # lava-dl's delay backward: the gradient of step t + 1 goes to step t, the last gets 0
-                g = torch.empty_like(voltage)
-                _surrogate_times(voltage[:-1], g_spikes[1:], p, out=g[:-1])
-                g[-1] = 0.0
-            else:
-                g = _surrogate_times(voltage, g_spikes, p)
-            if g_voltage is not None:
-                g.add_(g_voltage)
-        elif g_voltage is not None:
-            g = g_voltage.clone()
+        if ctx.delay:
+            g = _cuba_backward(voltage, ctx.params, None, g_spikes, g_voltage)
         else:
-            return None, None, None
-        g = _leaky_backward(g, p.voltage_decay)
-        g = _leaky_backward(g, p.current_decay)
-        return g, None, None
+            g = _cuba_backward(voltage, ctx.params, g_spikes, None, g_voltage)
+        return g, None, None, None, None
 
 
-def cuba_time_major(z: torch.Tensor, params: CubaParams, delay: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+class _CubaTMBoth(torch.autograd.Function):
+    """:class:`_CubaTM` returning the spikes both undelayed and delayed by one step: z -> (spikes, voltage,
+    delayed), saving the caller a differentiable shift (a copy forward, a zero fill and a copy backward)."""
+
+    @staticmethod
+    def forward(ctx, z, params, bias=None, bias_from=0):
+        spikes, voltage = _forward_tm(z, params, False, bias, bias_from)
+        ctx.params = params
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(voltage)
+        return spikes, voltage, step_delay_tm(spikes)
+
+    @staticmethod
+    def backward(ctx, g_spikes, g_voltage, g_delayed):
+        (voltage,) = ctx.saved_tensors
+        return _cuba_backward(voltage, ctx.params, g_spikes, g_delayed, g_voltage), None, None, None
+
+
+def _cuba_backward(voltage, p: CubaParams, g_spikes, g_delayed, g_voltage):
+    """The gradient w.r.t. z from those of the undelayed spikes, the delayed spikes and the voltage (each may
+    be None): lava-dl's delay backward (the gradient of step t + 1 goes to step t, the last step gets 0),
+    the surrogate, then both leaky integrators backwards."""
+    if g_delayed is not None and g_spikes is not None:  # both used: sum them as autograd would
+        g_spikes = g_spikes.clone()
+        g_spikes[:-1].add_(g_delayed[1:])
+        g_delayed = None
+    if g_delayed is not None:
+        g = torch.empty_like(voltage)
+        _surrogate_times(voltage[:-1], g_delayed[1:], p, out=g[:-1])
+        g[-1] = 0.0
+    elif g_spikes is not None:
+        g = _surrogate_times(voltage, g_spikes, p)
+    elif g_voltage is not None:
+        g = None
+    else:
+        return None
+    if g is None:
+        g = g_voltage.clone()
+    elif g_voltage is not None:
+        g.add_(g_voltage)
+    g = _leaky_backward(g, p.voltage_decay)
+    return _leaky_backward(g, p.current_decay)
+
+
+def cuba_time_major(z: torch.Tensor, params: CubaParams, delay: bool = False, bias: torch.Tensor | None = None,
+                    bias_from: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`cuba_dynamics` on a time-major (T, N, ...) tensor; returns time-major (spikes, voltage), the
-    spikes delayed by one step (lava-dl's ``delay_shift``) when ``delay``."""
+    spikes delayed by one step (lava-dl's ``delay_shift``) when ``delay``.
+
+    ``bias`` (float32, broadcastable to ``z.shape[1:]``, no gradient) enters between the two integrators
+    from step ``bias_from`` on, as ``current + bias`` in float32 would before lava-dl's voltage
+    integrator (a NetX bias): the voltage integrator reads ``trunc(S * (u / S + bias))``. It does not change
+    the backward (the gradient of ``current + bias`` w.r.t. the current is 1)."""
     if z.dtype != torch.float32:
         raise ValueError(f"z must be float32, got {z.dtype}")
-    return _CubaTM.apply(z.contiguous(), params, bool(delay))
+    bias = _check_bias(bias, z)
+    return _CubaTM.apply(z.contiguous(), params, bool(delay), bias, int(bias_from))
 
 
-def cuba_dynamics(z: torch.Tensor, params: CubaParams) -> tuple[torch.Tensor, torch.Tensor]:
+def cuba_time_major_both(z: torch.Tensor, params: CubaParams, bias: torch.Tensor | None = None,
+                         bias_from: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`cuba_time_major` (undelayed) that also returns the spikes delayed by one step, time-major:
+    ``(spikes, voltage, step_delay_tm(spikes))`` with the same values and gradients, cheaper than shifting
+    the spikes outside (one copy forward, none backward)."""
+    if z.dtype != torch.float32:
+        raise ValueError(f"z must be float32, got {z.dtype}")
+    bias = _check_bias(bias, z)
+    return _CubaTMBoth.apply(z.contiguous(), params, bias, int(bias_from))
+
+
+def _check_bias(bias, z):
+    if bias is None:
+        return None
+    if bias.requires_grad:
+        raise ValueError("the bias of the fast CUBA kernel takes no gradient")
+    bias = bias.to(device=z.device, dtype=torch.float32)
+    torch.broadcast_shapes(bias.shape, z.shape[1:])  # raises if it does not fit
+    return bias
+
+
+def cuba_dynamics(z: torch.Tensor, params: CubaParams, bias: torch.Tensor | None = None,
+                  bias_from: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """lava-dl CUBA dynamics + spike on synaptic input ``z`` (N, ..., T), float32 (module docstring).
 
     Returns ``(spikes, voltage)``, both (N, ..., T) float32: the spikes *not* delayed (a block's
     ``delay_shift`` is applied by the caller) and the voltage before the step's reset, both differentiable
     w.r.t. ``z`` with lava-dl's surrogate gradients. Equals ``neuron.spike(neuron.dynamics(z)[1])`` and
     ``neuron.dynamics(z)[1]`` of a fresh ``slayer.neuron.cuba.Neuron`` with the same settings.
+    ``bias`` (broadcastable to ``z.shape[1:-1]``, e.g. (C, 1, 1) for a conv layer) is added between the
+    integrators from step ``bias_from`` on (:func:`cuba_time_major`).
     """
     if z.ndim < 2:
         raise ValueError(f"z must have shape (N, ..., T), got {tuple(z.shape)}")
     perm = (z.ndim - 1,) + tuple(range(z.ndim - 1))
     inv = tuple(range(1, z.ndim)) + (0,)
-    spikes, voltage = cuba_time_major(z.permute(perm), params)
+    spikes, voltage = cuba_time_major(z.permute(perm), params, bias=bias, bias_from=bias_from)
     return spikes.permute(inv), voltage.permute(inv)
 
 
@@ -407,8 +490,12 @@ def quantize_8bit(weight: torch.Tensor) -> torch.Tensor:
     return _Quantize8.apply(weight)
 
 
-def _is_binary(x: torch.Tensor) -> bool:
+def is_binary(x: torch.Tensor) -> bool:
+    """Whether every element of ``x`` is 0 or 1 (the inputs a matrix-product synapse is exact for)."""
     return bool(((x == 0) | (x == 1)).all())
+
+
+_is_binary = is_binary
 
 
 class FastDenseStack:
@@ -461,5 +548,5 @@ def log_fallback(what: str, why: str) -> None:
     log.info("%s: lava-dl's blocks are used (%s is not covered by the fast CUBA kernel)", what, why)
 
 
-__all__ = ["CubaParams", "cuba_dynamics", "cuba_time_major", "step_delay_tm", "FastDenseStack",
+__all__ = ["CubaParams", "cuba_dynamics", "cuba_time_major", "cuba_time_major_both", "step_delay_tm", "is_binary", "FastDenseStack",
            "unsupported_reason", "stack_unsupported_reason", "STATE_SCALE"]
