@@ -14,7 +14,6 @@ import os
 import time
 from collections import defaultdict
 
-import numpy as np
 import torch
 
 from brainleaks_lava.data import load_static

@@ -3,10 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 
 from ..fileio import atomic_path, write_json_atomic
-from ..evaluation.metrics import METRIC_NAMES, PAPER_ROW_LABELS, format_paper_table
+from ..evaluation.metrics import METRIC_NAMES, format_paper_table
 from ..evaluation.score import METHOD_LABELS
 from .figures import class_examples, frames_gif, recon_grid
 

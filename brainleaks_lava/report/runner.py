@@ -26,7 +26,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import ConfigError, OutputError
-from ..fileio import atomic_path, sha256_file, sweep_stale_temps, write_json_atomic
+from ..fileio import sha256_file, sweep_stale_temps, write_json_atomic
 from ..progress import format_duration, status
 from ..safety import check_output_dir, check_recon_for_evaluator, check_recon_for_replay, inside, same_file
 from .config import ExperimentConfig, load_config

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from brainleaks_lava import progress
-from brainleaks_lava.models.checkpoint import checkpoint_path, read_checkpoint
+from brainleaks_lava.models.checkpoint import read_checkpoint
 from brainleaks_lava.models.snn import SNNSpec, SpikingMLP
 from brainleaks_lava.models.targets import snn_logits_fn
 from brainleaks_lava.models.training import TrainConfig, train
