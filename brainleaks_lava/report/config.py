@@ -149,7 +149,7 @@ def _path(base: Path, value: str, key: str, must_exist: bool = True) -> Path:
     return p
 
 
-METHOD_ARCH = {"bl1": "snn", "bl2": "snn", "miface": "ann"}  # what each attack method can invert
+METHOD_ARCH = {"bl1": "snn", "bl2": "snn", "blenc": "snn", "miface": "ann"}  # what each attack method can invert
 DATASET_CLASSES = {"mnist": 10, "att-faces": 40, "nmnist": 10, "dvs-gesture": 10}
 
 _MAX_INT = {"experiment.seed": 2**32 - 1, "experiment.threads": 1024, "evaluation.draws": 100_000,
@@ -240,8 +240,8 @@ def parse_config(raw: dict[str, Any], path: Path) -> ExperimentConfig:
         if a["name"] in seen:
             raise ConfigError(f"'{where}.name' must be unique, got {a['name']!r} twice")
         seen.add(a["name"])
-        if a["method"] not in ("bl1", "bl2", "miface"):
-            raise ConfigError(f"'{where}.method' must be bl1, bl2 or miface, got {a['method']!r}")
+        if a["method"] not in METHOD_ARCH:
+            raise ConfigError(f"'{where}.method' must be one of {', '.join(METHOD_ARCH)}, got {a['method']!r}")
         if a.get("mode", "paper") not in ("paper", "reference"):
             raise ConfigError(f"'{where}.mode' must be 'paper' or 'reference', got {a['mode']!r}")
         if a["target"] not in targets:

@@ -155,3 +155,21 @@ def test_shipped_experiment_configs_parse(name, tmp_path):
     assert {a.target for a in cfg.attacks} <= set(cfg.targets)
     if name in ("nmnist", "dvs_gesture"):
         assert cfg.time_bins and "time_bins" in cfg.data_options()
+
+
+def test_blenc_attack_in_a_run(tmp_path):
+    """A run config may name BL-enc (method blenc, with its own parameters); its reconstructions are
+    evaluated, replayed on Lava and reported like the other attacks; a key BL-enc lacks is named."""
+    text = TINY.replace('method = "bl2"', 'method = "blenc"').replace(
+        "params = { iterations = 2, population = 3 }", "params = { iterations = 3, tv = 2.0, init_rate = 0.4, sparsity = 0.0 }")
+    with pytest.raises(ConfigError, match=r"attacks\[0\]\.params\.population.*allowed for blenc"):
+        load_config(write(tmp_path, text.replace("sparsity = 0.0", "sparsity = 0.0, population = 3"), "bad.toml"))
+    cfg = write(tmp_path, text)
+    assert load_config(cfg).attacks[0].params["tv"] == 2.0
+    out = tmp_path / "run"
+    run_experiment(cfg, out)
+    metrics = json.loads((out / "metrics.json").read_text())
+    report = (out / "report.md").read_text()
+    assert "BL-enc" in report
+    entry = metrics["attacks"]["bl2"]
+    assert entry["method"] == "blenc" and entry["replay"]["agreement"] == 1.0 and entry["replay"]["samples"] == 20
