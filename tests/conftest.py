@@ -49,3 +49,16 @@ def small_ann_path(tmp_path_factory, mnist_small):
     path = tmp_path_factory.mktemp("ann") / "small_ann.h5"
     save_ann(model, path, {"dataset": "mnist"})
     return path
+
+
+@pytest.fixture(params=["numba", "torch"])
+def loop(request, monkeypatch):
+    """Run a test with fast_cuba's numba loop and with its torch-operations loop (CUDA's, and the one
+    without numba)."""
+    from brainleaks_lava.models import fast_cuba
+
+    if request.param == "torch":
+        monkeypatch.setattr(fast_cuba, "_NUMBA_KERNEL", False)
+    elif fast_cuba._numba_kernel() is None:
+        pytest.skip("numba not installed")
+    return request.param

@@ -27,6 +27,7 @@ import torch
 from .. import __version__
 from ..errors import BrainleaksError, ModelFileError
 from ..fileio import atomic_h5, open_h5, read_attr, read_dataset
+from .files import write_torch_state
 
 log = logging.getLogger(__name__)
 
@@ -86,11 +87,7 @@ def save_checkpoint(path: str | Path, fingerprint: str, epoch: int, epochs: int,
     meta = {"fingerprint": fingerprint, "epoch": int(epoch), "epochs": int(epochs), "history": history,
             "brainleaks_version": __version__}
     with atomic_h5(path) as f:
-        f.attrs["brainleaks_format"] = CHECKPOINT_FORMAT
-        f.attrs["metadata"] = json.dumps(meta, sort_keys=True)
-        g = f.create_group("state_dict")
-        for name, tensor in model.state_dict().items():
-            g.create_dataset(name, data=tensor.detach().cpu().numpy())
+        write_torch_state(f, model, CHECKPOINT_FORMAT, meta)
         o = f.create_group("optimizer")
         for idx, state in optimizer.state_dict()["state"].items():
             p = o.create_group(str(idx))

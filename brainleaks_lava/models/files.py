@@ -150,14 +150,20 @@ def load_snn(path: str | Path, options: dict | None = None, card: str | Path | N
 # Torch models (ANN targets, evaluators): HDF5 of the state dict + JSON metadata
 # ----------------------------------------------------------------------------------------------
 
+def write_torch_state(f, model: torch.nn.Module, fmt: str, metadata: dict) -> None:
+    """Write the format tag, the JSON metadata and the model's state dict (group ``state_dict``) into the
+    open HDF5 file ``f``."""
+    f.attrs["brainleaks_format"] = fmt
+    f.attrs["metadata"] = json.dumps(metadata, sort_keys=True)
+    g = f.create_group("state_dict")
+    for name, tensor in model.state_dict().items():
+        g.create_dataset(name, data=tensor.detach().cpu().numpy())
+
+
 def save_torch_h5(model: torch.nn.Module, path: str | Path, fmt: str, metadata: dict) -> Path:
     path = Path(path)
     with atomic_h5(path) as f:
-        f.attrs["brainleaks_format"] = fmt
-        f.attrs["metadata"] = json.dumps(metadata, sort_keys=True)
-        g = f.create_group("state_dict")
-        for name, tensor in model.state_dict().items():
-            g.create_dataset(name, data=tensor.detach().cpu().numpy())
+        write_torch_state(f, model, fmt, metadata)
     return path
 
 

@@ -39,16 +39,6 @@ def _close(a, b, rtol):
     return torch.allclose(a, b, rtol=rtol, atol=floor)
 
 
-@pytest.fixture(params=["numba", "torch"])
-def loop(request, monkeypatch):
-    """Run each test with the numba loop and with the torch-operations loop (CUDA's, and without numba)."""
-    if request.param == "torch":
-        monkeypatch.setattr(fast_cuba, "_NUMBA_KERNEL", False)
-    elif fast_cuba._numba_kernel() is None:
-        pytest.skip("numba not installed")
-    return request.param
-
-
 @pytest.mark.parametrize("settings", NEURONS)
 def test_dynamics_equal_lava_dl_neuron(settings, loop):
     g = torch.Generator().manual_seed(7)

@@ -41,16 +41,6 @@ def kernel_calls(monkeypatch):
     return calls
 
 
-@pytest.fixture(params=["numba", "torch"])
-def loop(request, monkeypatch):
-    """The numba loop and the torch-operations loop (CUDA's, and the one without numba)."""
-    if request.param == "torch":
-        monkeypatch.setattr(fast_cuba, "_NUMBA_KERNEL", False)
-    elif fast_cuba._numba_kernel() is None:
-        pytest.skip("numba not installed")
-    return request.param
-
-
 def _run(twin, x):
     """Every layer's spikes, output spikes, voltage before / after the reset, and the gradient of a loss
     that reads all three w.r.t. the input."""
