@@ -33,14 +33,17 @@ def attack(target, method: str = "bl2", *, mode: str = "paper", classes=None, se
                                                                                   progress=progress)
 
 
-def evaluate(result, evaluator, *, draws: int = 20, seed: int = 0):
-    """The paper's four metrics of ``result`` under ``evaluator`` (a loaded evaluator or its path)."""
+def evaluate(result, evaluator, *, draws: int = 20, seed: int = 0, contrast=None):
+    """The paper's four metrics of ``result`` under ``evaluator`` (a loaded evaluator or its path).
+
+    ``contrast``: None (scored as they are), ``"standardise"`` (each reconstruction's image standardised to the
+    grey level of the evaluator's training images) or a (mean, std) pair; see ``evaluation.score``."""
     from .evaluation.classifiers import load_evaluator
     from .evaluation.score import evaluate_result
 
     if isinstance(evaluator, (str, Path)):
         evaluator = load_evaluator(evaluator)
-    return evaluate_result(result, evaluator, draws=draws, seed=seed)
+    return evaluate_result(result, evaluator, draws=draws, seed=seed, contrast=contrast)
 
 
 def replay(target, inputs, *, targets=None, draws: int = 1, seed: int = 0, mode: str = "stream",

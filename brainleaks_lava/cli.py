@@ -442,12 +442,28 @@ def _run_replay(args) -> int:
     return 0
 
 
+def _contrast(text: str):
+    """--contrast: none, standardise (standardize) or MEAN,STD (checked by resolve_contrast)."""
+    if text in ("none", "standardise", "standardize"):
+        return text
+    try:
+        m, sd = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be none, standardise or MEAN,STD, got {text!r}") from None
+    if not (math.isfinite(m) and math.isfinite(sd) and 0.0 <= m <= 1.0 and 0.0 < sd <= 1.0):
+        raise argparse.ArgumentTypeError(f"MEAN,STD needs 0 <= MEAN <= 1 and 0 < STD <= 1, got {text!r}")
+    return m, sd
+
+
 def _add_evaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recon", required=True, help="reconstruction file written by 'brainleaks attack'")
     p.add_argument("--evaluator", required=True, help="evaluation classifier (.h5)")
     p.add_argument("--draws", type=positive_int, default=20, help="Bernoulli draws per BL-v2 reconstruction")
     p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the draws")
     p.add_argument("--json", default=None, help="write the metrics as JSON")
+    p.add_argument("--contrast", type=_contrast, default="none", metavar="none|standardise|MEAN,STD",
+                   help="score each reconstruction's image standardised to the grey level of the evaluator's "
+                        "training images (standardise) or to MEAN,STD, rather than as it is (none, default)")
 
 
 def _run_evaluate(args) -> int:
@@ -467,12 +483,14 @@ def _run_evaluate(args) -> int:
                          f"({'x'.join(str(s) for s in ev.input_shape)} images)")
     check_recon_for_evaluator(rec, args.recon, ev, args.evaluator, args.draws)
     try:
-        res = evaluate_result(rec, ev, draws=args.draws, seed=args.seed)
+        res = evaluate_result(rec, ev, draws=args.draws, seed=args.seed, contrast=args.contrast)
     except InputError as e:
         raise InputError(f"{args.recon} cannot be scored by {args.evaluator}: {e}") from e
     n = res.summary["n_draws"]
     print(f"{res.label} on {rec.extra.get('model_path') or '?'}: {len(rec.targets)} reconstructions, "
-          f"{n} draw{'s' if n > 1 else ''}, scored by {args.evaluator} ({ev.kind} evaluator)\n")
+          f"{n} draw{'s' if n > 1 else ''}, scored by {args.evaluator} ({ev.kind} evaluator)"
+          + (f"; images standardised to grey mean {res.extra['contrast']['mean']:.3f}, std "
+             f"{res.extra['contrast']['std']:.3f}" if res.extra.get("contrast") else "") + "\n")
     print(format_paper_table({res.label: res.summary}))
     print(format_per_class(res, ev.classes))
     if args.json:

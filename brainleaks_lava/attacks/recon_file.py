@@ -148,6 +148,15 @@ def load_recon(path: str | Path) -> AttackResult:
         seconds=seconds, extra={**extra, "model_path": model_path, "model_sha256": model_sha})
 
 
+def check_draws(draws) -> int:
+    """``draws`` if it is a positive integer, else InputError."""
+    from ..errors import InputError
+
+    if isinstance(draws, bool) or not isinstance(draws, int) or draws <= 0:
+        raise InputError(f"draws must be a positive integer, got {draws!r}")
+    return draws
+
+
 def recon_draws(result: AttackResult, draws: int, seed: int = 0) -> np.ndarray:
     """The reconstructions as (draws, R, ...) arrays.
 
@@ -156,11 +165,9 @@ def recon_draws(result: AttackResult, draws: int, seed: int = 0) -> np.ndarray:
     """
     import torch
 
-    from ..errors import InputError
     from .brainleaks_v2 import draw_samples
 
-    if isinstance(draws, bool) or not isinstance(draws, int) or draws <= 0:
-        raise InputError(f"draws must be a positive integer, got {draws!r}")
+    check_draws(draws)
     if result.probabilities is None:
         return result.samples[None]
     d = draw_samples(result.probabilities, draws, torch.Generator().manual_seed(int(seed)))

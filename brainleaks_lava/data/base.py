@@ -71,3 +71,12 @@ def block_average(images: np.ndarray, factor: int) -> np.ndarray:
     n, h, w = images.shape
     blocks = images.reshape(n, h // factor, factor, w // factor, factor).astype(np.float64)
     return blocks.mean(axis=(2, 4)).astype(np.float32)
+
+
+def grey_level_stats(images) -> dict:
+    """The grey-level statistics of a set of images (N, ...) in [0, 1]: the mean over images of each
+    image's mean (``mean``) and of each image's standard deviation (``std``), as plain floats."""
+    flat = np.asarray(images, dtype=np.float64).reshape(len(images), -1)
+    if flat.size == 0:
+        raise InputError("grey-level statistics of an empty image set")
+    return {"mean": float(flat.mean(1).mean()), "std": float(flat.std(1).mean())}

@@ -54,6 +54,7 @@ import torch
 
 from .. import __version__
 from ..data import is_event_dataset, load_dataset
+from ..data.base import grey_level_stats
 from ..data.encoding import as_real_tensor, dataset_inputs, input_encoding
 from ..errors import InputError, ModelFileError
 from ..fileio import sha256_file
@@ -423,6 +424,13 @@ class Evaluator:
     def num_features(self) -> int:
         return int(self.model.num_inputs)
 
+    @property
+    def image_stats(self) -> tuple[float, float] | None:
+        """(mean, std) grey level of the training images (mean over images of each image's mean and standard
+        deviation), recorded by :func:`train_evaluator`; None for event data and for files written before."""
+        stats = self.metadata.get("image_stats")
+        return None if stats is None else (float(stats["mean"]), float(stats["std"]))
+
     def _prepare(self, x, name: str) -> torch.Tensor:
         t = _as_float_tensor(x, name)
         f = self.num_features
@@ -546,6 +554,8 @@ def train_evaluator(kind: str, dataset: str, data_root, out, config: TrainConfig
                      "train_images": int(len(tr.labels))},
         "validation_accuracy": acc,
         "validation_images": int(len(va.labels)),
+        # grey level of the images it learnt from: what `contrast = "standardise"` scales reconstructions to
+        "image_stats": None if events else grey_level_stats(tr.images),
         "validation_encoding_seed": config.seed + 1 if kind == "snn" else None,
         "seed": config.seed,
         "brainleaks_version": __version__,
@@ -555,6 +565,18 @@ def train_evaluator(kind: str, dataset: str, data_root, out, config: TrainConfig
     log.info("%s evaluator: validation accuracy %.4f on %d images (%.0f s training); saved to %s",
              kind, acc, len(va.labels), seconds, out)
     return meta
+
+
+def check_image_stats(stats) -> None:
+    """Metadata ``image_stats``: None or {"mean": m, "std": s} with 0 <= m <= 1 and 0 < s <= 1 (ValueError)."""
+    if stats is None:
+        return
+    if not isinstance(stats, dict) or set(stats) != {"mean", "std"}:
+        raise ValueError(f"image_stats must be {{'mean': m, 'std': s}}, got {stats!r}")
+    m, sd = stats["mean"], stats["std"]
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in (m, sd)) \
+            or not (0.0 <= m <= 1.0 and 0.0 < sd <= 1.0):
+        raise ValueError(f"image_stats needs 0 <= mean <= 1 and 0 < std <= 1, got mean {m!r}, std {sd!r}")
 
 
 def load_evaluator(path) -> Evaluator:
@@ -578,6 +600,7 @@ def load_evaluator(path) -> Evaluator:
         steps = int(meta.get("steps", 25 if kind == "snn" else 0))
         if kind == "snn" and steps <= 0:
             raise ValueError(f"steps must be positive, got {steps}")
+        check_image_stats(meta.get("image_stats"))
     except (KeyError, TypeError, ValueError) as e:  # InputError is a ValueError
         raise ModelFileError(f"{path}: invalid evaluator metadata ({type(e).__name__}: {e})") from None
     load_state(model, arrays, path)

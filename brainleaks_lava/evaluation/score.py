@@ -9,6 +9,16 @@
 - BL-v2 results carry Bernoulli probabilities: ``draws`` independent spike-train draws are scored and
   the metrics reported as mean and population std over draws (the paper's ± columns). Deterministic
   reconstructions are scored once.
+
+``contrast`` (default none: all of the above) scores what a reconstruction shows rather than how bright it is.
+Each reconstruction becomes one image: the time average of its spike trains (BL-v2: of its Bernoulli
+probabilities, the expected image of its draws), MI-FACE's image, a graded drive's range-normalised average.
+That image is standardised to a grey-level mean and standard deviation (per image: subtract its mean, divide by
+its std, scale and shift, clip to [0, 1]; a constant image becomes uniform at the mean), which for
+``"standardise"`` are those of the evaluator's own training images (recorded in its file). An ANN evaluator
+scores the image; a spiking one ``draws`` seeded rate codings of it. Standardisation is affine invariant, so the
+min-max scaling applied to MI-FACE images changes nothing under it. Static images only: event data keeps
+its time structure and cannot be scored this way.
 """
 from __future__ import annotations
 
@@ -18,7 +28,7 @@ import numpy as np
 import torch
 
 from ..attacks.base import AttackResult, minmax_rows
-from ..attacks.recon_file import recon_draws
+from ..attacks.recon_file import check_draws, recon_draws
 from ..data.encoding import rate_encode
 from ..errors import InputError
 from .metrics import AttackMetrics, attack_metrics, per_class_table, summarize_draws
@@ -37,7 +47,7 @@ class Evaluation:
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return {"label": self.label, "summary": self.summary,
+        return {"label": self.label, "summary": self.summary, **self.extra,
                 "per_draw": [m.__dict__ for m in self.per_draw], "per_class": self.per_class}
 
 
@@ -56,25 +66,91 @@ def evaluator_input(samples: np.ndarray, evaluator, input_kind: str, generator: 
     return torch.as_tensor(samples, dtype=torch.float32)
 
 
-def evaluate_result(result: AttackResult, evaluator, draws: int = 20, seed: int = 0) -> Evaluation:
-    """The four metrics of ``result`` under ``evaluator`` (mean ± std over ``draws`` for BL-v2)."""
+CONTRAST_NAMES = ("none", "standardise")
+
+
+def resolve_contrast(contrast, evaluator) -> tuple[float, float] | None:
+    """``contrast`` -> the (mean, std) reconstructions are standardised to, or None (scored as they are).
+
+    Accepted: None or ``"none"``; ``"standardise"`` (or ``"standardize"``): the grey level of the evaluator's
+    training images; a pair ``(mean, std)`` with 0 <= mean <= 1 and 0 < std <= 1.
+    """
+    if contrast is None or contrast == "none":
+        return None
+    if contrast in ("standardise", "standardize"):
+        stats = evaluator.image_stats
+        if stats is None:
+            where = f"{evaluator.path}: " if evaluator.path else ""
+            raise InputError(f"{where}the evaluator records no grey-level statistics of its training images "
+                             "(trained before they were recorded, or on event data); retrain it, or give the "
+                             "mean and std to standardise to explicitly")
+        return stats
+    if isinstance(contrast, str):
+        raise InputError(f"contrast must be one of {', '.join(CONTRAST_NAMES)} or a (mean, std) pair, got {contrast!r}")
+    try:
+        m, sd = (float(v) for v in contrast)
+    except (TypeError, ValueError):
+        raise InputError(f"contrast must be one of {', '.join(CONTRAST_NAMES)} or a (mean, std) pair, "
+                         f"got {contrast!r}") from None
+    if not (np.isfinite(m) and np.isfinite(sd) and 0.0 <= m <= 1.0 and 0.0 < sd <= 1.0):
+        raise InputError(f"contrast (mean, std) needs 0 <= mean <= 1 and 0 < std <= 1, got ({m:g}, {sd:g})")
+    return m, sd
+
+
+def standardise_rows(images: np.ndarray, mean: float, std: float) -> np.ndarray:
+    """Each row (one image, flattened) shifted and scaled to grey-level ``mean`` and ``std``, clipped to [0, 1];
+    a constant row becomes ``mean`` everywhere."""
+    flat = np.asarray(images, dtype=np.float64).reshape(len(images), -1)
+    mu, sd = flat.mean(1, keepdims=True), flat.std(1, keepdims=True)
+    z = np.where(sd > 0, (flat - mu) / np.where(sd > 0, sd, 1.0), 0.0)
+    return np.clip(z * std + mean, 0.0, 1.0).astype(np.float32)
+
+
+def reconstruction_images(result: AttackResult) -> np.ndarray:
+    """One image (R, features) per reconstruction: see the module notes on ``contrast``."""
+    v = result.view()
+    return v.mean(-1, dtype=np.float64) if v.ndim == 3 else v.reshape(len(v), -1).astype(np.float64)
+
+
+def contrast_images(result: AttackResult, mean: float, std: float) -> np.ndarray:
+    """The images an evaluator scores under contrast standardisation to (``mean``, ``std``)."""
+    return standardise_rows(reconstruction_images(result), mean, std)
+
+
+def evaluate_result(result: AttackResult, evaluator, draws: int = 20, seed: int = 0, contrast=None) -> Evaluation:
+    """The four metrics of ``result`` under ``evaluator`` (mean ± std over ``draws`` for BL-v2); ``contrast``:
+    see :func:`resolve_contrast` and the module notes."""
     if result.targets.max() >= evaluator.num_classes:
         raise InputError(f"reconstructions target class {int(result.targets.max())} but the evaluator has "
                          f"{evaluator.num_classes} classes")
+    stats = resolve_contrast(contrast, evaluator)
     gen = torch.Generator().manual_seed(int(seed))
-    d = recon_draws(result, draws, seed)
+    if stats is None:
+        d = recon_draws(result, draws, seed)
+        n_draws = len(d)
+    else:
+        if evaluator.metadata.get("encoding", {}).get("kind") == "frames":
+            raise InputError("contrast standardisation applies to image data; this evaluator scores event frames")
+        shown = contrast_images(result, *stats)
+        n_draws = check_draws(draws) if result.probabilities is not None else 1
     posts = []
-    for k in range(len(d)):
-        x = evaluator_input(d[k], evaluator, result.input_kind, gen, result.drive_range)
+    for k in range(n_draws):
+        if stats is None:
+            x = evaluator_input(d[k], evaluator, result.input_kind, gen, result.drive_range)
+        elif evaluator.kind == "snn":
+            x = rate_encode(shown, steps=evaluator.steps or 25, generator=gen)
+        else:
+            x = torch.as_tensor(shown)
         posts.append(evaluator.posterior(x).numpy().astype(np.float64))
     posts = np.stack(posts)
     posts /= posts.sum(-1, keepdims=True)  # float64 renormalisation against float32 rounding
     per_draw = [attack_metrics(p, result.targets, evaluator.num_classes) for p in posts]
     mean_post = posts.mean(0)
     label = f"{METHOD_LABELS.get(result.attack, result.attack)} ({result.mode})"
+    extra = {"contrast": None if stats is None else {"mean": stats[0], "std": stats[1]}}
     return Evaluation(summary=summarize_draws(per_draw), per_draw=per_draw,
                       per_class=per_class_table(mean_post, result.targets), posteriors=posts,
-                      targets=result.targets, label=label)
+                      targets=result.targets, label=label, extra=extra)
 
 
 def format_per_class(ev: Evaluation, classes: tuple[str, ...] | None = None) -> str:

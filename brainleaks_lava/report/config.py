@@ -70,6 +70,7 @@ class ExperimentConfig:
     paper: dict
     time_bins: int | None = None  # event data: frames per sample (None: the framing preset's)
     limit: int | None = None  # event data: at most this many samples per split
+    contrast: str | tuple[float, float] = "none"  # [evaluation] contrast: none, standardise or (mean, std)
 
     def data_options(self) -> dict:
         """Keyword arguments of :func:`brainleaks_lava.data.load_dataset` for this experiment."""
@@ -262,7 +263,10 @@ def parse_config(raw: dict[str, Any], path: Path) -> ExperimentConfig:
         attacks.append(AttackCfg(a["name"], a["method"], a.get("mode", "paper"), a["target"], a.get("evaluator", ""),
                                  dict(a.get("params", {})), tuple(classes) if classes else None))
     ev = raw.get("evaluation", {})
-    _check_keys(ev, {"draws": int}, "evaluation")
+    _check_keys(ev, {"draws": int, "contrast": (str, list)}, "evaluation")
+    contrast = _contrast(ev.get("contrast", "none"))
+    if contrast != "none" and ds["name"] in EVENT_NAMES:
+        raise ConfigError(f"'evaluation.contrast' applies to image datasets, not to {ds['name']} event frames")
     rp = raw.get("replay", {})
     _check_keys(rp, {"enabled": bool, "draws": int}, "replay")
     paper = raw.get("paper", {})
@@ -283,4 +287,17 @@ def parse_config(raw: dict[str, Any], path: Path) -> ExperimentConfig:
         dataset=ds["name"], data_root=root, downsample=ds.get("downsample"), targets=targets,
         evaluators=evaluators, attacks=tuple(attacks), draws=ev.get("draws", 20),
         replay=rp.get("enabled", True), replay_draws=rp.get("draws", 20), paper=paper,
-        time_bins=ds.get("time_bins"), limit=ds.get("limit"))
+        time_bins=ds.get("time_bins"), limit=ds.get("limit"), contrast=contrast)
+
+
+def _contrast(value) -> str | tuple[float, float]:
+    """[evaluation] contrast: "none", "standardise" ("standardize") or [mean, std] (0 <= mean <= 1, 0 < std <= 1)."""
+    if isinstance(value, str):
+        if value not in ("none", "standardise", "standardize"):
+            raise ConfigError(f"'evaluation.contrast' must be \"none\", \"standardise\" or [mean, std], got {value!r}")
+        return "standardise" if value == "standardize" else value
+    ok = len(value) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                                 for v in value)
+    if not ok or not (0.0 <= value[0] <= 1.0 and 0.0 < value[1] <= 1.0):
+        raise ConfigError(f"'evaluation.contrast' as [mean, std] needs 0 <= mean <= 1 and 0 < std <= 1, got {value!r}")
+    return float(value[0]), float(value[1])

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..fileio import atomic_path, write_json_atomic
 from ..evaluation.metrics import METRIC_NAMES, format_paper_table
-from ..evaluation.score import METHOD_LABELS
+from ..evaluation.score import METHOD_LABELS, contrast_images
 from .figures import class_examples, frames_gif, recon_grid
 
 
@@ -32,6 +32,11 @@ def write_report(cfg, out: Path, target_files: dict, eval_files: dict, recon_fil
     evaluators = {n: load_evaluator(p) for n, p in eval_files.items()}
     lines = [f"# {cfg.name}", "", f"Config `{cfg.path.name}`, dataset {cfg.dataset}, seed {cfg.seed}, "
              f"{cfg.draws} draws per Bernoulli reconstruction.", ""]
+    if cfg.contrast != "none":
+        lines += ["Evaluators score each reconstruction's image standardised to a grey-level mean and standard "
+                  "deviation (`[evaluation] contrast = " + (f'"{cfg.contrast}"' if isinstance(cfg.contrast, str)
+                                                            else str(list(cfg.contrast))) + "`; values below per "
+                  "attack), not its raw brightness: see README, \"Scoring what a reconstruction shows\".", ""]
 
     # Tables 1/2: accuracies
     lines += ["## Target and evaluator accuracy (paper Tables 1 and 2)", "",
@@ -52,7 +57,8 @@ def write_report(cfg, out: Path, target_files: dict, eval_files: dict, recon_fil
         label = f"{a.name}: {METHOD_LABELS[a.method]}, {a.mode} mode"
         columns[label] = evaluations[a.name]["summary"]
         metrics[a.name] = {"method": a.method, "mode": a.mode, "target": a.target,
-                           "evaluation": evaluations[a.name]["summary"]}
+                           "evaluation": evaluations[a.name]["summary"],
+                           "contrast": evaluations[a.name].get("contrast")}
         pk = METHOD_LABELS[a.method]
         if pk in cfg.paper:
             paper_cols[f"{pk} (published)"] = {m: cfg.paper[pk][m] / 100 for m in METRIC_NAMES if m in cfg.paper[pk]}
@@ -100,7 +106,8 @@ def write_report(cfg, out: Path, target_files: dict, eval_files: dict, recon_fil
         conf = None
         if a.name in evaluations:
             conf = [row["target_confidence"] for row in evaluations[a.name]["per_class"]]
-        view = rec.view()
+        shown = (evaluations.get(a.name) or {}).get("contrast")
+        view = contrast_images(rec, shown["mean"], shown["std"]) if shown else rec.view()
         recon_grid(out / f"{a.name}.png", view, rec.targets, img_shape,
                    f"{a.name}: {METHOD_LABELS[a.method]} ({a.mode}) on {Path(t.path).name}",
                    confidences=conf, real_examples=real)
@@ -115,7 +122,9 @@ def write_report(cfg, out: Path, target_files: dict, eval_files: dict, recon_fil
                   "further pairs of rows). Lower row: the reconstruction, its target "
                   "class and the evaluator's mean confidence over draws. Spike trains are shown rate-decoded "
                   "(time average); for BL-v2 the time average of the Bernoulli probabilities, i.e. the "
-                  "expected rate of its draws; MI-FACE images min-max scaled, as the evaluator scores them.", "",
+                  "expected rate of its draws; MI-FACE images min-max scaled, as the evaluator scores them."
+                  + (f" Here as the evaluator scores them: each image standardised to grey mean {shown['mean']:.3f} "
+                     f"and std {shown['std']:.3f} (`brainleaks plot` shows them unscaled)." if shown else ""), "",
                   f"Target confidence per class: {', '.join(f'{c:.3f}' for c in rec.confidence)}; "
                   f"{rec.seconds:.1f} s.", ""]
         metrics.setdefault(a.name, {})["target_confidence"] = rec.confidence.tolist()

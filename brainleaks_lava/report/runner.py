@@ -334,11 +334,12 @@ def run_experiment(config: str | Path, out: str | Path | None = None, force: boo
         def do_eval(a=a, dest=dest, efile=efile):
             rec, evaluator = load_recon(recon_files[a.name]), load_evaluator(efile)
             check_recon_for_evaluator(rec, recon_files[a.name], evaluator, efile, cfg.draws)
-            ev = evaluate_result(rec, evaluator, draws=cfg.draws, seed=cfg.seed)
+            ev = evaluate_result(rec, evaluator, draws=cfg.draws, seed=cfg.seed, contrast=cfg.contrast)
             write_json_atomic(dest, {"evaluator": str(efile), **ev.to_dict()})
             return {"accuracy": ev.summary["accuracy"]["mean"]}
 
-        run.stage(f"evaluate/{a.name}", {"draws": cfg.draws, "seed": cfg.seed}, [recon_files[a.name], efile], [dest], do_eval)
+        key = {"draws": cfg.draws, "seed": cfg.seed, **({"contrast": cfg.contrast} if cfg.contrast != "none" else {})}
+        run.stage(f"evaluate/{a.name}", key, [recon_files[a.name], efile], [dest], do_eval)
         evaluations[a.name] = json.loads(dest.read_text())
     maybe_fail("evaluate")
 
