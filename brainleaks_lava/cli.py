@@ -444,15 +444,16 @@ def _run_replay(args) -> int:
 
 def _contrast(text: str):
     """--contrast: none, standardise (standardize) or MEAN,STD (checked by resolve_contrast)."""
+    from .errors import InputError
+    from .evaluation.score import contrast_pair
+
     if text in ("none", "standardise", "standardize"):
         return text
     try:
-        m, sd = (float(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be none, standardise or MEAN,STD, got {text!r}") from None
-    if not (math.isfinite(m) and math.isfinite(sd) and 0.0 <= m <= 1.0 and 0.0 < sd <= 1.0):
-        raise argparse.ArgumentTypeError(f"MEAN,STD needs 0 <= MEAN <= 1 and 0 < STD <= 1, got {text!r}")
-    return m, sd
+        return contrast_pair(text.split(","))
+    except InputError:
+        raise argparse.ArgumentTypeError(f"must be none, standardise or MEAN,STD with 0 <= MEAN <= 1 and "
+                                         f"0 < STD <= 1, got {text!r}") from None
 
 
 def _add_evaluate(p: argparse.ArgumentParser) -> None:

@@ -85,15 +85,21 @@ def resolve_contrast(contrast, evaluator) -> tuple[float, float] | None:
                              "(trained before they were recorded, or on event data); retrain it, or give the "
                              "mean and std to standardise to explicitly")
         return stats
-    if isinstance(contrast, str):
-        raise InputError(f"contrast must be one of {', '.join(CONTRAST_NAMES)} or a (mean, std) pair, got {contrast!r}")
+    return contrast_pair(contrast)
+
+
+def contrast_pair(value) -> tuple[float, float]:
+    """``value`` as a (mean, std) grey level with 0 <= mean <= 1 and 0 < std <= 1, else InputError."""
+    msg = f"contrast must be one of {', '.join(CONTRAST_NAMES)} or a (mean, std) pair, got {value!r}"
+    if isinstance(value, (str, bytes)):
+        raise InputError(msg)
     try:
-        m, sd = (float(v) for v in contrast)
+        m, sd = (float(v) for v in value)
     except (TypeError, ValueError):
-        raise InputError(f"contrast must be one of {', '.join(CONTRAST_NAMES)} or a (mean, std) pair, "
-                         f"got {contrast!r}") from None
-    if not (np.isfinite(m) and np.isfinite(sd) and 0.0 <= m <= 1.0 and 0.0 < sd <= 1.0):
-        raise InputError(f"contrast (mean, std) needs 0 <= mean <= 1 and 0 < std <= 1, got ({m:g}, {sd:g})")
+        raise InputError(msg) from None
+    if any(isinstance(v, bool) for v in value) or not (np.isfinite(m) and np.isfinite(sd) and 0.0 <= m <= 1.0
+                                                       and 0.0 < sd <= 1.0):
+        raise InputError(f"contrast (mean, std) needs 0 <= mean <= 1 and 0 < std <= 1, got {tuple(value)!r}")
     return m, sd
 
 

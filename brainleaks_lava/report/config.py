@@ -296,8 +296,11 @@ def _contrast(value) -> str | tuple[float, float]:
         if value not in ("none", "standardise", "standardize"):
             raise ConfigError(f"'evaluation.contrast' must be \"none\", \"standardise\" or [mean, std], got {value!r}")
         return "standardise" if value == "standardize" else value
-    ok = len(value) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-                                 for v in value)
-    if not ok or not (0.0 <= value[0] <= 1.0 and 0.0 < value[1] <= 1.0):
-        raise ConfigError(f"'evaluation.contrast' as [mean, std] needs 0 <= mean <= 1 and 0 < std <= 1, got {value!r}")
-    return float(value[0]), float(value[1])
+    from ..evaluation.score import contrast_pair
+
+    if not all(isinstance(v, (int, float)) for v in value):  # TOML strings would parse as numbers
+        raise ConfigError(f"'evaluation.contrast' as [mean, std] takes two numbers, got {value!r}")
+    try:
+        return contrast_pair(value)
+    except InputError as e:
+        raise ConfigError(f"'evaluation.contrast': {e}") from None

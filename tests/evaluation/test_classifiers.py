@@ -202,7 +202,11 @@ def test_save_load_round_trip_gives_identical_posteriors(kind, tmp_path, monkeyp
     assert meta["kind"] == kind and meta["input_shape"] == [28, 28] and meta["classes"] == list("0123456789")
     assert meta["validation_images"] == 20 and 0.0 <= meta["validation_accuracy"] <= 1.0
     assert meta["steps"] == (4 if kind == "snn" else 0)
+    # the grey level of the 60 training images, recorded for contrast standardisation
+    tr = small("mnist", None, "train").images.reshape(60, -1).astype(np.float64)
+    assert meta["image_stats"] == pytest.approx({"mean": tr.mean(1).mean(), "std": tr.std(1).mean()}, rel=1e-12)
     ev = load_evaluator(out)
+    assert ev.image_stats == pytest.approx((meta["image_stats"]["mean"], meta["image_stats"]["std"]))
     assert ev.kind == kind and ev.input_shape == (28, 28) and ev.num_classes == 10 and ev.path == out
     assert len(ev.sha256) == 64 and ev.metadata["validation_accuracy"] == meta["validation_accuracy"]
     assert ev.metadata["training"]["history"]["loss"]
@@ -391,6 +395,13 @@ def test_wrong_format_or_metadata_raises_model_file_error(tmp_path):
     mismatch = save_torch_h5(m, tmp_path / "mismatch.h5", EVALUATOR_FORMAT, {"kind": "ann", "architecture": cfg})
     with pytest.raises(ModelFileError, match="shape"):
         load_evaluator(mismatch)
+    # malformed grey-level statistics
+    for i, stats in enumerate([{"mean": 0.4}, {"mean": 1.5, "std": 0.2}, {"mean": 0.4, "std": 0.0},
+                               {"mean": 0.4, "std": float("nan")}, {"mean": "0.4", "std": 0.2}, [0.4, 0.2]]):
+        bad = save_torch_h5(m, tmp_path / f"stats{i}.h5", EVALUATOR_FORMAT,
+                            {"kind": "ann", "architecture": m.config(), "image_stats": stats})
+        with pytest.raises(ModelFileError, match="image_stats"):
+            load_evaluator(bad)
     # NaN weights
     nan = tmp_path / "nan.h5"
     save_torch_h5(m, nan, EVALUATOR_FORMAT, {"kind": "ann", "architecture": m.config()})

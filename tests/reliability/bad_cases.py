@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import re
 import subprocess
@@ -364,6 +365,23 @@ def empty_dataset_dir(ws):
     return ["train", "--dataset", "att-faces", "--arch", "ann", "--data-root", "empty_dir", "--out", "m.h5"], ["empty_dir"]
 
 
+def contrast_bad_value(ws):
+    return ["evaluate", "--recon", ws.recon, "--evaluator", ws.evaluator, "--contrast", "0.5,2"], ["--contrast"]
+
+
+def contrast_without_image_stats(ws):
+    return (["evaluate", "--recon", ws.recon, "--evaluator", ws.evaluator, "--contrast", "standardise"],
+            [ws.evaluator, "grey-level statistics"])
+
+
+def evaluator_bad_image_stats(ws):
+    def edit(f):
+        meta = json.loads(f.attrs["metadata"])
+        f.attrs["metadata"] = json.dumps({**meta, "image_stats": {"mean": 3.0, "std": 0.1}})
+    name = _edit_h5(ws, ws.evaluator, "eval_stats.h5", edit)
+    return ["evaluate", "--recon", ws.recon, "--evaluator", name, "--contrast", "standardise"], [name, "image_stats"]
+
+
 def zero_draws(ws):
     return ["replay", "--model", ws.net, "--recon", ws.recon, "--draws", "0"], ["--draws"]
 
@@ -655,7 +673,7 @@ CASES = [Case(f.__name__, f) for f in (
     config_unknown_attack_param, config_name_escapes_run_dir, config_attack_name_with_slash,
     config_missing_model, config_not_toml, missing_dataset_dir, empty_dataset_dir, zero_draws, negative_draws,
     zero_iterations, negative_hidden, unknown_method, nan_learning_rate, class_out_of_range,
-    option_for_other_method,
+    option_for_other_method, contrast_bad_value, contrast_without_image_stats, evaluator_bad_image_stats,
 )] + ROUND2
 CASE_BY_NAME = {c.name: c for c in CASES}
 

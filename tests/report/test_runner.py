@@ -83,12 +83,30 @@ def test_interrupted_run_resumes_without_redoing_train_or_attack(tmp_path):
     last = json.loads((out / "last_run.json").read_text())
     assert "train/snn" in last["skipped"] and "attack/bl2" in last["ran"] and "report" in last["ran"]
 
+    # scoring with contrast standardisation reruns the evaluation and the report only, and says so
+    write(tmp_path, TINY.replace("iterations = 2", "iterations = 3").replace("draws = 2\n\n[replay]",
+                                                                            "draws = 2\ncontrast = \"standardise\"\n\n[replay]"))
+    report = run_experiment(cfg, out)
+    last = json.loads((out / "last_run.json").read_text())
+    assert set(last["ran"]) == {"evaluate/bl2", "report"}
+    stats = json.loads((out / "evaluation" / "bl2.json").read_text())["contrast"]
+    from brainleaks_lava.evaluation.classifiers import load_evaluator
+    m, sd = load_evaluator(out / "models" / "eval_ann.h5").image_stats
+    assert stats == {"mean": m, "std": sd} and 0.05 < m < 0.3
+    assert "standardised to a grey-level mean" in report.read_text()
+    assert json.loads((out / "metrics.json").read_text())["attacks"]["bl2"]["contrast"] == stats
+
 
 @pytest.mark.parametrize("mutation,key", [
     (("[dataset]\nname = \"mnist\"", "[dataset]\nname = \"mnist\"\nroots = \"x\""), "dataset.roots"),
     (("seed = 3", "seed = \"three\""), "experiment.seed"),
     (("draws = 2\n\n[replay]", "draws = 2.5\n\n[replay]"), "evaluation.draws"),
     (("enabled = true", "enabled = 1"), "replay.enabled"),
+    (("draws = 2\n\n[replay]", "draws = 2\ncontrast = \"bright\"\n\n[replay]"), "evaluation.contrast"),
+    (("draws = 2\n\n[replay]", "draws = 2\ncontrast = [0.4]\n\n[replay]"), "evaluation.contrast"),
+    (("draws = 2\n\n[replay]", "draws = 2\ncontrast = [0.4, 0.0]\n\n[replay]"), "evaluation.contrast"),
+    (("draws = 2\n\n[replay]", "draws = 2\ncontrast = [\"a\", 0.2]\n\n[replay]"), "evaluation.contrast"),
+    (("draws = 2\n\n[replay]", "draws = 2\ncontrast = 0.4\n\n[replay]"), "evaluation.contrast"),
     (("params = { iterations = 2, population = 3 }", "params = 5"), "attacks[0].params"),
     (("method = \"bl2\"", "method = \"bl9\""), "attacks[0].method"),
     (("target = \"snn\"\nevaluator", "target = \"cnn\"\nevaluator"), "attacks[0].target"),
@@ -106,6 +124,16 @@ def test_bad_config_names_the_key(tmp_path, mutation, key):
     cfg = write(tmp_path, TINY.replace(old, new, 1))
     with pytest.raises(ConfigError, match=key.replace("[", r"\[").replace("]", r"\]")):
         load_config(cfg)
+
+
+def test_contrast_setting_forms(tmp_path):
+    with_contrast = lambda v: TINY.replace("draws = 2\n\n[replay]", f"draws = 2\ncontrast = {v}\n\n[replay]")
+    assert load_config(write(tmp_path, TINY)).contrast == "none"
+    assert load_config(write(tmp_path, with_contrast('"standardize"'))).contrast == "standardise"
+    assert load_config(write(tmp_path, with_contrast("[0.5, 0.25]"))).contrast == (0.5, 0.25)
+    events = with_contrast('"standardise"').replace('name = "mnist"', 'name = "nmnist"\nroot = "."')
+    with pytest.raises(ConfigError, match="evaluation.contrast.*nmnist"):
+        load_config(write(tmp_path, events))
 
 
 def test_train_settings_threshold_and_weight_decay_accepted(tmp_path):
