@@ -141,15 +141,16 @@ def verdict(cls_name: str, row: dict, attack: str) -> str:
 def run_audit(model_path, evaluator_path, out, *, options: dict | None = None, card=None, data_root=None,
               dataset: str | None = None, budget: float = 600.0, draws: int = 20, seed: int = 0,
               replay_draws: int = 2, replay: bool = True, classes=None, portfolio=None,
-              progress: bool = True, force: bool = False) -> AuditReport:
+              progress: bool = True, force: bool = False, contrast=None) -> AuditReport:
     """Audit ``model_path`` (see the module docstring) and write the report into the directory ``out``
     (``report.md``, ``audit.json``, ``best.png``, ``recon/<attack>.h5``). ``out`` must not exist or be
-    empty unless ``force``; it is written complete or not at all."""
+    empty unless ``force``; it is written complete or not at all. ``contrast``: how the evaluator sees the
+    reconstructions (``evaluation.score.resolve_contrast``; default: as they are)."""
     from .attacks import adapter_for, make_attack
     from .attacks.recon_file import save_recon
     from .evaluation.classifiers import load_evaluator
     from .evaluation.metrics import summarize_draws, attack_metrics, per_class_table
-    from .evaluation.score import evaluate_result
+    from .evaluation.score import evaluate_result, resolve_contrast
     from .models.files import load_target
     from .safety import check_recon_for_evaluator
 
@@ -167,6 +168,7 @@ def run_audit(model_path, evaluator_path, out, *, options: dict | None = None, c
     n_cls = adapter.num_classes
     if n_cls != ev.num_classes:
         raise InputError(f"{model_path} has {n_cls} classes but the evaluator {evaluator_path} has {ev.num_classes}")
+    stats = resolve_contrast(contrast, ev)  # before any attack runs: a bad setting fails at once
     classes = list(range(n_cls)) if classes is None else list(classes)
     names = getattr(getattr(target, "model", None), "deployment", None)
     class_names = list(names.classes) if names is not None and names.classes else list(ev.classes)
@@ -193,7 +195,7 @@ def run_audit(model_path, evaluator_path, out, *, options: dict | None = None, c
             path = save_recon(res, work / "recon" / f"{entry.name}.h5", model_path=str(model_path),
                               model_sha256=target.sha256)
             check_recon_for_evaluator(res, path, ev, evaluator_path, draws)
-            e = evaluate_result(res, ev, draws=draws, seed=seed)
+            e = evaluate_result(res, ev, draws=draws, seed=seed, contrast=stats)
             settings = ", ".join([f"{k} {v}" for k, v in entry.params.items()]
                                  + ([f"seed +{entry.seed_offset}"] if entry.seed_offset else []))
             rows.append({"name": entry.name, "label": e.label + (f" [{settings}]" if settings else ""),
@@ -220,8 +222,12 @@ def run_audit(model_path, evaluator_path, out, *, options: dict | None = None, c
                          "attack": rows[a]["name"], "evaluator_confidence": row["target_confidence"],
                          "top_classes": row["top_classes"], "top_probs": row["top_probs"],
                          "twin_confidence": float(results[a].confidence[i])})
-        views = _views(results, winners, target)
+        views = _views(results, winners, target, stats)
         notes, nearest = [], None
+        if stats is not None:
+            notes.append(f"the evaluator scored each reconstruction's image standardised to grey mean {stats[0]:.3f} "
+                         f"and std {stats[1]:.3f} (README, 'Scoring what a reconstruction shows'); the figure "
+                         "shows them so")
         if data_root is not None and views is not None:
             nearest = _nearest(best, views, target, data_root, dataset, notes)
         rep = None
@@ -253,14 +259,19 @@ def _image_shape(target) -> tuple[int, ...] | None:
     return image_shape(tuple(dep.input_shape) if dep is not None and dep.input_shape else (n,))
 
 
-def _views(results, winners, target) -> np.ndarray | None:
-    """The winners as images (R, H, W) in [0, 1] (rate-decoded spikes, normalised drives, MI-FACE images)."""
+def _views(results, winners, target, stats=None) -> np.ndarray | None:
+    """The winners as images (R, H, W) in [0, 1] (rate-decoded spikes, normalised drives, MI-FACE images;
+    with contrast ``stats`` (mean, std) the standardised images the evaluator scored)."""
+    from .evaluation.score import contrast_images
     from .report.figures import decode_for_view
 
     shape = _image_shape(target)
     if shape is None:
         return None
-    rows = [results[a].view()[i] for i, a in enumerate(winners)]
+    if stats is not None:
+        rows = [contrast_images(results[a], *stats)[i] for i, a in enumerate(winners)]
+    else:
+        rows = [results[a].view()[i] for i, a in enumerate(winners)]
     return decode_for_view(np.stack(rows), shape)
 
 

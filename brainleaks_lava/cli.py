@@ -456,15 +456,19 @@ def _contrast(text: str):
                                          f"0 < STD <= 1, got {text!r}") from None
 
 
+def _add_contrast(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--contrast", type=_contrast, default="none", metavar="none|standardise|MEAN,STD",
+                   help="score each reconstruction's image standardised to the grey level of the evaluator's "
+                        "training images (standardise) or to MEAN,STD, rather than as it is (none, default)")
+
+
 def _add_evaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recon", required=True, help="reconstruction file written by 'brainleaks attack'")
     p.add_argument("--evaluator", required=True, help="evaluation classifier (.h5)")
     p.add_argument("--draws", type=positive_int, default=20, help="Bernoulli draws per BL-v2 reconstruction")
     p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the draws")
     p.add_argument("--json", default=None, help="write the metrics as JSON")
-    p.add_argument("--contrast", type=_contrast, default="none", metavar="none|standardise|MEAN,STD",
-                   help="score each reconstruction's image standardised to the grey level of the evaluator's "
-                        "training images (standardise) or to MEAN,STD, rather than as it is (none, default)")
+    _add_contrast(p)
 
 
 def _run_evaluate(args) -> int:
@@ -565,6 +569,7 @@ def _add_audit(p: argparse.ArgumentParser) -> None:
     p.add_argument("--replay-draws", type=positive_int, default=2,
                    help="draws of each winning reconstruction replayed on Lava")
     p.add_argument("--no-replay", action="store_true", help="skip the Lava replay of the winners")
+    _add_contrast(p)
     p.add_argument("--classes", type=nonnegative_int, nargs="+", default=None, help="classes (default: all)")
     p.add_argument("--seed", type=nonnegative_int, default=0)
     p.add_argument("--threads", type=nonnegative_int, default=0, help="torch CPU threads (0: torch default)")
@@ -583,7 +588,7 @@ def _run_audit(args) -> int:
     run_audit(args.model, args.evaluator, out, options=_deployment_options(args), card=args.card,
               data_root=args.data_root, dataset=args.dataset, budget=args.budget, draws=args.draws,
               seed=args.seed, replay_draws=args.replay_draws, replay=not args.no_replay,
-              classes=args.classes, force=args.force)
+              classes=args.classes, force=args.force, contrast=args.contrast)
     print((out / "report.md").read_text())
     print(f"report: {out / 'report.md'}")
     return 0

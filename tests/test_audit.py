@@ -88,6 +88,27 @@ def test_audit_budget_skips_attacks(small_snn_path, tmp_path):
     assert [r["name"] for r in rep.attacks] == ["bl2"] and rep.skipped == ["blenc", "blenc-seed1"]
 
 
+def test_audit_with_contrast_scores_standardised_images(small_snn_path, tmp_path):
+    """With a contrast setting every attack is scored as `evaluate --contrast` scores it, and the report says
+    so; an evaluator without grey-level statistics is refused before any attack runs."""
+    from brainleaks_lava.attacks.recon_file import load_recon
+    from brainleaks_lava.evaluation.classifiers import load_evaluator
+    from brainleaks_lava.evaluation.score import evaluate_result
+
+    out = tmp_path / "audit"
+    rep = run_audit(small_snn_path, EVAL, out, classes=[0, 4], draws=2, replay=False, portfolio=SMALL[:2],
+                    progress=False, contrast=(0.2, 0.3))
+    ev = load_evaluator(EVAL)
+    for r in rep.attacks:
+        again = evaluate_result(load_recon(out / r["recon"]), ev, draws=2, seed=0, contrast=(0.2, 0.3))
+        assert r["summary"] == again.summary
+    assert "standardised to grey mean 0.200 and std 0.300" in (out / "report.md").read_text()
+    with pytest.raises(InputError, match="grey-level statistics"):
+        run_audit(small_snn_path, EVAL, tmp_path / "b", classes=[0], draws=1, replay=False, portfolio=SMALL[:1],
+                  progress=False, contrast="standardise")
+    assert not (tmp_path / "b").exists()
+
+
 def test_audit_cli_bad_input_exit_2(small_snn_path, tmp_path, capsys):
     assert main(["audit", str(small_snn_path), "--evaluator", str(tmp_path / "missing.h5"),
                  "--out", str(tmp_path / "x")]) == 2
