@@ -120,11 +120,13 @@ def write_report(cfg, out: Path, target_files: dict, eval_files: dict, recon_fil
         lines += [
                   "Upper row of each pair: a real training image of the class (more than 10 classes wrap into "
                   "further pairs of rows). Lower row: the reconstruction, its target "
-                  "class and the evaluator's mean confidence over draws. Spike trains are shown rate-decoded "
-                  "(time average); for BL-v2 the time average of the Bernoulli probabilities, i.e. the "
-                  "expected rate of its draws; MI-FACE images min-max scaled, as the evaluator scores them."
-                  + (f" Here as the evaluator scores them: each image standardised to grey mean {shown['mean']:.3f} "
-                     f"and std {shown['std']:.3f} (`brainleaks plot` shows them unscaled)." if shown else ""), "",
+                  "class and the evaluator's mean confidence over draws. "
+                  + (f"Each reconstruction as the evaluator scores it: its image (time average of the spike "
+                     f"trains; BL-v2: of the Bernoulli probabilities) standardised to grey mean {shown['mean']:.3f} "
+                     f"and std {shown['std']:.3f} (`brainleaks plot` shows it unscaled)." if shown else
+                     "Spike trains are shown rate-decoded (time average); for BL-v2 the time average of the "
+                     "Bernoulli probabilities, i.e. the expected rate of its draws; MI-FACE images min-max scaled, "
+                     "as the evaluator scores them."), "",
                   f"Target confidence per class: {', '.join(f'{c:.3f}' for c in rec.confidence)}; "
                   f"{rec.seconds:.1f} s.", ""]
         metrics.setdefault(a.name, {})["target_confidence"] = rec.confidence.tolist()
