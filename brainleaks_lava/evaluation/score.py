@@ -112,15 +112,12 @@ def standardise_rows(images: np.ndarray, mean: float, std: float) -> np.ndarray:
     return np.clip(z * std + mean, 0.0, 1.0).astype(np.float32)
 
 
-def reconstruction_images(result: AttackResult) -> np.ndarray:
-    """One image (R, features) per reconstruction: see the module notes on ``contrast``."""
-    v = result.view()
-    return v.mean(-1, dtype=np.float64) if v.ndim == 3 else v.reshape(len(v), -1).astype(np.float64)
-
-
 def contrast_images(result: AttackResult, mean: float, std: float) -> np.ndarray:
-    """The images an evaluator scores under contrast standardisation to (``mean``, ``std``)."""
-    return standardise_rows(reconstruction_images(result), mean, std)
+    """The images (R, features) an evaluator scores under contrast standardisation to (``mean``, ``std``): one
+    per reconstruction (see the module notes on ``contrast``), standardised."""
+    v = result.view()
+    images = v.mean(-1, dtype=np.float64) if v.ndim == 3 else v.reshape(len(v), -1)
+    return standardise_rows(images, mean, std)
 
 
 def evaluate_result(result: AttackResult, evaluator, draws: int = 20, seed: int = 0, contrast=None) -> Evaluation:

@@ -167,18 +167,24 @@ TRAIN_MAX = {"hidden": 100_000, "epochs": 100_000, "steps": MAX_TIME_STEPS, "bat
 EVAL_TRAIN_KEYS = {"epochs": int, "steps": int, "lr": float, "batch_size": int, "seed": int, "weight_decay": float}
 
 
-def load_config(path: str | Path) -> ExperimentConfig:
-    path = Path(path)
+def read_toml(path: Path, what: str, max_bytes: int) -> dict:
+    """The TOML table of the config file ``path`` (``what``: "config", "study config"); ConfigError naming
+    the file when it is missing, larger than ``max_bytes``, unreadable or not TOML."""
     if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
+        raise ConfigError(f"{what} file not found: {path}" if what == "config" else f"{what} not found: {path}")
     try:
-        if path.stat().st_size > 16 << 20:
-            raise ConfigError(f"{path}: a config of {path.stat().st_size} bytes; configs are a few kB")
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        if path.stat().st_size > max_bytes:
+            raise ConfigError(f"{path}: a config of {path.stat().st_size} bytes; {what}s are a few kB")
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: not valid TOML ({e})") from None
     except (OSError, RecursionError, ValueError) as e:  # unreadable; absurdly nested
         raise ConfigError(f"{path}: cannot read the config ({type(e).__name__}: {e})") from None
+
+
+def load_config(path: str | Path) -> ExperimentConfig:
+    path = Path(path)
+    raw = read_toml(path, "config", 16 << 20)
     try:
         return parse_config(raw, path)
     except ConfigError as e:

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..report.config import TRAIN_MAX, _check_attack_params, _check_keys, _check_name, _path, tomllib
+from ..report.config import TRAIN_MAX, _check_attack_params, _check_keys, _check_name, _path, read_toml
 
 # base training settings of a target ([target]) and the knobs a grid may vary ([grid], lists of the same types)
 TARGET_KEYS = {"hidden": int, "epochs": int, "steps": int, "lr": float, "batch_size": int, "threshold": float,
@@ -108,16 +108,7 @@ def resolve_attack(name: str, where: str) -> tuple[str, dict, int]:
 
 def load_study(path: str | Path) -> StudyConfig:
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"study config not found: {path}")
-    try:
-        if path.stat().st_size > 1 << 20:
-            raise ConfigError(f"{path}: a config of {path.stat().st_size} bytes; study configs are a few kB")
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: not valid TOML ({e})") from None
-    except (OSError, RecursionError, ValueError) as e:
-        raise ConfigError(f"{path}: cannot read the config ({type(e).__name__}: {e})") from None
+    raw = read_toml(path, "study config", 1 << 20)
     try:
         return parse_study(raw, path)
     except ConfigError as e:
