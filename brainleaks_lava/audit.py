@@ -15,6 +15,7 @@ each attack's own row is unselected.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import tempfile
 import time
@@ -143,26 +144,33 @@ def run_audit(model_path, evaluator_path, out, *, options: dict | None = None, c
               replay_draws: int = 2, replay: bool = True, classes=None, portfolio=None,
               progress: bool = True, force: bool = False, contrast=None) -> AuditReport:
     """Audit ``model_path`` (see the module docstring) and write the report into the directory ``out``
-    (``report.md``, ``audit.json``, ``best.png``, ``recon/<attack>.h5``). ``out`` must not exist or be
-    empty unless ``force``; it is written complete or not at all. ``contrast``: how the evaluator sees the
-    reconstructions (``evaluation.score.resolve_contrast``; default: as they are)."""
+    (``report.md``, ``audit.json``, ``best.png``, ``recon/<attack>.h5`` and the marker ``.brainleaks-audit``).
+    ``out`` must not exist or be empty unless ``force``, which replaces only a report an earlier audit wrote
+    (``safety.claim_output_dir``: checked before any work and again just before the replacement); it is written
+    complete or not at all. ``contrast``: how the evaluator sees the reconstructions
+    (``evaluation.score.resolve_contrast``; default: as they are)."""
     from .attacks import adapter_for, make_attack
     from .attacks.recon_file import save_recon
     from .evaluation.classifiers import load_evaluator
     from .evaluation.metrics import summarize_draws, attack_metrics, per_class_table
     from .evaluation.score import evaluate_result, resolve_contrast
     from .models.files import load_target
-    from .safety import check_recon_for_evaluator
+    from .safety import check_recon_for_evaluator, claim_output_dir, write_marker
 
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
-        raise InputError(f"{out} exists and is not empty: give another --out or --force to replace it")
+    inputs = [("model", model_path), ("--evaluator", evaluator_path), ("--data-root", data_root)]
+    inputs += [("--card", card)] if isinstance(card, (str, os.PathLike)) else []
+    claim_output_dir(out, "audit", inputs, force)
     if not (isinstance(budget, (int, float)) and budget > 0):
         raise InputError(f"budget must be a positive number of seconds, got {budget!r}")
     t_start = time.time()
     target = load_target(model_path, options=options, card=card)
     ev = load_evaluator(evaluator_path)
     spiking = target.arch == "snn"
+    if spiking and replay:  # before any attack: a file Lava cannot run as it is would fail only at the end
+        from .hardware.replay import check_replayable
+
+        check_replayable(target.net, " (give --no-replay to audit the twin alone)")
     portfolio = tuple(portfolio) if portfolio is not None else (SNN_PORTFOLIO if spiking else ANN_PORTFOLIO)
     adapter = adapter_for(target)
     n_cls = adapter.num_classes
@@ -175,6 +183,10 @@ def run_audit(model_path, evaluator_path, out, *, options: dict | None = None, c
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.audit-", dir=out.parent))
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        work.chmod(0o777 & ~umask)  # mkdtemp's 0700 is for the work in progress, not for the report
+        write_marker(work, "audit")
         (work / "recon").mkdir()
         rows, evaluations, results, skipped = [], [], [], []
         spent: list[float] = []  # seconds per attack, scoring included
@@ -239,13 +251,34 @@ def run_audit(model_path, evaluator_path, out, *, options: dict | None = None, c
                              best=best, worst_case=worst, replay=rep, seconds=round(time.time() - t_start, 1),
                              notes=notes)
         _write(work, report, target, ev, views, nearest, budget, draws)
-        if out.exists():
-            shutil.rmtree(out) if out.is_dir() else out.unlink()
-        work.rename(out)
+        _put_in_place(work, out, inputs, force)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
     return report
+
+
+def _put_in_place(work: Path, out: Path, inputs, force: bool) -> None:
+    """Rename the finished report ``work`` to ``out``. An earlier report there (checked again now: nothing but
+    what an audit writes) is moved aside first and removed only once the new one is in place."""
+    from .safety import claim_output_dir
+
+    if claim_output_dir(out, "audit", inputs, force) == "new":
+        work.rename(out)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+    try:
+        os.replace(out, old / "report")
+        try:
+            work.rename(out)
+        except BaseException:
+            os.replace(old / "report", out)
+            raise
+    finally:
+        if out.exists():
+            shutil.rmtree(old, ignore_errors=True)
+        else:  # neither report in place (the rename back failed too): keep the earlier one
+            log.error("audit: the earlier report is kept in %s", old / "report")
 
 
 def _image_shape(target) -> tuple[int, ...] | None:

@@ -20,7 +20,8 @@ from . import __version__
 from .errors import BrainleaksError
 from . import interrupts
 from .interrupts import Terminated, ctrl_c_in_this_process_only
-from .safety import check_command_paths, check_recon_for_evaluator, check_recon_for_replay
+from .safety import (MAX_TIME_STEPS, check_command_paths, check_recon_for_evaluator, check_recon_for_replay,
+                     count_bound, count_problem, threads_bound)
 
 log = logging.getLogger("brainleaks_lava")
 
@@ -50,6 +51,33 @@ positive_int = _int_type(1, "a positive integer")
 nonnegative_int = _int_type(0, "an integer >= 0")
 
 
+def bounded_int(minimum: int, bound, what: str):
+    """An argparse type for an integer in ``minimum``..maximum, where ``bound`` is ``(maximum, why)`` or a function
+    returning it; the message names the bound (``safety.count_problem``, the check of every count)."""
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text[:40]!r}") from None
+        top, why = bound() if callable(bound) else bound
+        problem = count_problem(v, top, minimum, why)
+        if problem is not None:
+            raise argparse.ArgumentTypeError(problem)
+        return v
+    parse.__name__ = what
+    return parse
+
+
+time_steps = bounded_int(1, (MAX_TIME_STEPS, " (time steps per sample)"), "an integer number of time steps")
+thread_count = bounded_int(0, threads_bound, "an integer number of threads")
+worker_count = bounded_int(1, threads_bound, "an integer number of workers")
+
+
+def count(name: str, minimum: int = 1):
+    """The argparse type of the count ``name``: an integer in ``minimum``..``safety.MAX_COUNTS[name]``."""
+    return bounded_int(minimum, count_bound(name), "an integer")
+
+
 def finite_float(text: str) -> float:
     try:
         v = float(text)
@@ -68,15 +96,15 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", required=True, choices=["mnist", "att-faces", "nmnist", "dvs-gesture"])
     p.add_argument("--data-root", default=None,
                    help="directory with the dataset files (MNIST: the vendored subset when omitted)")
-    p.add_argument("--downsample", type=positive_int, default=None,
+    p.add_argument("--downsample", type=count("downsample"), default=None,
                    help="integer spatial downsampling factor (default 1; DVS Gesture 4: 128x128 -> 32x32)")
-    p.add_argument("--limit", type=positive_int, default=None,
+    p.add_argument("--limit", type=count("limit"), default=None,
                    help="event data: at most this many samples per split, round-robin over classes")
 
 
 def _add_dataset(p: argparse.ArgumentParser) -> None:
     _add_data_options(p)
-    p.add_argument("--steps", type=positive_int, default=None, help="event data: time bins per sample")
+    p.add_argument("--steps", type=time_steps, default=None, help="event data: time bins per sample")
 
 
 def _run_dataset(args) -> int:
@@ -101,17 +129,17 @@ def _add_train(p: argparse.ArgumentParser) -> None:
                    help="snn: dense CUBA MLP (--hidden); snn-conv: conv 5x5 (8) - pool 2 - conv 5x5 (16) - pool 2 - "
                         "dense CUBA, exported to NetX like the MLP; ann: sigmoid MLP (MI-FACE)")
     p.add_argument("--out", required=True, help="output model file (.net for SNN, .h5 for ANN)")
-    p.add_argument("--hidden", type=positive_int, default=3000)
-    p.add_argument("--epochs", type=positive_int, default=10)
-    p.add_argument("--steps", type=positive_int, default=None,
+    p.add_argument("--hidden", type=count("hidden"), default=3000)
+    p.add_argument("--epochs", type=count("epochs"), default=10)
+    p.add_argument("--steps", type=time_steps, default=None,
                    help="SNN time steps T: of the rate coding (default 25), or the event frames' time bins "
                         "(default: the framing preset's, N-MNIST 100 x 3 ms, DVS Gesture 30 x 50 ms)")
     p.add_argument("--encoding", choices=["rate", "if"], default="rate",
                    help="SNN image encoder: Bernoulli rate coding, or deterministic integrate-and-fire (v += x; a "
                         "spike and v -= 1 when v >= 1); recorded in the sidecar as the deployment's encoder")
-    p.add_argument("--batch-size", type=positive_int, default=100)
+    p.add_argument("--batch-size", type=count("batch_size"), default=100)
     p.add_argument("--lr", type=finite_float, default=1e-3)
-    p.add_argument("--seed", type=nonnegative_int, default=0)
+    p.add_argument("--seed", type=count("seed", 0), default=0)
     p.add_argument("--weight-decay", type=finite_float, default=0.0,
                    help="decoupled (AdamW) weight decay; 0: plain Adam")
     p.add_argument("--threshold", type=finite_float, default=None,
@@ -130,7 +158,8 @@ def _add_train(p: argparse.ArgumentParser) -> None:
 
 
 def _add_training_run_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--threads", type=nonnegative_int, default=0, help="torch CPU threads (0: torch default)")
+    p.add_argument("--threads", type=thread_count, default=0,
+                   help="torch CPU threads (0: torch default; at most 4 per CPU)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--no-resume", action="store_true",
                    help="start at epoch 1 even when a checkpoint of an interrupted training with the same settings "
@@ -162,12 +191,12 @@ def _add_train_evaluator(p: argparse.ArgumentParser) -> None:
                    help="ann: the paper's evaluation CNN on images; snn: the same topology of CUBA neurons on "
                         "rate-coded images or event frames")
     p.add_argument("--out", required=True, help="output evaluator file (.h5)")
-    p.add_argument("--epochs", type=positive_int, default=5)
-    p.add_argument("--steps", type=positive_int, default=None,
+    p.add_argument("--epochs", type=count("epochs"), default=5)
+    p.add_argument("--steps", type=time_steps, default=None,
                    help="snn: rate-coding time steps (default 25), or the event frames' time bins")
-    p.add_argument("--batch-size", type=positive_int, default=100)
+    p.add_argument("--batch-size", type=count("batch_size"), default=100)
     p.add_argument("--lr", type=finite_float, default=1e-3)
-    p.add_argument("--seed", type=nonnegative_int, default=0)
+    p.add_argument("--seed", type=count("seed", 0), default=0)
     p.add_argument("--weight-decay", type=finite_float, default=0.0,
                    help="decoupled (AdamW) weight decay; 0: plain Adam")
     _add_training_run_options(p)
@@ -219,7 +248,7 @@ def _add_deployment(p: argparse.ArgumentParser) -> None:
     """How a NetX file is deployed, for files that have no sidecar (see ``netx.deployment``)."""
     g = p.add_argument_group("deployment (NetX files; default: a card <model>.card.toml, the sidecar, or "
                              "T=25, rate encoder, spike-count read-out)")
-    g.add_argument("--steps", type=positive_int, default=None, help="time steps per sample")
+    g.add_argument("--steps", type=time_steps, default=None, help="time steps per sample")
     g.add_argument("--encoding", choices=["rate", "if", "graded", "events"], default=None,
                    help="input encoder: Bernoulli rate, deterministic integrate-and-fire, graded input drive, "
                         "event frames")
@@ -288,17 +317,18 @@ def _add_attack(p: argparse.ArgumentParser) -> None:
                         "inversion (README, 'BL-enc')")
     p.add_argument("--mode", default="paper", choices=["paper", "reference"],
                    help="paper: the paper's algorithm; reference: the published code's variant and defaults")
-    p.add_argument("--classes", type=nonnegative_int, nargs="+", default=None, help="target classes (default: all)")
-    p.add_argument("--iterations", type=positive_int, default=None, help="iterations (MI-FACE: maximum iterations)")
-    p.add_argument("--population", type=positive_int, default=None, help="BL-v2 population size K")
+    p.add_argument("--classes", type=count("classes", 0), nargs="+", default=None, help="target classes (default: all)")
+    p.add_argument("--iterations", type=count("iterations"), default=None, help="iterations (MI-FACE: maximum iterations)")
+    p.add_argument("--population", type=count("population"), default=None, help="BL-v2 population size K")
     p.add_argument("--lr", type=finite_float, default=None, help="BL-v2 / MI-FACE learning rate")
     p.add_argument("--eta", type=finite_float, default=None, help="BL-v1 quantization threshold (paper mode)")
     p.add_argument("--xi", type=finite_float, default=None, help="BL-v2 sparsity penalty strength")
     p.add_argument("--stop-confidence", type=finite_float, default=None,
                    help="stop a class at this target confidence (default: BL-v1 paper mode 0.99, otherwise none)")
     p.add_argument("--no-stop", action="store_true", help="run all iterations (no confidence stop)")
-    p.add_argument("--seed", type=nonnegative_int, default=0)
-    p.add_argument("--threads", type=nonnegative_int, default=0, help="torch CPU threads (0: torch default)")
+    p.add_argument("--seed", type=count("seed", 0), default=0)
+    p.add_argument("--threads", type=thread_count, default=0,
+                   help="torch CPU threads (0: torch default; at most 4 per CPU)")
     p.add_argument("--out", required=True, help="output reconstruction file (.h5)")
     _add_deployment(p)
 
@@ -354,21 +384,22 @@ def _add_replay(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="the NetX .net file to run on Lava's fixed-point simulator")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--recon", help="reconstruction file written by 'brainleaks attack'")
-    src.add_argument("--random", type=positive_int, default=None, metavar="N",
+    src.add_argument("--random", type=count("random"), default=None, metavar="N",
                      help="replay N seeded random inputs instead (0/1 spikes of rate 0.3; graded drives uniform "
                           "in the input range)")
     p.add_argument("--twin", default=None, help="model file of the twin to compare with (default: --model)")
-    p.add_argument("--draws", type=positive_int, default=20, help="spike-train draws per BL-v2 reconstruction")
-    p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the draws")
+    p.add_argument("--draws", type=count("draws"), default=20, help="spike-train draws per BL-v2 reconstruction")
+    p.add_argument("--seed", type=count("seed", 0), default=0, help="seed of the draws")
     p.add_argument("--per-sample", action="store_true", help="one Lava run per sample instead of streaming")
 
     def workers(text: str):
         if text == "auto":
             return None
         try:
-            return positive_int(text)
+            positive_int(text)
         except argparse.ArgumentTypeError:
-            raise argparse.ArgumentTypeError(f"must be a positive integer or 'auto', got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"must be a positive integer or 'auto', got {text[:40]!r}") from None
+        return worker_count(text)
     p.add_argument("--workers", type=workers, default=None, metavar="N",
                    help="Lava runtimes run in parallel, each in a process of its own on its share of the samples "
                         "(default auto: min(2, CPUs, one per 10 streamed samples)); the result does not depend on it")
@@ -402,7 +433,7 @@ def _run_replay(args) -> int:
         if rec.input_kind == "drive" and not model.graded:
             raise InputError(f"{args.recon}: holds graded input drives, but {args.twin or args.model} is deployed "
                              f"with the '{model.deployment.encoding}' encoder (give --encoding graded)")
-        check_recon_for_replay(rec, args.recon, [args.model, args.twin], args.draws)
+        check_recon_for_replay(rec, args.recon, [args.model, args.twin], args.draws, options, args.card)
         if rec.samples.shape[1] != model.num_inputs:
             raise InputError(f"{args.recon} does not fit {args.twin or args.model}: {rec.samples.shape[1]} "
                              f"features but the model takes {model.num_inputs} inputs")
@@ -444,11 +475,11 @@ def _run_replay(args) -> int:
 
 def _contrast(text: str):
     """--contrast: none, standardise (standardize) or MEAN,STD (checked by resolve_contrast)."""
-    from .errors import InputError
-    from .evaluation.score import contrast_pair
-
     if text in ("none", "standardise", "standardize"):
         return text
+    from .errors import InputError
+    from .evaluation.score import contrast_pair  # imports torch: only for MEAN,STD
+
     try:
         return contrast_pair(text.split(","))
     except InputError:
@@ -465,8 +496,8 @@ def _add_contrast(p: argparse.ArgumentParser) -> None:
 def _add_evaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recon", required=True, help="reconstruction file written by 'brainleaks attack'")
     p.add_argument("--evaluator", required=True, help="evaluation classifier (.h5)")
-    p.add_argument("--draws", type=positive_int, default=20, help="Bernoulli draws per BL-v2 reconstruction")
-    p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the draws")
+    p.add_argument("--draws", type=count("draws"), default=20, help="Bernoulli draws per BL-v2 reconstruction")
+    p.add_argument("--seed", type=count("seed", 0), default=0, help="seed of the draws")
     p.add_argument("--json", default=None, help="write the metrics as JSON")
     _add_contrast(p)
 
@@ -508,7 +539,8 @@ def _add_run(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=None, help="run directory (default: runs/<experiment name>)")
     p.add_argument("--force", action="store_true",
                    help="run every stage again (a training interrupted with the same settings and data still "
-                        "resumes from its checkpoint: the result is the same)")
+                        "resumes from its checkpoint: the result is the same); it removes nothing, and --out must "
+                        "be new, empty or a run directory of brainleaks")
 
 
 def _run_run(args) -> int:
@@ -522,7 +554,8 @@ def _run_run(args) -> int:
 
 def _add_demo(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="runs/demo", help="run directory")
-    p.add_argument("--force", action="store_true", help="run every stage again")
+    p.add_argument("--force", action="store_true",
+                   help="run every stage again (--out must be new, empty or a run directory of brainleaks)")
 
 
 def _run_demo(args) -> int:
@@ -565,15 +598,18 @@ def _add_audit(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=None, help="report directory (default: audit-<model stem>)")
     p.add_argument("--budget", type=finite_float, default=600.0,
                    help="seconds: attacks of the portfolio start only while the budget lasts (default 600)")
-    p.add_argument("--draws", type=positive_int, default=20, help="evaluator draws per Bernoulli reconstruction")
-    p.add_argument("--replay-draws", type=positive_int, default=2,
+    p.add_argument("--draws", type=count("draws"), default=20, help="evaluator draws per Bernoulli reconstruction")
+    p.add_argument("--replay-draws", type=count("replay_draws"), default=2,
                    help="draws of each winning reconstruction replayed on Lava")
     p.add_argument("--no-replay", action="store_true", help="skip the Lava replay of the winners")
     _add_contrast(p)
-    p.add_argument("--classes", type=nonnegative_int, nargs="+", default=None, help="classes (default: all)")
-    p.add_argument("--seed", type=nonnegative_int, default=0)
-    p.add_argument("--threads", type=nonnegative_int, default=0, help="torch CPU threads (0: torch default)")
-    p.add_argument("--force", action="store_true", help="replace an existing report directory")
+    p.add_argument("--classes", type=count("classes", 0), nargs="+", default=None, help="classes (default: all)")
+    p.add_argument("--seed", type=count("seed", 0), default=0)
+    p.add_argument("--threads", type=thread_count, default=0,
+                   help="torch CPU threads (0: torch default; at most 4 per CPU)")
+    p.add_argument("--force", action="store_true",
+                   help="replace a report directory an earlier audit wrote (never a directory holding anything "
+                        "else)")
     _add_deployment(p)
 
 
@@ -600,12 +636,18 @@ def _add_sweep(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engine", choices=["local", "ray"], default="local",
                    help="local: this machine (a process pool with --workers > 1); ray: every target and cell a Ray "
                         "task")
-    p.add_argument("--workers", type=positive_int, default=1,
+    p.add_argument("--workers", type=worker_count, default=1,
                    help="parallel units (local pool size; CPUs of a Ray runtime started here) (default 1)")
     p.add_argument("--address", default=None,
                    help="an existing Ray cluster to join (ray://HOST:10001 or HOST:6379); with --engine ray")
-    p.add_argument("--max-cells", type=positive_int, default=None,
+    p.add_argument("--max-cells", type=bounded_int(1, _cells_bound, "an integer"), default=None,
                    help="run at most N of the missing cells, then write the tables (the next call runs the rest)")
+
+
+def _cells_bound() -> tuple[int, str]:
+    from .sweep.config import MAX_CELLS
+
+    return MAX_CELLS, " (cells of a study)"
 
 
 def _run_sweep(args) -> int:
@@ -682,7 +724,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _print_any_character(stream) -> None:
+    """Make ``stream`` (stdout, stderr) unable to fail on a character: one it cannot encode (``±`` under an ASCII
+    locale) is written as a backslash escape, and a file name's undecodable bytes (argv's surrogate escapes) as
+    those bytes, so that the name printed is the name on disk."""
+    import codecs
+
+    def handler(e):
+        if not isinstance(e, UnicodeEncodeError):
+            raise e
+        return b"".join(bytes([ord(c) - 0xDC00]) if 0xDC80 <= ord(c) <= 0xDCFF
+                        else c.encode("ascii", "backslashreplace") for c in e.object[e.start:e.end]), e.end
+
+    codecs.register_error("brainleaks.print", handler)
+    try:
+        stream.reconfigure(errors="brainleaks.print")
+    except (AttributeError, ValueError, OSError):  # not a text stream of io's (a test's capture, a closed stream)
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
+    _print_any_character(sys.stdout)
+    _print_any_character(sys.stderr)
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

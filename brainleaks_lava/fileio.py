@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import re
+import stat
 import tempfile
 import time
 from pathlib import Path
@@ -14,30 +15,104 @@ from typing import Iterator
 
 import h5py
 
-from .errors import BrainleaksError, ModelFileError, OutputError
+from .errors import BrainleaksError, InputError, ModelFileError, OutputError
 
 log = logging.getLogger(__name__)
 
 
-def check_regular_file(path: str | os.PathLike, error: type[BrainleaksError], what: str = "file") -> None:
-    """Raise ``error`` naming ``path`` unless it is a regular file (after symlinks).
+# ------------------------------------------------------------------------------------------------------------
+# the one way the toolkit opens a file it reads
+# ------------------------------------------------------------------------------------------------------------
 
-    Every reader calls this before opening a file: reading a FIFO blocks forever, a device never ends
-    (``/dev/zero``) or has side effects."""
-    import stat
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a regular file"
 
+
+def _inside(real: str, directory: str | os.PathLike) -> bool:
+    base = os.path.realpath(directory)
+    return real == base or real.startswith(base.rstrip(os.sep) + os.sep)
+
+
+@contextlib.contextmanager
+def _checked(path: str | os.PathLike, what: str, error: type[BrainleaksError], max_bytes: int | None = None,
+             within: str | os.PathLike | None = None) -> Iterator[str]:
+    """Check ``path`` and yield a name that opens exactly the file checked, for the duration of the block.
+
+    The file is opened with ``O_PATH`` (Linux): that follows symbolic links but opens nothing (no FIFO blocks,
+    no device driver is called) and pins the inode; its type, real location and size come from ``fstat`` of
+    that descriptor, and ``/proc/self/fd/N`` (the name yielded) reopens that very inode. There is no window
+    between the check and the open for another file to take the name's place. Without ``O_PATH`` the file is
+    opened non-blocking instead (a FIFO opens at once) and the same checks are made on that descriptor.
+    """
+    shown = os.fspath(path)
+    proc = hasattr(os, "O_PATH") and os.path.isdir("/proc/self/fd")
+    flags = (os.O_PATH if proc else os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY) | getattr(os, "O_CLOEXEC", 0)
     try:
-        st = os.stat(path)
-    except (OSError, ValueError) as e:
-        raise error(f"{path}: cannot read the {what} ({getattr(e, 'strerror', None) or e})") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise error(f"{path}: the {what} is not a regular file (a directory, device or FIFO)")
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise error(f"{what} not found: {shown}") from None
+    except (OSError, ValueError) as e:  # no permission, a name too long or with a NUL byte, a link loop
+        raise error(f"{shown}: cannot read the {what} ({getattr(e, 'strerror', None) or e})") from None
+    try:
+        st = os.fstat(fd)
+        real = os.readlink(f"/proc/self/fd/{fd}") if proc else os.path.realpath(path)
+        at = f": {real}" if real != os.path.abspath(shown) else ""
+        if not stat.S_ISREG(st.st_mode):
+            raise error(f"{shown}: the {what} is not a regular file ({_kind(st.st_mode)}{at})")
+        if within is not None and not _inside(real, within):
+            raise error(f"{shown}: the {what} is a link to {real}, outside {within}")
+        if max_bytes is not None and st.st_size > max_bytes:
+            raise error(f"{shown}: the {what} is larger than the {max_bytes:,}-byte limit ({st.st_size:,} bytes)")
+        yield f"/proc/self/fd/{fd}" if proc else shown
+    finally:
+        os.close(fd)
 
 
-def sha256_file(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file's bytes."""
+def open_guarded(path: str | os.PathLike, what: str, error: type[BrainleaksError], *, max_bytes: int | None = None,
+                 within: str | os.PathLike | None = None):
+    """Open ``path`` for reading (binary), as every reader of the toolkit does; raise ``error`` naming the file
+    (``what`` says what it is meant to be) unless it is a regular file (after symbolic links: no FIFO, which
+    blocks a reader forever, no device such as ``/dev/zero``, which never ends, no directory or socket), of at
+    most ``max_bytes`` bytes when given, and, when ``within`` is given, inside that directory once its links are
+    resolved (a run or sweep directory's own files). The checks are made on the file actually opened
+    (:func:`_checked`). A reader that reads to the end must still stop at ``max_bytes`` + 1 bytes (a file can
+    grow, and /proc files report size 0): :func:`read_bytes_guarded` does."""
+    with _checked(path, what, error, max_bytes, within) as name:
+        try:
+            return open(name, "rb")
+        except OSError as e:
+            raise error(f"{os.fspath(path)}: cannot read the {what} ({e.strerror or e})") from None
+
+
+def read_bytes_guarded(path: str | os.PathLike, what: str, max_bytes: int, error: type[BrainleaksError],
+                       within: str | os.PathLike | None = None) -> bytes:
+    """The content of ``path``, read through :func:`open_guarded`: at most ``max_bytes`` bytes, else ``error``
+    ("larger than the N-byte limit") naming the file."""
+    with open_guarded(path, what, error, max_bytes=max_bytes, within=within) as f:
+        try:
+            data = f.read(max_bytes + 1)
+        except OSError as e:
+            raise error(f"{os.fspath(path)}: cannot read the {what} ({e.strerror or e})") from None
+    if len(data) > max_bytes:
+        raise error(f"{os.fspath(path)}: the {what} is larger than the {max_bytes:,}-byte limit")
+    return data
+
+
+def check_regular_file(path: str | os.PathLike, error: type[BrainleaksError], what: str = "file") -> None:
+    """Raise ``error`` naming ``path`` unless it is a regular file (after symlinks). Only a check: a reader
+    opens the file with :func:`open_guarded`, which makes this check on the file it opens."""
+    with _checked(path, what, error):
+        pass
+
+
+def sha256_file(path: str | os.PathLike, what: str = "file", error: type[BrainleaksError] = InputError) -> str:
+    """Hex sha256 of a file's bytes (opened with :func:`open_guarded`: a FIFO or device is ``error``)."""
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    with open_guarded(path, what, error) as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
@@ -215,44 +290,65 @@ def _hdf5_trap(path: Path) -> str | None:
     return None
 
 
+# names under which open_h5 has files open ("/proc/self/fd/N") -> the path the user gave, for messages
+_SHOWN: dict[str, str] = {}
+
+
+def shown_name(f: h5py.File) -> str:
+    """The path a file opened by :func:`open_h5` was given as (h5py knows only the name it was opened by)."""
+    return _SHOWN.get(f.filename, f.filename)
+
+
+def _h5_open_problem(path: Path, e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    if "unable to lock file" in text or getattr(e, "errno", None) == 11 or "errno = 11" in text:
+        return (f"{path} is locked by another process (HDF5 file locking); wait for it to finish or set "
+                f"HDF5_USE_FILE_LOCKING=FALSE")
+    return f"{path}: not a readable HDF5 file (truncated or corrupt?): {text}"
+
+
 @contextlib.contextmanager
 def open_h5(path: str | os.PathLike, what: str = "HDF5 file") -> Iterator[h5py.File]:
     """Open an HDF5 file read-only, turning every low-level failure into ``ModelFileError``.
 
-    Failures while the file is read inside the ``with`` block (a corrupt B-tree met while looking a key
-    up, a dataset of the wrong kind, ...) become ``ModelFileError`` naming the file too; the toolkit's own
-    ``BrainleaksError`` pass through unchanged.
+    The file passes the checks of :func:`open_guarded` (a regular file, made on the file libhdf5 then opens);
+    a file another process holds open for writing is reported as locked. Before any data is read,
+    :func:`check_self_contained` refuses links and storage outside the file and a file whose datasets declare
+    more than :data:`MAX_FILE_DATA_BYTES` in total. Failures while the file is read inside the ``with`` block
+    (a corrupt B-tree met while looking a key up, a dataset of the wrong kind, ...) become ``ModelFileError``
+    naming the file too; the toolkit's own ``BrainleaksError`` pass through unchanged.
     """
     path = Path(path)
-    try:
-        is_file, exists = path.is_file(), path.exists()
-    except (OSError, ValueError):  # e.g. a name too long or with a NUL byte
-        is_file = exists = False
-    if not is_file:
-        raise ModelFileError(f"{path}: {what} is not a regular file (a directory, device or FIFO)" if exists
-                             else f"{what} not found: {path}")
-    problem = _hdf5_trap(path)
-    if problem:
-        raise ModelFileError(f"{path}: corrupt HDF5 file ({problem})")
-    try:
-        f = h5py.File(path, "r")
-    except (OSError, RuntimeError, ValueError) as e:
-        raise ModelFileError(f"{path}: not a readable HDF5 file (truncated or corrupt?): {e}") from None
-    try:
-        check_self_contained(f, path)
-        yield f
-    except BrainleaksError:
-        raise
-    except H5_ERRORS as e:
-        raise ModelFileError(f"{path}: corrupt {what} ({type(e).__name__}: {e})") from None
-    finally:
+    with _checked(path, what, ModelFileError) as name:
+        problem = _hdf5_trap(name)
+        if problem:
+            raise ModelFileError(f"{path}: corrupt HDF5 file ({problem})")
         try:
-            f.close()
-        except H5_ERRORS:  # closing a damaged file can fail too; there is nothing left to save
-            pass
+            f = h5py.File(name, "r")
+        except (OSError, RuntimeError, ValueError) as e:
+            raise ModelFileError(_h5_open_problem(path, e)) from None
+        _SHOWN[name] = str(path)
+        try:
+            check_self_contained(f, path)
+            yield f
+        except BrainleaksError:
+            raise
+        except H5_ERRORS as e:
+            raise ModelFileError(f"{path}: corrupt {what} ({type(e).__name__}: {e})") from None
+        finally:
+            _SHOWN.pop(name, None)
+            try:
+                f.close()
+            except H5_ERRORS:  # closing a damaged file can fail too; there is nothing left to save
+                pass
 
 
 MAX_LINKS = 100_000  # far beyond any file the toolkit writes (a NetX file holds ~20 links per layer)
+# Data all the datasets of one HDF5 file may declare (shape x item size, summed before any is read). Each dataset
+# is capped at MAX_ARRAY_BYTES, but a small file of many compressed datasets can declare many times that. The
+# shipped files hold < 40 MB; the largest file the toolkit writes, a training checkpoint (weights and two Adam
+# moments) of a 784-100,000-10 target (the largest 'hidden' a config allows), holds ~1 GB.
+MAX_FILE_DATA_BYTES = 2 << 30
 
 
 def check_self_contained(f: h5py.File, path: str | os.PathLike) -> None:
@@ -277,6 +373,7 @@ def check_self_contained(f: h5py.File, path: str | os.PathLike) -> None:
     if len(found) > MAX_LINKS:
         raise ModelFileError(f"{path}: more than {MAX_LINKS} links; not a file the toolkit writes")
     kinds = {h5py.h5l.TYPE_SOFT: "a soft link", h5py.h5l.TYPE_EXTERNAL: "an external link (to another file)"}
+    total = 0
     for name, kind in found:
         shown = name.decode("utf-8", "replace")
         if kind != h5py.h5l.TYPE_HARD:
@@ -293,6 +390,10 @@ def check_self_contained(f: h5py.File, path: str | os.PathLike) -> None:
                 target = target.decode("utf-8", "replace") if isinstance(target, bytes) else str(target)
                 raise ModelFileError(f"{path}: dataset '{shown}' has external storage (its data lives in "
                                      f"'{target}'); the toolkit reads only data stored in the file it is given")
+            total += max(oid.get_space().get_simple_extent_npoints(), 0) * oid.get_type().get_size()
+    if total > MAX_FILE_DATA_BYTES:
+        raise ModelFileError(f"{path}: its datasets declare {total:,} bytes of data in total, more than the "
+                             f"{MAX_FILE_DATA_BYTES:,}-byte limit of a file the toolkit reads")
 
 
 # Largest array a reader loads from an untrusted file. A few bytes of a corrupt (or hostile) file can
@@ -349,7 +450,7 @@ def read_attr(obj, key: str, default=None):
         return default
     cls = obj.attrs.get_id(key).get_type().get_class()
     if cls not in _ATTR_CLASSES:
-        raise ModelFileError(f"{obj.file.filename}: attribute '{key}' of {obj.name} is of HDF5 type class "
+        raise ModelFileError(f"{shown_name(obj.file)}: attribute '{key}' of {obj.name} is of HDF5 type class "
                              f"{cls}, not a number or text")
     with bounded_memory():
         return obj.attrs[key]

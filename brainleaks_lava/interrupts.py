@@ -4,6 +4,9 @@
   CLI turns them into one line and exit status 130 / 143 after Lava has been stopped.
 - Every process forked from this one (Lava's workers, and the processes they fork) is killed when its
   parent dies, however the parent dies (SIGKILL included): see :func:`tie_children_to_parent`.
+- A signal is heard even while the main thread is stuck in C code (Ray connecting, libhdf5, Lava): the CLI then
+  ends within the watchdog's grace (:func:`_watch_signals`); a C call that never returns is given up after a
+  deadline (:func:`give_up_after`).
 """
 from __future__ import annotations
 
@@ -107,12 +110,15 @@ def become_worker() -> None:
     _once = True
 
 
+_armed = threading.Lock()  # taken (never released) by the first _arm_watchdog: one watchdog per process
+
+
 def _arm_watchdog(signum: int) -> None:
-    """Start the thread that ends the process ``grace`` seconds after the first interrupt. It takes no lock and
-    imports nothing (the main thread may hold them, stuck): what it needs is bound here, in the handler."""
-    if not _exit_after or _exit_after.get("armed"):
+    """Start the thread that ends the process ``grace`` seconds after the first interrupt. It waits for no lock
+    and imports nothing (the main thread may hold them, stuck): what it needs is bound here, in the handler.
+    Called by the signal handler and by the signal watcher thread (:func:`_watch_signals`), whichever is first."""
+    if not _exit_after or not _armed.acquire(blocking=False):
         return
-    _exit_after["armed"] = True
     import time
 
     from .fileio import _ACTIVE_TEMPS
@@ -148,6 +154,93 @@ def finish(code: int, line: bytes | None = None, temps=()) -> None:
         with contextlib.suppress(Exception):
             stream.flush()
     os._exit(code)
+
+
+@contextlib.contextmanager
+def give_up_after(seconds: float, message: str, code: int = 2):
+    """End the process (``code``, ``message`` as the command's one error line) if the block is still running
+    ``seconds`` later: for a C call that never returns and cannot be interrupted (Ray's connection to an address
+    that accepts TCP but never answers as a Ray cluster). Only in the CLI (armed by :func:`exit_if_stuck`); for
+    the Python API a no-op."""
+    if not _exit_after:
+        yield
+        return
+    from .fileio import _ACTIVE_TEMPS
+
+    line = f"brainleaks {_exit_after['command']}: error: {message}\n".encode()
+    timer = threading.Timer(seconds, lambda: finish(code, line, list(_ACTIVE_TEMPS)))
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+
+
+_watching = False
+_fork_hook = False
+
+
+def _no_wakeup_fd_in_child() -> None:
+    """In a forked child: the parent's signal watcher must not hear the child's signals."""
+    with contextlib.suppress(ValueError, OSError):
+        signal.set_wakeup_fd(-1)
+
+
+def _watch_signals(main_pid: int):
+    """Hear SIGINT / SIGTERM even while the main thread is stuck in C code; returns a function that stops it.
+
+    Python runs a signal handler only between two bytecodes of the main thread: while the main thread waits in
+    a C call that does not return (Ray connecting to a cluster that does not answer, a libhdf5 or Lava call),
+    the handler, and so the exit watchdog, never runs and SIGTERM is lost. Python's C-level handler still
+    writes the signal's number to the wakeup file descriptor (``signal.set_wakeup_fd``); a thread reading it
+    records the signal and arms the watchdog (:func:`_arm_watchdog`), which ends the process ``grace`` seconds
+    later with the command's line and 130 / 143 if it has not ended by then. Processes forked from this one
+    drop the descriptor (they would otherwise report their own signals to this process)."""
+    import socket
+
+    global _watching, _fork_hook
+    if _watching:
+        return lambda: None
+    r, w = socket.socketpair()
+    w.setblocking(False)
+    try:
+        previous = signal.set_wakeup_fd(w.fileno(), warn_on_full_buffer=False)
+    except ValueError:  # not the main thread
+        r.close()
+        w.close()
+        return lambda: None
+    _watching = True
+    if not _fork_hook:
+        os.register_at_fork(after_in_child=_no_wakeup_fd_in_child)
+        _fork_hook = True
+
+    def watch():
+        global received
+        while True:
+            try:
+                data = r.recv(64)
+            except OSError:
+                data = b""
+            if not data:  # stopped
+                r.close()
+                return
+            for signum in data:
+                if signum in (signal.SIGINT, signal.SIGTERM) and os.getpid() == main_pid:
+                    if received is None:
+                        received = signum
+                    _arm_watchdog(signum)
+
+    threading.Thread(target=watch, name="brainleaks-signal-watcher", daemon=True).start()
+
+    def stop():
+        global _watching
+        with contextlib.suppress(ValueError, OSError):
+            signal.set_wakeup_fd(previous)
+        w.close()  # the watcher reads end-of-file and ends
+        _watching = False
+
+    return stop
 
 
 @contextlib.contextmanager
@@ -192,9 +285,11 @@ def ctrl_c_in_this_process_only():
         previous_hook(u)
 
     sys.unraisablehook = unraisable
+    stop_watching = _watch_signals(main_pid)
     try:
         yield
     finally:
+        stop_watching()
         sys.unraisablehook = previous_hook
         for sig, h in previous.items():
             signal.signal(sig, h)

@@ -4,7 +4,9 @@ Outputs (:func:`check_outputs`): every path a command writes must not be one of 
 path or same inode: ``attack --out`` equal to ``--model`` would destroy the model), must not be an existing
 directory or a special file, and must lie in a directory this process can create files in (probed by
 creating and removing a file, which also sees read-only file systems). Each failure is an ``OutputError``
-naming the option and the path, raised before any expensive stage.
+naming the option and the path, raised before any expensive stage. Output directories (``audit``, ``run``,
+``sweep``: :func:`claim_output_dir`) carry a marker of the command that wrote them; only such a directory, holding
+nothing else, is ever replaced.
 
 Metadata (:func:`check_model_metadata`, :func:`check_memory`): fields read from files get a type and a bound
 before they size anything.
@@ -96,27 +98,146 @@ def check_outputs(outputs: list[tuple[str, str | os.PathLike]], inputs: list[tup
         check_writable_dir(path.parent, label, path)
 
 
-def check_output_dir(label: str, directory: str | os.PathLike, inputs: list[tuple[str, str | os.PathLike]] = ()) -> None:
-    """A directory a command writes into (``run --out``): not an existing file, creatable, not an input."""
-    d = Path(directory)
-    try:
-        is_file = d.exists() and not d.is_dir()
-    except (OSError, ValueError) as e:
-        raise OutputError(f"{label} {d}: unusable path ({e})") from None
-    if is_file:
-        raise OutputError(f"{label} {d} is an existing file, not a directory")
-    for in_label, q in inputs:
-        if q is not None and same_file(d, Path(q)):
-            raise OutputError(f"{label} {d} is also the input {in_label}")
-    check_writable_dir(d, label, d)
-
-
 def inside(path: Path, directory: Path) -> bool:
     try:
         path.resolve().relative_to(directory.resolve())
         return True
     except (ValueError, OSError, RuntimeError):
         return False
+
+
+# ----------------------------------------------------------------------------------------------
+# output directories: which one a command may write into, and what --force may replace
+# ----------------------------------------------------------------------------------------------
+
+# command -> (what its output directory holds: patterns of paths relative to it, where ``*`` also crosses folders;
+# the files that identify a directory it wrote before markers existed; whether --force replaces the directory)
+OUTPUT_DIRS = {
+    "audit": (("report.md", "audit.json", "best.png", "recon", "recon/*.h5"), ("audit.json", "report.md"), True),
+    "run": (("state.json", "last_run.json", "report.md", "metrics.json", "*.png", "*.gif", "models", "models/*",
+             "attacks", "attacks/*", "evaluation", "evaluation/*", "replay", "replay/*"), ("state.json",), False),
+    "sweep": (("evaluator", "evaluator/*", "targets", "targets/*", "cells", "cells/*", "superseded", "superseded/*",
+               "results.csv", "results.json", "report.md", "leakage_*.png", "last_sweep.json"), ("cells", "targets"),
+              False),
+}
+
+
+def marker_path(directory: str | os.PathLike, command: str) -> Path:
+    """The file that says ``directory`` was written by ``brainleaks <command>`` (``.brainleaks-<command>``)."""
+    return Path(directory) / f".brainleaks-{command}"
+
+
+def write_marker(directory: str | os.PathLike, command: str) -> None:
+    """Mark ``directory`` as written by ``brainleaks <command>`` (small JSON: command and toolkit version)."""
+    from . import __version__
+    from .fileio import write_json_atomic
+
+    write_json_atomic(marker_path(directory, command), {"format": "brainleaks-output/1", "command": command,
+                                                        "version": __version__})
+
+
+def _special_dir(d: Path) -> str | None:
+    """What makes ``d`` a directory no command may take as its own: the root, the home directory, the current
+    directory or one of its parents."""
+    r = d.resolve()
+    if r == Path(r.anchor):
+        return "the root directory"
+    try:
+        if r == Path.home().resolve():
+            return "the home directory"
+    except (RuntimeError, KeyError, OSError):  # no home directory known
+        pass
+    cwd = Path.cwd().resolve()
+    if r == cwd:
+        return "the current directory"
+    if inside(cwd, r):
+        return "a parent of the current directory"
+    return None
+
+
+def _foreign_entry(d: Path, command: str) -> str | None:
+    """The first path under ``d`` (relative) that ``brainleaks <command>`` does not write, or None. Temporary files
+    of atomic writes (``.<name>.<pid>.<random>.tmp``) count as the command's."""
+    import fnmatch
+
+    patterns = OUTPUT_DIRS[command][0]
+    marker = marker_path(d, command).name
+    for top, dirs, files in os.walk(d):
+        dirs.sort()
+        for name in sorted(dirs + files):
+            rel = (Path(top) / name).relative_to(d).as_posix()
+            if not (rel == marker or fnmatch.fnmatchcase(name, ".*.tmp")
+                    or any(fnmatch.fnmatchcase(rel, p) for p in patterns)):
+                return rel
+    return None
+
+
+def claim_output_dir(path: str | os.PathLike, command: str, inputs: list[tuple[str, str | os.PathLike]] = (),
+                     force: bool = False, label: str = "--out") -> str:
+    """Check, before any work, that ``brainleaks <command>`` may write the directory ``path``; raise ``OutputError``
+    (one line naming ``label`` and the reason) otherwise. Returns ``"new"`` (it does not exist), ``"empty"`` or
+    ``"ours"`` (written by an earlier run of the same command).
+
+    - never the root, the home directory, the current directory or a parent of it; never an input (``inputs``:
+      ``(label, path)``), a directory holding an input, or a directory inside an input directory;
+    - an existing, non-empty directory must carry the command's marker (:func:`write_marker`, written when the
+      command creates the directory). A directory written before markers existed is recognised by the files that
+      identify it (``OUTPUT_DIRS``: a run directory by its ``state.json``, a sweep directory by ``cells`` and
+      ``targets``, an audit report by ``audit.json`` and ``report.md``) if it holds nothing but what the command
+      writes; the caller then writes the marker;
+    - a command that replaces its directory (``audit``) does so only with ``force``, and only when everything in
+      it is something the command writes: anything else is named and nothing is removed. ``run`` and ``sweep``
+      resume in their own directory (their ``--force`` reruns stages, it removes nothing).
+    """
+    import stat
+
+    patterns, signature, replaces = OUTPUT_DIRS[command]
+    d = Path(path)
+    what = _special_dir(d)
+    if what is not None:
+        raise OutputError(f"{label} {path} is {what}; brainleaks {command} needs a directory of its own: give a new "
+                          f"one")
+    for in_label, q in inputs:
+        if q is None:
+            continue
+        q = Path(q)
+        if same_file(d, q):
+            raise OutputError(f"{label} {path} is also the input {in_label} {q}; give another {label}")
+        if inside(q, d):
+            raise OutputError(f"{label} {path} contains the input {in_label} {q}; give another {label}")
+        if q.is_dir() and inside(d, q):
+            raise OutputError(f"{label} {path} lies inside the input {in_label} {q}; give another {label}")
+    try:
+        mode = os.lstat(d).st_mode
+    except FileNotFoundError:
+        mode = None
+    except (OSError, ValueError) as e:
+        raise OutputError(f"{label} {path}: unusable path ({getattr(e, 'strerror', None) or e})") from None
+    if mode is not None and stat.S_ISLNK(mode):
+        raise OutputError(f"{label} {path} is a symbolic link; give the directory itself")
+    if mode is not None and not stat.S_ISDIR(mode):
+        raise OutputError(f"{label} {path} is an existing file, not a directory; give another {label}")
+    check_writable_dir(d.parent if replaces else d, label, d)
+    if mode is None:
+        return "new"
+    if not any(os.scandir(d)):
+        return "empty"
+    try:
+        marked = stat.S_ISREG(os.lstat(marker_path(d, command)).st_mode)
+    except OSError:
+        marked = False
+    if not marked and not all((d / s).exists() for s in signature):
+        raise OutputError(f"{label} {path} holds other files: not a directory written by brainleaks {command}; give "
+                          f"another {label}")
+    if replaces or not marked:
+        foreign = _foreign_entry(d, command)
+        if foreign is not None:
+            raise OutputError(f"{label} {path} holds {foreign!r}, which brainleaks {command} does not write; nothing "
+                              f"was changed (move it away or give another {label})")
+    if replaces and not force:
+        raise OutputError(f"{label} {path} exists and is not empty (an earlier brainleaks {command}): give another "
+                          f"{label} or --force to replace it")
+    return "ours"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -133,12 +254,21 @@ COMMAND_PATHS = {
 }
 
 
+# commands that write a directory -> the (label, option) of what they read
+OUTPUT_DIR_INPUTS = {
+    "audit": [("model", "model"), ("--evaluator", "evaluator"), ("--card", "card"), ("--data-root", "data_root")],
+    "run": [("config", "config")],
+    "demo": [],
+    "sweep": [("study", "study")],
+}
+
+
 def check_command_paths(command: str, args) -> None:
     """Before a command starts: its output options are safe to write (:func:`check_outputs`)."""
-    if command in ("run", "demo"):
-        if getattr(args, "out", None) is not None:
-            ins = [("config", getattr(args, "config", None))]
-            check_output_dir("--out", args.out, ins)
+    if command in OUTPUT_DIR_INPUTS:
+        if getattr(args, "out", None) is not None:  # else the command's default, claimed where it is chosen
+            ins = [(label, getattr(args, name, None)) for label, name in OUTPUT_DIR_INPUTS[command]]
+            claim_output_dir(args.out, "run" if command == "demo" else command, ins, getattr(args, "force", False))
         return
     if command not in COMMAND_PATHS:
         return
@@ -153,6 +283,106 @@ def check_command_paths(command: str, args) -> None:
 
 MAX_TIME_STEPS = 10_000  # time steps per sample; the shipped targets and event framings use 25-100
 MAX_POSTERIOR_SCALE = 1e6  # softmax scale; beyond it exp() overflows for any voltage of a trained target
+MAX_INPUTS = 1 << 20  # values of one sample (features; the product of an input shape): the datasets use 784-32768
+MAX_CLASSES = 10_000  # output classes of a model, class names of a deployment (the datasets have 10-40)
+THREADS_PER_CPU = 4  # see max_threads()
+
+
+# ----------------------------------------------------------------------------------------------
+# counts: every count a user or a file sets is an integer within a stated bound before work starts
+# ----------------------------------------------------------------------------------------------
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask; at least 1)."""
+    try:
+        return max(len(os.sched_getaffinity(0)), 1)
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return max(os.cpu_count() or 1, 1)
+
+
+def max_threads() -> int:
+    """The most torch threads, or parallel workers, that an option (``--threads``, ``replay --workers``, ``sweep
+    --workers``) or a config key (``experiment.threads``, ``study.threads``) may ask for: ``THREADS_PER_CPU`` (4)
+    per CPU this process may run on.
+
+    Why a bound relative to the CPUs: the work is CPU-bound, so threads beyond the CPUs only queue behind each
+    other; up to 4 per CPU leaves room for an affinity mask that understates the machine (containers) and for
+    deliberate oversubscription in experiments. Far beyond that every thread or process costs memory and
+    start-up time and gains nothing, and torch creates its OpenMP threads in native code, where Python cannot
+    act on SIGTERM: ``--threads 1000000`` kept a command creating threads (30,000 seen) and deaf to SIGTERM.
+    A fixed number would either refuse what a large machine can use or allow thousands of threads on a laptop."""
+    return THREADS_PER_CPU * usable_cpus()
+
+
+def count_problem(value, maximum: int, minimum: int = 0, why: str = "") -> str | None:
+    """Why ``value`` is not an integer in ``minimum..maximum`` (None if it is), naming the bound; ``why`` is
+    appended to the bound (e.g. what decides it)."""
+    import numbers
+
+    if not isinstance(value, bool) and isinstance(value, numbers.Integral) and minimum <= value <= maximum:
+        return None
+    shown = repr(value)
+    shown = shown[:40] + "..." if len(shown) > 40 else shown
+    return f"must be an integer in {minimum}..{maximum}{why}, got {shown}"
+
+
+def check_count(value, name: str, maximum: int, minimum: int = 0, why: str = "", error=None) -> int:
+    """``value`` as an int if it is an integer in ``minimum..maximum``; else ``error`` (default ``InputError``)
+    saying "``name`` must be an integer in minimum..maximum, got ...". The one check behind every bounded count:
+    time steps (``MAX_TIME_STEPS``), threads and workers (:func:`check_threads`), cells of a study, ..."""
+    problem = count_problem(value, maximum, minimum, why)
+    if problem is not None:
+        from .errors import InputError
+
+        raise (error or InputError)(f"{name} {problem}")
+    return int(value)
+
+
+def threads_bound() -> tuple[int, str]:
+    """(:func:`max_threads`, the text saying where it comes from)."""
+    cpus = usable_cpus()
+    return THREADS_PER_CPU * cpus, f" ({THREADS_PER_CPU} per CPU; this process may use {cpus})"
+
+
+def check_threads(value, name: str, minimum: int = 0, error=None) -> int:
+    """A thread or worker count: an integer in ``minimum``..:func:`max_threads` (``error`` naming ``name``)."""
+    top, why = threads_bound()
+    return check_count(value, name, top, minimum, why, error)
+
+
+def check_time_steps(value, name: str, error=None) -> int:
+    """Time steps per sample, wherever they come from (option, deployment card, sidecar, config, file): an
+    integer in 1..``MAX_TIME_STEPS``."""
+    return check_count(value, name, MAX_TIME_STEPS, 1, "", error)
+
+
+# The largest value of every other count a user sets, by the option's name (``--hidden``, ``--draws``, ...; run and
+# study config keys of the same name use the same bound). Each is far above what the toolkit or the paper runs
+# (shipped: 3,000 hidden neurons, 10 epochs, batch 100, 20 draws, population 100) and small enough that nothing it
+# sizes alone can exhaust the machine before the work starts; products of counts (population x inputs x steps)
+# are checked against the memory available where they are allocated (:func:`check_memory`).
+MAX_COUNTS = {
+    "hidden": (16_384, " (neurons of a hidden layer)"),
+    "epochs": (10_000, ""),
+    "batch_size": (65_536, ""),
+    "iterations": (1_000_000, ""),
+    "max_iterations": (1_000_000, ""),
+    "patience": (1_000_000, ""),
+    "restarts": (1_000, ""),
+    "population": (4_096, " (BL-v2 population)"),
+    "random": (100_000, " (random samples)"),
+    "draws": (10_000, ""),
+    "replay_draws": (10_000, ""),
+    "limit": (10_000_000, " (samples per split)"),
+    "downsample": (64, ""),
+    "classes": (MAX_CLASSES - 1, " (class indices)"),
+    "seed": (2**63 - 1, ""),
+}
+
+
+def count_bound(name: str) -> tuple[int, str]:
+    """(maximum, why) of the count ``name`` (a key of ``MAX_COUNTS``)."""
+    return MAX_COUNTS[name]
 
 
 def _available_memory() -> int | None:
@@ -214,29 +444,27 @@ def check_sidecar(meta: dict, where, fmt: str) -> None:
     check_model_metadata(meta, where)
     spec = meta.get("spec")
     if isinstance(spec, dict):
-        steps = spec.get("steps")
-        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int)
-                                  or not 0 < steps <= MAX_TIME_STEPS):
-            raise ModelFileError(f"{where}: 'spec.steps' must be an integer in 1..{MAX_TIME_STEPS}, got {steps!r}")
+        if spec.get("steps") is not None:
+            check_time_steps(spec["steps"], f"{where}: 'spec.steps'", ModelFileError)
         scale = spec.get("posterior_scale")
         if scale is not None and (not _number(scale) or not 0 < abs(scale) <= MAX_POSTERIOR_SCALE):
             raise ModelFileError(f"{where}: 'spec.posterior_scale' must be a non-zero number of magnitude at most "
                                  f"{MAX_POSTERIOR_SCALE:g}, got {scale!r}")
 
 
-def check_recon_for_replay(rec, recon_path, model_paths, draws: int) -> None:
+def check_recon_for_replay(rec, recon_path, model_paths, draws: int, options: dict | None = None, card=None) -> None:
     """Before a Lava replay starts: the reconstructions fit every model file (inputs, time steps, classes) and
-    the spike trains of ``draws`` draws fit in memory. Raises ``InputError`` naming both files."""
+    the spike trains of ``draws`` draws fit in memory. Raises ``InputError`` naming both files. ``options`` /
+    ``card``: the deployment, which may declare an input shape the file does not say."""
     from .errors import InputError
-    from .models.files import read_sidecar
-    from .netx.reader import read_network
+    from .models.files import read_deployed_network, read_sidecar
 
     r, f = rec.samples.shape[:2]
     t = rec.samples.shape[2] if rec.samples.ndim == 3 else 0
     for model in model_paths:
         if model is None:
             continue
-        net = read_network(model)
+        net = read_deployed_network(model, options, card)[0]
         n_in, n_out, settle = net.num_inputs, net.num_outputs, net.settle_steps()
         if f != n_in:
             raise InputError(f"{recon_path} does not fit {model}: {f} features but the model takes {n_in} inputs")

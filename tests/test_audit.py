@@ -6,7 +6,7 @@ import pytest
 
 from brainleaks_lava.audit import PortfolioEntry, combine_best, run_audit, ssim_nearest, verdict
 from brainleaks_lava.cli import main
-from brainleaks_lava.errors import InputError
+from brainleaks_lava.errors import InputError, OutputError
 from brainleaks_lava.evaluation.metrics import per_class_table
 from brainleaks_lava.evaluation.score import Evaluation
 
@@ -65,7 +65,7 @@ def test_audit_report_without_replay(small_snn_path, tmp_path):
     out = tmp_path / "audit"
     rep = run_audit(small_snn_path, EVAL, out, classes=[0, 1, 7], draws=3, replay=False, portfolio=SMALL,
                     progress=False, data_root=None)
-    assert {p.name for p in out.iterdir()} == {"report.md", "audit.json", "best.png", "recon"}
+    assert {p.name for p in out.iterdir()} == {"report.md", "audit.json", "best.png", "recon", ".brainleaks-audit"}
     assert sorted(p.name for p in (out / "recon").iterdir()) == ["bl2.h5", "blenc-seed1.h5", "blenc.h5"]
     data = json.loads((out / "audit.json").read_text())
     assert [b["class"] for b in data["best"]] == [0, 1, 7]
@@ -77,7 +77,7 @@ def test_audit_report_without_replay(small_snn_path, tmp_path):
     worst = rep.worst_case["accuracy"]["mean"]
     assert worst >= max(r["summary"]["accuracy"]["mean"] for r in rep.attacks) - 1e-9
     # nothing a user ran before is lost: an existing report is refused unless forced
-    with pytest.raises(InputError, match="exists and is not empty"):
+    with pytest.raises(OutputError, match="exists and is not empty"):
         run_audit(small_snn_path, EVAL, out, classes=[0], draws=1, replay=False, portfolio=SMALL[:1], progress=False)
     assert (out / "audit.json").read_text() == json.dumps(data, indent=2, sort_keys=True) + "\n"
 

@@ -163,9 +163,16 @@ class AttackParams:
         return dataclasses.asdict(self)
 
     def _positive_int(self, name: str) -> None:
+        """A positive integer, at most ``safety.MAX_COUNTS[name]`` where the count has a bound there (iterations,
+        population, ...)."""
+        from ..safety import MAX_COUNTS, check_count
+
         v = getattr(self, name)
         if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
             raise InputError(f"{name} must be a positive integer, got {v!r}")
+        if name in MAX_COUNTS:
+            top, why = MAX_COUNTS[name]
+            check_count(v, name, top, 1, why)
 
     def _in_range(self, name: str, lo: float, hi: float, lo_open: bool = False, hi_open: bool = False) -> None:
         v = getattr(self, name)
@@ -212,6 +219,7 @@ class Attack:
             raise InputError(f"classes must be a non-empty list of class indices in [0, {n}), got {classes.tolist()}")
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise InputError(f"seed must be a non-negative integer, got {seed!r}")
+        self._check_memory(len(classes))
         import time
         # The surrogate's exponential tails produce denormal floats, which make CPU math up to ~20x
         # slower (measured: 100 BL-v2 iterations 32 s vs > 9 min); flushing them to zero changes no spike.
@@ -222,6 +230,19 @@ class Attack:
         result.seconds = time.time() - t0
         result.seed = int(seed)
         return result
+
+    def _check_memory(self, n_classes: int) -> None:
+        """Refuse (``InputError``) an attack whose batch cannot fit: every class (times the population, for BL-v2)
+        runs through the twin at once, each layer's current, voltage, spikes and their gradients (~6 float32 per
+        neuron and step). Counts are bounded one by one (``safety.MAX_COUNTS``); this bounds their product."""
+        from ..safety import check_memory
+
+        shape = self.adapter.input_shape
+        steps = shape[-1] if len(shape) > 1 else 1
+        sizes = getattr(getattr(self.adapter.model, "spec", None), "sizes", None) or (int(np.prod(shape[:-1] or shape)),)
+        rows = n_classes * int(getattr(self.params, "population", 1) or 1)
+        check_memory(4.0 * 6 * rows * float(sum(int(v) for v in sizes)) * steps,
+                     f"{self.name} on {n_classes} classes ({rows} inputs of {tuple(shape)} at once)")
 
     def _invert(self, classes: torch.Tensor, gen: torch.Generator, progress: bool) -> AttackResult:  # pragma: no cover
         raise NotImplementedError

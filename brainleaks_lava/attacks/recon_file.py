@@ -9,6 +9,7 @@ uint8 spikes, (R, features, T) float32 graded drives or (R, features) float32 im
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import h5py
@@ -16,9 +17,16 @@ import numpy as np
 
 from ..errors import ModelFileError
 from ..fileio import atomic_h5, open_h5, read_attr, read_dataset
+from ..safety import MAX_INPUTS, check_count, check_time_steps
 from .base import AttackResult
 
 RECON_FORMAT = "brainleaks-recon/1"
+DATASETS = ("targets", "samples", "confidence", "iterations", "loss_history", "probabilities")
+# Sizes a reader accepts (check_sizes), from the datasets' shapes before anything is read, so that a small file of
+# compressed zeros cannot make evaluate, plot, replay or run allocate gigabytes: time steps at most
+# safety.MAX_TIME_STEPS, features at most safety.MAX_INPUTS, and these:
+MAX_RECONSTRUCTIONS = 10_000  # reconstructions in one file (an attack writes one per class: 10-40)
+MAX_RECON_VALUES = 1 << 25  # values of one dataset: 33.5 M (40 BL-v2 faces of 10,304 pixels x 25 steps: 10.3 M)
 
 
 def save_recon(result: AttackResult, path: str | Path, model_path: str = "", model_sha256: str = "") -> Path:
@@ -75,14 +83,14 @@ def load_recon(path: str | Path) -> AttackResult:
         try:
             if _attr_str(f, "format", path) != RECON_FORMAT:
                 raise ModelFileError(f"{path}: not a brainleaks reconstruction file (format {read_attr(f, 'format')!r})")
-            data = {}
-            for key in ("targets", "samples", "confidence", "iterations", "loss_history", "probabilities"):
+            for key in DATASETS:
                 if key in f:
                     if not isinstance(f[key], h5py.Dataset):
                         raise ModelFileError(f"{path}: '{key}' is not a dataset")
-                    data[key] = read_dataset(f[key], f"{path}: '{key}'")
                 elif key != "probabilities":
                     raise ModelFileError(f"{path}: missing dataset '{key}'")
+            check_sizes({key: f[key].shape for key in DATASETS if key in f}, path)
+            data = {key: read_dataset(f[key], f"{path}: '{key}'", MAX_RECON_VALUES) for key in DATASETS if key in f}
             params = _attr_json(f, "params", path)
             extra = _attr_json(f, "extra", path) if "extra" in f.attrs else {}
             attrs = {k: _attr_str(f, k, path) for k in ("attack", "mode", "input_kind")}
@@ -146,6 +154,25 @@ def load_recon(path: str | Path) -> AttackResult:
         confidence=conf.astype(np.float32), iterations=iters.astype(np.int64),
         loss_history=hist.astype(np.float32), probabilities=None if prob is None else prob.astype(np.float32),
         seconds=seconds, extra={**extra, "model_path": model_path, "model_sha256": model_sha})
+
+
+def check_sizes(shapes: dict, path) -> None:
+    """The sizes of a reconstruction file's datasets (``shapes``: name -> shape, from metadata alone) within the
+    bounds every consumer relies on: reconstructions (``MAX_RECONSTRUCTIONS``), features (``safety.MAX_INPUTS``),
+    time steps (``safety.MAX_TIME_STEPS``) and values per dataset (``MAX_RECON_VALUES``). ``ModelFileError``
+    naming the file, the dataset and the bound."""
+    s = shapes.get("samples")
+    if s is not None and len(s) in (2, 3):
+        check_count(s[0], f"{path}: the number of reconstructions ('samples' of shape {s})", MAX_RECONSTRUCTIONS,
+                    0, "", ModelFileError)
+        check_count(s[1], f"{path}: the features of 'samples' (shape {s})", MAX_INPUTS, 0, "", ModelFileError)
+        if len(s) == 3:
+            check_time_steps(s[2], f"{path}: the time steps of 'samples' (shape {s})", ModelFileError)
+    for key, shape in shapes.items():
+        n = math.prod(shape)
+        if n > MAX_RECON_VALUES:
+            raise ModelFileError(f"{path}: '{key}' of shape {shape} holds {n} values; a reconstruction file holds at "
+                                 f"most {MAX_RECON_VALUES} per dataset")
 
 
 def check_draws(draws) -> int:

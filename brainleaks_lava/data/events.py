@@ -52,6 +52,7 @@ samples at T = 100 take 6.9 GB, so use ``limit`` on small machines.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 from dataclasses import dataclass
@@ -61,7 +62,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import DatasetError, InputError
-from ..fileio import atomic_path, check_regular_file
+from ..fileio import atomic_path, open_guarded, read_bytes_guarded
 from .base import check_split
 from .framing import EVENT_DTYPE, Events, Framing, dvs_gesture_framing, nmnist_framing
 
@@ -148,6 +149,12 @@ class EventDataset:
 # readers of one recording
 # ------------------------------------------------------------------------------------------
 
+# Largest event file read: an N-MNIST sample is ~4,000 events of 5 bytes (20 kB); a DVS Gesture recording
+# (N x 4 numbers, 6 s of a 128 x 128 sensor) a few million events.
+MAX_NMNIST_BYTES = 16 << 20
+MAX_DVS_BYTES = 1 << 30
+
+
 def read_nmnist_bin(path: str | Path) -> Events:
     """Read one N-MNIST ``.bin`` file (format in the module docstring) as 34x34 :class:`Events`.
 
@@ -158,15 +165,11 @@ def read_nmnist_bin(path: str | Path) -> Events:
     from tonic.io import read_mnist_file
 
     path = Path(path)
-    check_regular_file(path, DatasetError, "N-MNIST event file")
-    try:
-        size = path.stat().st_size
-        if size % 5:
-            raise DatasetError(f"{path}: {size} bytes is not a multiple of 5; an N-MNIST .bin file holds "
-                               "5-byte events (truncated or not an N-MNIST file?)")
-        raw = read_mnist_file(str(path), dtype=EVENT_DTYPE)
-    except OSError as e:
-        raise DatasetError(f"{path}: cannot read N-MNIST event file: {e}") from None
+    data = read_bytes_guarded(path, "N-MNIST event file", MAX_NMNIST_BYTES, DatasetError)
+    if len(data) % 5:
+        raise DatasetError(f"{path}: {len(data)} bytes is not a multiple of 5; an N-MNIST .bin file holds "
+                           "5-byte events (truncated or not an N-MNIST file?)")
+    raw = read_mnist_file(io.BytesIO(data), dtype=EVENT_DTYPE, is_stream=True)
     bad = np.flatnonzero((raw["x"] >= NMNIST_SENSOR) | (raw["y"] >= NMNIST_SENSOR))
     if bad.size:
         i = int(bad[0])
@@ -185,10 +188,10 @@ def read_dvs_npy(path: str | Path) -> Events:
     """
     path = Path(path)
     expected = "expected a numeric (N, 4) array of events with columns x, y, p, t (t in ms)"
-    check_regular_file(path, DatasetError, "DVS Gesture recording")
     try:
-        arr = np.load(path, allow_pickle=False)
-    except ValueError as e:
+        with open_guarded(path, "DVS Gesture recording", DatasetError, max_bytes=MAX_DVS_BYTES) as f:
+            arr = np.load(f, allow_pickle=False)
+    except (ValueError, MemoryError) as e:  # a header declaring more than the machine holds: MemoryError
         if "pickle" in str(e):
             raise DatasetError(f"{path}: contains pickled Python objects, which are never loaded; {expected}") from None
         raise DatasetError(f"{path}: not a readable .npy file ({e}); {expected}") from None
@@ -349,13 +352,15 @@ class _FrameCache:
         if not path.is_file():
             return None
         try:
-            frames = np.load(path, allow_pickle=False)
+            with open_guarded(path, "frame cache entry", DatasetError,
+                              max_bytes=int(np.prod(self.shape)) + (64 << 10), within=self.directory) as f:
+                frames = np.load(f, allow_pickle=False)
             if not isinstance(frames, np.ndarray) or frames.dtype != np.uint8 or frames.shape != self.shape:
                 raise ValueError(f"holds {getattr(frames, 'dtype', '?')} {getattr(frames, 'shape', '?')}, "
                                  f"expected uint8 {self.shape}")
             if frames.size and frames.max() > 1:
                 raise ValueError("holds values above 1")
-        except (OSError, ValueError, EOFError) as e:
+        except (DatasetError, OSError, ValueError, EOFError, MemoryError) as e:
             log.warning("frame cache entry %s is unusable (%s); recomputing it", path, e)
             return None
         return frames

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DatasetError
-from ..fileio import check_regular_file
+from ..fileio import read_bytes_guarded
 from .base import StaticDataset, block_average, check_downsample, check_split
 
 log = logging.getLogger(__name__)
@@ -86,6 +86,9 @@ def _parse_pgm_header(data: bytes, path: Path) -> tuple[list[int], int]:
     return values, pos + 1
 
 
+MAX_PGM_BYTES = 16 << 20  # an 8-bit image of 4096 x 4096; the AT&T faces are 92 x 112 (10 kB)
+
+
 def read_pgm(path: str | Path) -> np.ndarray:
     """Read one 8-bit binary PGM (P5) file; returns its pixels as float32 in [0, 1], shape (H, W).
 
@@ -93,11 +96,7 @@ def read_pgm(path: str | Path) -> np.ndarray:
     1..255 (16-bit PGM is not supported) or truncated pixel data.
     """
     path = Path(path)
-    check_regular_file(path, DatasetError, "PGM image")
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise DatasetError(f"{path}: cannot read: {e}") from None
+    data = read_bytes_guarded(path, "PGM image", MAX_PGM_BYTES, DatasetError)
     (width, height, maxval), offset = _parse_pgm_header(data, path)
     if not 1 <= maxval <= 255:
         raise DatasetError(f"{path}: PGM maxval {maxval} not supported (need 1..255, 8-bit)")
@@ -137,7 +136,7 @@ def load_att_faces(root: str | Path, split: str = "train", downsample: int = 1) 
 
     # check completeness first, so a missing file is reported before any slow parsing
     for _k, folder in subjects:
-        missing = [f"{i}.pgm" for i in range(1, IMAGES_PER_SUBJECT + 1) if not (folder / f"{i}.pgm").is_file()]
+        missing = [f"{i}.pgm" for i in range(1, IMAGES_PER_SUBJECT + 1) if not (folder / f"{i}.pgm").exists()]
         if missing:
             raise DatasetError(f"{folder}: missing {', '.join(missing)}; every subject folder needs "
                                f"1.pgm..10.pgm; get them from {FACES_SOURCE_HINT}")

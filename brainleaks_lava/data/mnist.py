@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DatasetError
-from ..fileio import check_regular_file
+from ..fileio import open_guarded, read_bytes_guarded
 from .base import StaticDataset, block_average, check_downsample, check_split
 
 log = logging.getLogger(__name__)
@@ -74,22 +74,32 @@ def _expected_files_hint(root: Path) -> str:
 
 
 def _find(root: Path, stem: str) -> Path | None:
-    """The path of ``stem`` or ``stem.gz`` in ``root`` (plain preferred), or None."""
+    """The path of ``stem`` or ``stem.gz`` in ``root`` (plain preferred), or None. Whatever is there under that
+    name counts (a FIFO or a device too): the reader refuses it naming it, rather than calling it missing."""
     for name in (stem, stem + ".gz"):
         p = root / name
-        if p.is_file():
+        if p.exists() or p.is_symlink():
             return p
     return None
 
 
+# Largest idx file read (decompressed): the full MNIST training images are 60,000 x 28 x 28 + 16 = 47 MB.
+MAX_IDX_BYTES = 64 << 20
+
+
 def _read_bytes(path: Path) -> bytes:
-    """The (decompressed, for ``.gz``) content of ``path``; I/O and gzip errors -> DatasetError."""
-    check_regular_file(path, DatasetError, "MNIST idx file")
+    """The (decompressed, for ``.gz``) content of ``path``, at most ``MAX_IDX_BYTES``; the file is opened with
+    ``fileio.open_guarded`` (a regular file: no FIFO, no device); I/O and gzip errors -> DatasetError."""
+    if path.suffix != ".gz":
+        return read_bytes_guarded(path, "MNIST idx file", MAX_IDX_BYTES, DatasetError)
     try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as f:
-                return f.read()
-        return path.read_bytes()
+        with open_guarded(path, "MNIST idx file", DatasetError, max_bytes=MAX_IDX_BYTES) as raw, \
+                gzip.GzipFile(fileobj=raw, mode="rb") as f:
+            data = f.read(MAX_IDX_BYTES + 1)  # a small .gz can hold gigabytes
+        if len(data) > MAX_IDX_BYTES:
+            raise DatasetError(f"{path}: the MNIST idx file decompresses to more than the {MAX_IDX_BYTES:,}-byte "
+                               f"limit")
+        return data
     except (OSError, EOFError, zlib.error) as e:
         # gzip.BadGzipFile is an OSError; a truncated gzip stream raises EOFError.
         raise DatasetError(f"{path}: cannot read (corrupt or truncated gzip file?): {e}") from None

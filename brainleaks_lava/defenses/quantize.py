@@ -9,9 +9,9 @@ so the twin rebuilt from the new file and Lava's fixed-point run stay spike-for-
 it to show it). ``k = 2**b`` leaves ``8 - b`` bits of weight precision. This is post-training quantization: the
 network is not retrained.
 
-A layer whose weights all round to 0 cannot be loaded by NetX (its weight-exponent search divides by the largest
-weight: ``OverflowError``); ``requantize_net`` reports such layers (``zero_layers``) and the sweep then skips the
-Lava replay of that cell, saying why. How many levels a step leaves depends on the threshold: lava-dl scales the
+A layer whose weights all round to 0 is reported (``zero_layers``) and noted in the sweep's table; it is still
+replayed (NetX's weight-exponent search divides by the largest weight, which the replay works around for all-zero
+matrices: ``hardware.replay``). How many levels a step leaves depends on the threshold: lava-dl scales the
 initial weights with it, so at threshold 1 a 784-input layer's weights are mostly 0 and +-2 (+-1/32) already.
 """
 from __future__ import annotations
@@ -80,11 +80,11 @@ def requantize_net(src: str | Path, dst: str | Path, k: int) -> dict:
                     f[n].attrs[a] = v
     side = src.with_suffix(".json")
     if side.is_file():
-        import json
+        from ..models.files import read_sidecar
 
         with open_h5(dst, "requantized NetX file"):  # the copy is a readable HDF5 file
             pass
-        meta = json.loads(side.read_text(encoding="utf-8"))
+        meta = read_sidecar(src)  # through fileio's guarded opener
         meta["weight_step"] = k
         meta["net_file"] = dst.name
         meta["net_sha256"] = sha256_file(dst)

@@ -53,7 +53,7 @@ from pathlib import Path
 import numpy as np
 from ..progress import progress_bar
 
-from ..errors import InputError
+from ..errors import InputError, ModelFileError
 from ..interrupts import ctrl_c_in_this_process_only
 from ..netx.reader import read_network
 from ..netx.spec import AverageLayer, NetSpec, PoolLayer
@@ -165,6 +165,30 @@ def _lava_file(spec: NetSpec, workdir: Path) -> tuple[Path, int | None]:
     return out, num_layers
 
 
+@contextlib.contextmanager
+def _zero_weights_loadable(netx):
+    """While NetX builds a network: a dense layer whose weights are all zero gets 8-bit weights with exponent 0.
+
+    NetX sizes a dense layer's weight exponent from its largest weight (``optimize_weight_bits``: ``255 / max``)
+    and fails on a matrix of zeros (``OverflowError`` on an infinite shift), although such a layer is legitimate
+    (its neurons see only their bias) and Lava runs it exactly with any exponent. Every other matrix goes to
+    NetX's own function unchanged."""
+    hdf5 = netx.hdf5
+    original = hdf5.optimize_weight_bits
+
+    def optimize(weight):
+        w = np.asarray(weight)
+        if w.size and not np.any(w):
+            return w.astype(int), 8, 0, netx.utils.SYNAPSE_SIGN_MODE.EXCITATORY
+        return original(weight)
+
+    hdf5.optimize_weight_bits = optimize
+    try:
+        yield
+    finally:
+        hdf5.optimize_weight_bits = original
+
+
 def _to_lava(a: np.ndarray) -> np.ndarray:
     """(*shape, T) in lava-dl order (C, H, W) -> Lava's (W, H, C, T)."""
     return a.transpose(2, 1, 0, 3) if a.ndim == 4 else a
@@ -188,7 +212,7 @@ def _run_lava(spec: NetSpec, data: np.ndarray, reset_interval: int, voltage: str
         kwargs = {"reset_interval": reset_interval, "reset_offset": 0 if spec.has_input_layer else 1}
         if len(spec.input_shape) == 3 and not spec.has_input_layer:
             kwargs["input_shape"] = tuple(spec.input_shape[::-1])
-        with contextlib.redirect_stdout(io.StringIO()):
+        with contextlib.redirect_stdout(io.StringIO()), _zero_weights_loadable(netx):
             net = netx.hdf5.Network(net_config=str(path), num_layers=num_layers, **kwargs)
         try:
             net.net_config.f.close()  # NetX keeps the file open after building
@@ -291,6 +315,19 @@ def check_steps(spec: NetSpec, steps: int) -> None:
                          f"{spec.settle_steps()} settle steps (layers plus synaptic delays)")
 
 
+def check_replayable(spec: NetSpec, hint: str = "") -> None:
+    """Refuse (``ModelFileError`` naming the file, the layer and the field) a network whose numbers NetX and Lava's
+    fixed-point simulator would change whatever the input (``netx.readiness.replay_problems``; ``brainleaks info``
+    lists the same fields): its replay could not agree with the twin. ``hint`` ends the message."""
+    from ..netx.readiness import network_replay_problems
+
+    problems = network_replay_problems(spec)
+    if problems:
+        more = f" (and {len(problems) - 1} more: see 'brainleaks info')" if len(problems) > 1 else ""
+        raise ModelFileError(f"{spec.path}: {problems[0]}{more}; Lava would run other numbers than the file's, so "
+                             f"it cannot be replayed{hint}")
+
+
 MIN_PARALLEL_CHUNK = 10  # automatic worker count: at least this many samples per streamed Lava run
 
 
@@ -300,7 +337,9 @@ def check_workers(workers) -> int | None:
         return None
     if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
         raise InputError(f"workers must be a positive integer or None / 'auto' (automatic), got {workers!r}")
-    return int(workers)
+    from ..safety import check_threads
+
+    return check_threads(int(workers), "workers", minimum=1)
 
 
 def auto_workers(n: int, mode: str = "stream", cpus: int | None = None) -> int:
@@ -348,6 +387,7 @@ def replay_network(spec: NetSpec, spikes, mode: str = "stream", chunk: int = 200
                      graded=graded)
     t = x.shape[-1]
     check_steps(spec, t)
+    check_replayable(spec)
     if mode not in ("stream", "per-sample"):
         raise InputError(f"mode must be 'stream' or 'per-sample', got {mode!r}")
     if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk <= 0:

@@ -11,6 +11,14 @@ A later training with the same fingerprint continues after that epoch and ends w
 uninterrupted training would have (bit for bit); a checkpoint with another fingerprint, or one that cannot be
 read, is reported and ignored (then replaced). The caller removes the checkpoint once the trained model's file
 is written (:func:`remove_checkpoint`).
+
+Every checkpoint carries a checksum of its state (attribute ``state_sha256``: sha256 over the metadata and every
+dataset of the file, in sorted order, each with its name, dtype and shape; :func:`state_digest`). A checkpoint
+whose content no longer matches it was changed after it was written (a weight edited, a bit flipped):
+:func:`read_checkpoint` raises :class:`CheckpointChanged` and the training refuses to resume from it (one line,
+the file kept as it is: remove it, or train with ``--no-resume``). A checkpoint without a checksum (written
+before checksums existed) cannot be verified: it is treated like an unreadable one, reported and not resumed
+from (the training starts at epoch 1 and replaces it).
 """
 from __future__ import annotations
 
@@ -32,9 +40,14 @@ from .files import write_torch_state
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "brainleaks-checkpoint/1"
+CHECKSUM_ATTR = "state_sha256"  # sha256 of the state (state_digest), written with it
 #: TrainConfig fields that do not change what an epoch computes: a training interrupted with 2 threads may
 #: resume with 1 or with more epochs asked for.
 NOT_FINGERPRINTED = ("threads", "device", "epochs")
+
+
+class CheckpointChanged(ModelFileError):
+    """A checkpoint's content does not match the checksum written with it."""
 
 
 def checkpoint_path(out: str | Path) -> Path:
@@ -94,17 +107,54 @@ def save_checkpoint(path: str | Path, fingerprint: str, epoch: int, epochs: int,
             for key, value in state.items():
                 p.create_dataset(key, data=torch.as_tensor(value).detach().cpu().numpy())
         f.create_dataset("generator", data=generator.get_state().numpy())
+        f.attrs[CHECKSUM_ATTR] = state_digest(f, path)  # of what the file holds, read back as a reader will
     return path
 
 
+def _raw(text) -> bytes:
+    return text if isinstance(text, bytes) else str(text).encode("utf-8", "surrogatepass")
+
+
+def state_digest(f: h5py.File, path: str | Path) -> str:
+    """sha256 of a checkpoint's state: its format and metadata attributes, then every object in sorted order of
+    name: a group by its name, a dataset by its name, dtype, shape and content (read with
+    ``fileio.read_dataset``'s bounds)."""
+    h = hashlib.sha256()
+    for key in ("brainleaks_format", "metadata"):
+        h.update(key.encode() + b"\0" + _raw(read_attr(f, key, "")) + b"\0")
+    objects: list = []
+    f.visititems(lambda name, obj: objects.append((_raw(name), name, isinstance(obj, h5py.Dataset))))
+    for raw, name, is_dataset in sorted(objects):
+        h.update(raw + (b"\0dataset\0" if is_dataset else b"\0group\0"))
+        if is_dataset:
+            shown = name.decode("utf-8", "replace") if isinstance(name, bytes) else name
+            _update_arrays(h, [read_dataset(f[name], f"{path}: {shown}")])
+    return h.hexdigest()
+
+
+def _verify(f: h5py.File, path: Path) -> None:
+    """The checkpoint's content matches its checksum (``CheckpointChanged`` if not; ``ModelFileError`` when it has
+    none)."""
+    stored = read_attr(f, CHECKSUM_ATTR)
+    stored = stored.decode("ascii", "replace") if isinstance(stored, bytes) else stored
+    if stored is None:
+        raise ModelFileError(f"checkpoint {path} has no checksum of its state (written by an older version): it "
+                             f"cannot be verified")
+    if not isinstance(stored, str) or stored != state_digest(f, path):
+        raise CheckpointChanged(f"checkpoint {path} does not match its checksum: changed since it was written; "
+                                f"remove it or use --no-resume")
+
+
 def read_checkpoint(path: str | Path) -> Checkpoint:
-    """Read a checkpoint written by :func:`save_checkpoint`; anything else raises ``ModelFileError``."""
+    """Read a checkpoint written by :func:`save_checkpoint`; anything else raises ``ModelFileError`` (a checkpoint
+    changed since it was written: ``CheckpointChanged``)."""
     path = Path(path)
     with open_h5(path, "checkpoint") as f:
         fmt = read_attr(f, "brainleaks_format")
         fmt = fmt.decode() if isinstance(fmt, bytes) else fmt
         if fmt != CHECKPOINT_FORMAT:
             raise ModelFileError(f"{path}: not a brainleaks training checkpoint (format {fmt!r})")
+        _verify(f, path)
         raw = read_attr(f, "metadata", "{}")
         try:
             meta = json.loads(raw.decode() if isinstance(raw, bytes) else raw)

@@ -105,17 +105,16 @@ def export_snn(model: SpikingMLP, path: str | Path, metadata: dict | None = None
 
 
 def read_sidecar(net_path: str | Path) -> dict:
+    from ..fileio import read_bytes_guarded
+
     p = sidecar_path(net_path)
-    if not p.is_file():
+    if not (p.exists() or p.is_symlink()):
         return {}
+    raw = read_bytes_guarded(p, "sidecar", MAX_SIDECAR_BYTES, ModelFileError)  # no FIFO, device, huge file
     try:
-        if p.stat().st_size > MAX_SIDECAR_BYTES:
-            raise ModelFileError(f"{p}: sidecar of {p.stat().st_size} bytes; not a sidecar the toolkit writes")
-        meta = json.loads(p.read_text(encoding="utf-8"))
+        meta = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise ModelFileError(f"{p}: sidecar is not valid JSON ({type(e).__name__}: {e})") from None
-    except OSError as e:
-        raise ModelFileError(f"{p}: cannot read the sidecar ({e})") from None
     if not isinstance(meta, dict):
         raise ModelFileError(f"{p}: sidecar must hold a JSON object")
     return meta
@@ -125,14 +124,11 @@ def load_snn(path: str | Path, options: dict | None = None, card: str | Path | N
     """Rebuild the lava-dl twin of any NetX file (``netx.read_network``) with its deployment
     (``netx.deployment.resolve``: ``options``, a deployment card, the sidecar, defaults)."""
     from ..netx.deployment import resolve
-    from ..netx.reader import read_network
     from ..netx.target import DeployedSNN
 
     path = Path(path)
-    meta = read_sidecar(path)
-    check_sidecar(meta, sidecar_path(path), SNN_FORMAT)
     options = dict(options or {})
-    net = read_network(path, input_shape=options.get("input_shape"))
+    net, meta = read_deployed_network(path, options, card)
     if meta and meta.get("net_sha256") not in (None, net.sha256):
         log.warning("%s: sha256 differs from the one recorded in its sidecar (file changed since export)", path)
     try:
@@ -144,6 +140,43 @@ def load_snn(path: str | Path, options: dict | None = None, card: str | Path | N
     model = DeployedSNN(net, dep)
     model.eval()
     return SNNTarget(model=model, path=path, sha256=net.sha256, metadata=meta)
+
+
+def read_deployed_network(path: str | Path, options: dict | None = None, card=None):
+    """(``NetSpec``, sidecar metadata) of a NetX file, read with the input shape its deployment declares (an
+    option, the deployment card, the sidecar) where the file does not say it; the sidecar is checked first."""
+    from ..netx.reader import read_network
+
+    path, options = Path(path), dict(options or {})
+    meta = read_sidecar(path)
+    check_sidecar(meta, sidecar_path(path), SNN_FORMAT)
+    return read_network(path, input_shape=options.get("input_shape"),
+                        declared_shape=_declared_input_shape(path, meta, options, card)), meta
+
+
+def _declared_input_shape(path: Path, meta: dict, options: dict, card) -> tuple | None:
+    """The input shape the deployment declares (an option, else the deployment card, else the sidecar: the
+    precedence of ``netx.deployment.resolve``), checked and naming where it came from. The reader needs it before
+    the deployment is resolved when the file does not say it (a first conv layer with a stride > 1, no input
+    layer)."""
+    from ..netx.deployment import Deployment, card_path, from_sidecar, read_card
+
+    if options.get("input_shape") is not None:
+        return None  # read_network takes the option itself
+    card_file = Path(card) if card is not None else card_path(path)
+    shape, where = None, None
+    if card is not None or card_file.is_file():  # an explicit card must exist (read_card names it)
+        shape, where = read_card(card_file).get("input_shape"), card_file
+    if shape is None:
+        try:
+            shape, where = from_sidecar(meta).get("input_shape"), sidecar_path(path)
+        except (TypeError, ValueError, AttributeError) as e:  # fields of the wrong type
+            raise ModelFileError(f"{sidecar_path(path)}: invalid deployment ({type(e).__name__}: {e})") from None
+    if shape is None:
+        return None
+    shape = tuple(shape) if isinstance(shape, list) else shape
+    Deployment(input_shape=shape).check(str(where))
+    return shape
 
 
 # ----------------------------------------------------------------------------------------------

@@ -21,7 +21,9 @@ import torch
 
 from ..errors import BrainleaksError, InputError
 from ..progress import format_duration, progress_bar, status
-from .checkpoint import checkpoint_epoch, read_checkpoint, restore, save_checkpoint, training_fingerprint
+from ..safety import check_threads
+from .checkpoint import (CheckpointChanged, checkpoint_epoch, read_checkpoint, restore, save_checkpoint,
+                         training_fingerprint)
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +48,7 @@ class TrainConfig:
             raise InputError(f"lr must be positive, got {self.lr!r}")
         if not (isinstance(self.weight_decay, (int, float)) and 0.0 <= self.weight_decay < float("inf")):
             raise InputError(f"weight_decay must be a number >= 0, got {self.weight_decay!r}")
-        if not isinstance(self.threads, int) or self.threads < 0:
-            raise InputError(f"threads must be an integer >= 0, got {self.threads!r}")
+        check_threads(self.threads, "threads")
         if self.device not in ("auto", "cpu", "cuda"):
             raise InputError(f"device must be auto, cpu or cuda, got {self.device!r}")
 
@@ -65,7 +66,9 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 def apply_threads(threads: int) -> None:
     """Set the torch CPU thread count (0: keep torch's default) and flush denormal floats to zero
-    (surrogate-gradient tails otherwise slow CPU math many times over)."""
+    (surrogate-gradient tails otherwise slow CPU math many times over). ``threads`` above
+    ``safety.max_threads()`` (4 per CPU) is refused (``InputError``) before torch creates any thread."""
+    check_threads(threads, "threads")
     torch.set_flush_denormal(True)
     if threads > 0:
         torch.set_num_threads(threads)
@@ -196,6 +199,8 @@ def _resume(path: Path, fingerprint: str, config: TrainConfig, resume: bool, des
         return None
     try:
         ckpt = read_checkpoint(path)
+    except CheckpointChanged:  # edited since it was written: refused, the file kept for whoever looks at it
+        raise
     except BrainleaksError as e:
         log.warning("%s: ignoring the unreadable checkpoint %s (%s); starting at epoch 1, it will be replaced",
                     desc, path, " ".join(str(e).split()))

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import ModelFileError
+from ..fileio import read_bytes_guarded
+from ..safety import MAX_CLASSES, MAX_INPUTS, check_time_steps
 from .spec import NetSpec
 
 log = logging.getLogger(__name__)
@@ -32,7 +34,7 @@ ENCODINGS = ("rate", "if", "graded", "events")
 READOUTS = ("spikes", "membrane", "voltage", "integrator")
 CARD_KEYS = {"steps", "encoding", "input_shape", "readout", "classes", "posterior_scale", "tau_grad",
              "scale_grad", "input_range"}
-MAX_STEPS = 100_000
+MAX_CARD_BYTES = 64 << 10  # a card holds a few lines (class names included); a larger file is not read
 DEFAULT_STEPS = 25
 
 
@@ -50,31 +52,7 @@ class Deployment:
     sources: dict = field(default_factory=dict, compare=False)
 
     def check(self, where: str) -> "Deployment":
-        def bad(key, msg):
-            raise ModelFileError(f"{where}: '{key}' {msg}")
-        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or not 0 < self.steps <= MAX_STEPS:
-            bad("steps", f"must be an integer in 1..{MAX_STEPS}, got {self.steps!r}")
-        if self.encoding not in ENCODINGS:
-            bad("encoding", f"must be one of {', '.join(ENCODINGS)}, got {self.encoding!r}")
-        if self.readout not in READOUTS:
-            bad("readout", f"must be one of {', '.join(READOUTS)}, got {self.readout!r}")
-        if self.input_shape is not None and (
-                not isinstance(self.input_shape, tuple) or len(self.input_shape) not in (1, 3)
-                or any(isinstance(v, bool) or not isinstance(v, int) or not 0 < v <= 1 << 20
-                       for v in self.input_shape)):
-            bad("input_shape", f"must be (n,) or (C, H, W) of positive integers, got {self.input_shape!r}")
-        if self.classes is not None and (not isinstance(self.classes, tuple) or
-                                         any(not isinstance(c, str) or len(c) > 200 for c in self.classes)):
-            bad("classes", "must be a list of class names")
-        r = self.input_range
-        if (not isinstance(r, tuple) or len(r) != 2
-                or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
-                       or abs(v) > 1e6 for v in r) or not r[0] < r[1]):
-            bad("input_range", f"must be [low, high] with finite low < high (|value| <= 1e6), got {r!r}")
-        for key in ("posterior_scale", "tau_grad", "scale_grad"):
-            v = getattr(self, key)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not 0 < v < 1e6:
-                bad(key, f"must be a positive number below 1e6, got {v!r}")
+        check_fields({k: getattr(self, k) for k in CARD_KEYS}, where)
         return self
 
     def describe(self) -> str:
@@ -86,26 +64,71 @@ class Deployment:
                 f"read-out {self.readout}{src('readout')} (posterior scale {self.posterior_scale:g})")
 
 
+def check_fields(d: dict, where: str) -> None:
+    """The deployment fields present in ``d`` (normalised: lists as tuples) have their type and a bound on
+    everything that sizes work: time steps (``safety.MAX_TIME_STEPS``), the input shape's values
+    (``safety.MAX_INPUTS``), the number of class names (``safety.MAX_CLASSES``). ``ModelFileError`` naming
+    ``where`` (the source: a card, a sidecar, an option) and the key."""
+    def bad(key, msg):
+        shown = repr(d[key])
+        raise ModelFileError(f"{where}: '{key}' {msg}, got {shown[:60] + '...' if len(shown) > 60 else shown}")
+
+    def number(v):
+        return not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
+
+    if "steps" in d:
+        check_time_steps(d["steps"], f"{where}: 'steps'", ModelFileError)
+    if "encoding" in d and d["encoding"] not in ENCODINGS:
+        bad("encoding", f"must be one of {', '.join(ENCODINGS)}")
+    if "readout" in d and d["readout"] not in READOUTS:
+        bad("readout", f"must be one of {', '.join(READOUTS)}")
+    shape = d.get("input_shape")
+    if shape is not None:
+        if (not isinstance(shape, tuple) or len(shape) not in (1, 3)
+                or any(isinstance(v, bool) or not isinstance(v, int) or v <= 0 for v in shape)):
+            bad("input_shape", "must be (n,) or (C, H, W) of positive integers")
+        if math.prod(shape) > MAX_INPUTS:
+            bad("input_shape", f"must hold at most {MAX_INPUTS} values per sample (its product is "
+                               f"{math.prod(shape)})")
+    classes = d.get("classes")
+    if classes is not None:
+        if not isinstance(classes, tuple) or any(not isinstance(c, str) or len(c) > 200 for c in classes):
+            bad("classes", "must be a list of class names (text of at most 200 characters)")
+        if not 0 < len(classes) <= MAX_CLASSES:
+            bad("classes", f"must list 1..{MAX_CLASSES} class names (it lists {len(classes)})")
+    if "input_range" in d:
+        r = d["input_range"]
+        if (not isinstance(r, tuple) or len(r) != 2 or not all(number(v) and abs(v) <= 1e6 for v in r)
+                or not r[0] < r[1]):
+            bad("input_range", "must be [low, high] with finite low < high (|value| <= 1e6)")
+    for key in ("posterior_scale", "tau_grad", "scale_grad"):
+        if key in d and not (number(d[key]) and 0 < d[key] < 1e6):
+            bad(key, "must be a positive number below 1e6")
+
+
 def card_path(net_path: str | Path) -> Path:
     p = Path(net_path)
     return p.with_name(p.stem + ".card.toml")
 
 
 def read_card(path: str | Path) -> dict:
-    """A deployment card (TOML) as a dict of checked keys; unknown keys are refused naming the key."""
+    """A deployment card (TOML) as a dict of checked keys (:func:`check_fields`, naming the card); unknown keys
+    are refused naming the key; a file larger than ``MAX_CARD_BYTES`` is not read."""
     import tomli
 
     path = Path(path)
+    raw = read_bytes_guarded(path, "deployment card", MAX_CARD_BYTES, ModelFileError)  # cards are a few lines
     try:
-        data = tomli.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as e:
+        data = tomli.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as e:
         raise ModelFileError(f"{path}: cannot read the deployment card ({e})") from None
-    except tomli.TOMLDecodeError as e:
+    except (tomli.TOMLDecodeError, RecursionError, ValueError) as e:
         raise ModelFileError(f"{path}: deployment card is not valid TOML ({e})") from None
     unknown = sorted(set(data) - CARD_KEYS)
     if unknown:
         raise ModelFileError(f"{path}: unknown key '{unknown[0]}' in the deployment card (keys: "
                              f"{', '.join(sorted(CARD_KEYS))})")
+    check_fields(_normalise(data), f"deployment card {path}")
     return data
 
 
@@ -158,8 +181,10 @@ def resolve(spec: NetSpec | None, net_path: str | Path, meta: dict, options: dic
     if card is not None and not card_file.is_file():
         raise ModelFileError(f"deployment card not found: {card_file}")
     card_d = _normalise(read_card(card_file)) if card_file.is_file() else {}
-    for name, d in (("sidecar", from_sidecar(meta)), (f"card {card_file.name}", card_d),
-                    ("option", _normalise(options))):
+    side_d, opt_d = from_sidecar(meta), _normalise(options)
+    check_fields(side_d, f"{Path(net_path).with_suffix('.json')} (the sidecar)")
+    check_fields(opt_d, f"{net_path}: deployment option")
+    for name, d in (("sidecar", side_d), (f"card {card_file.name}", card_d), ("option", opt_d)):
         for k, v in d.items():
             layers[k] = (v, name)
     values = {k: v for k, (v, _) in layers.items()}

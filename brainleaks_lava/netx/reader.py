@@ -153,6 +153,74 @@ def netx_dense_weights(w: np.ndarray) -> tuple[np.ndarray, int]:
     return w, 0
 
 
+def lava_dense_weights(w: np.ndarray) -> np.ndarray | None:
+    """The weight of every synapse as Lava's fixed_pt ``Dense`` model applies it to a unary spike, for the dense
+    matrix ``w`` NetX reads (file units, after :func:`netx_dense_weights`); None where no such weights exist
+    (NetX would shift by a negative count, or Lava's per-step shift of the summed input would not be exact).
+
+    NetX (``optimize_weight_bits``) picks a sign mode from the matrix's extremes, a shift ``s`` that scales the
+    largest magnitude into the 8-bit mantissa (``floor(log2(scale))``, +1 for mixed signs), and the weight bits
+    from the number of trailing zero bits all weights share; it hands Lava ``w << s``, those bits and the
+    exponent ``-s``. Lava's model decides the sign mode again from the shifted matrix (a matrix whose largest
+    weight is 0 is mixed for NetX and inhibitory for Lava), clips it to 8 bits ([-256, 255] mixed, [0, 255]
+    excitatory, [-255, 0] inhibitory), drops ``8 - bits (+1 mixed)`` low bits of every magnitude and shifts
+    each step's sum right by ``s``. An all-zero matrix runs as zeros (``hardware.replay`` gives it exponent 0;
+    NetX itself divides by its largest weight)."""
+    w = np.asarray(w, dtype=np.int64)
+    if not np.any(w):
+        return w
+    hi, lo = int(w.max()), int(w.min())
+    with np.errstate(divide="ignore"):
+        if hi < 0:
+            signed, scale = 0, -256 / lo
+        elif lo >= 0:
+            signed, scale = 0, 255 / hi
+        else:
+            signed, scale = 1, min(np.float64(127) / hi, -128 / lo)
+    shift = int(np.floor(np.log2(scale))) + signed
+    if shift < 0:
+        return None
+    trailing = next((k for k in range(8, 0, -1) if not np.any(w % (1 << k))), 0)
+    bits = 8 - shift - (trailing - signed)
+    shifted = w << shift
+    if shifted.min() >= 0:
+        magnitude, sign, dropped = np.clip(shifted, 0, 255), 1, 8 - bits
+    elif shifted.max() <= 0:
+        magnitude, sign, dropped = np.clip(-shifted, 0, 255), -1, 8 - bits
+    else:
+        magnitude, sign, dropped = np.clip(shifted, -256, 255), 1, 8 - bits + 1
+    if dropped < 0:
+        return None
+    kept = sign * ((magnitude >> dropped) << dropped)
+    if np.any(kept % (1 << shift)):
+        return None
+    return kept >> shift
+
+
+def dense_weight_problem(w: np.ndarray) -> str | None:
+    """Why NetX and Lava's fixed_pt ``Dense`` model would not run the dense matrix ``w`` (file units, after
+    NetX's clip) as it is, or None (see :func:`lava_dense_weights`)."""
+    w = np.asarray(w, dtype=np.int64)
+    if not np.any(w):
+        return None
+    hi, lo = int(w.max()), int(w.min())
+    if lo >= 0 and hi > 255:
+        return (f"values up to {hi} exceed 255, the largest weight NetX can scale into Loihi's 8-bit mantissa when "
+                f"no weight is negative")
+    if hi < 0 and lo < -256:
+        return (f"values down to {lo} exceed -256, the smallest weight NetX can scale into Loihi's 8-bit mantissa "
+                f"when no weight is positive")
+    run = lava_dense_weights(w)
+    if run is None:
+        return (f"values {lo}..{hi} (no weight positive) cannot be run as they are: NetX and Lava's fixed-point "
+                f"synapse disagree on their sign mode and shift")
+    changed = int(np.count_nonzero(run != w))
+    if changed:
+        return (f"values {lo}..{hi}: NetX and Lava's fixed-point synapse would run {changed} of them as other "
+                f"values (a matrix without positive weights loses its extreme one to Lava's 8-bit clip)")
+    return None
+
+
 def _bias(group, where, n_out: int, channels: int | None = None, notes=None) -> np.ndarray | None:
     if "bias" not in group:
         return None
@@ -170,13 +238,15 @@ def _conv_out(n: int, k: int, s: int, p: int, d: int) -> int:
     return (n + 2 * p - d * (k - 1) - 1) // s + 1
 
 
-def read_network(path: str | Path, input_shape: tuple[int, ...] | None = None) -> NetSpec:
+def read_network(path: str | Path, input_shape: tuple[int, ...] | None = None,
+                 declared_shape: tuple[int, ...] | None = None) -> NetSpec:
     """Parse and check a NetX file. ``input_shape`` ((n,) or (C, H, W)) is needed only when the file does
-    not say it (no ``input`` layer, and a first conv layer with a stride > 1)."""
+    not say it (no ``input`` layer, and a first conv layer with a stride > 1). ``declared_shape`` (a deployment
+    card's or sidecar's) is used only where the file neither says nor implies the shape."""
     path = Path(path)
     with open_h5(path, "model file") as f:
         try:
-            spec = _read(f, path, input_shape)
+            spec = _read(f, path, input_shape, declared_shape)
         except ModelFileError:
             raise
         except (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError, OverflowError) as e:
@@ -184,7 +254,7 @@ def read_network(path: str | Path, input_shape: tuple[int, ...] | None = None) -
     return NetSpec(path=str(path), sha256=sha256_file(path), layers=spec[0], input_shape=spec[1])
 
 
-def _read(f: h5py.File, path: Path, given_shape):
+def _read(f: h5py.File, path: Path, given_shape, declared_shape=None):
     if "layer" not in f or not isinstance(f["layer"], h5py.Group):
         raise ModelFileError(f"{path}: not a NetX network file (no 'layer' group)")
     names = []
@@ -230,7 +300,7 @@ def _read(f: h5py.File, path: Path, given_shape):
     elif given_shape is not None:
         shape = tuple(int(v) for v in given_shape)
     else:
-        shape = _infer_input_shape(first_kind, first, fw)
+        shape = _infer_input_shape(first_kind, first, fw, declared_shape)
 
     layers = []
     cur = shape
@@ -252,7 +322,7 @@ def _read(f: h5py.File, path: Path, given_shape):
     return tuple(layers), tuple(int(v) for v in shape)
 
 
-def _infer_input_shape(kind, lg, where) -> tuple[int, ...]:
+def _infer_input_shape(kind, lg, where, declared=None) -> tuple[int, ...]:
     if kind == "dense":
         w = lg["weight"]
         if w.ndim == 2:
@@ -270,6 +340,8 @@ def _infer_input_shape(kind, lg, where) -> tuple[int, ...]:
             kh, kw = int(w.shape[2]), int(w.shape[3])
             return (int(w.shape[1]) * groups, out[1] - 2 * pad[0] + dil[0] * (kh - 1),
                     out[2] - 2 * pad[1] + dil[1] * (kw - 1))
+    if declared is not None:
+        return tuple(int(v) for v in declared)
     raise ModelFileError(f"{where()}: the file does not say the network's input shape (no input layer); "
                          f"give it with --input-shape C,H,W (or 'input_shape' in the deployment card)")
 

@@ -10,17 +10,60 @@ Readiness checks what the file asks of the chip's fixed-point registers:
   and clips the voltage; the twin does neither). A bound over the limit is listed as a risk, not an issue:
   real inputs rarely come near it (the replay's comparison shows whether they did);
 - neuron and synapse totals.
+
+Replay-ability (:func:`replay_problems`, the same check ``hardware.replay`` refuses a file with): the fields that
+NetX and Lava's fixed-point simulator would run as other numbers than the file's, whatever the input, so that
+the Lava replay could not agree with the twin: a dense weight matrix NetX cannot scale into the 8-bit mantissa
+as it is (``netx.reader.lava_dense_weights``: a single-signed matrix beyond 255 / -256, or one without positive
+weights whose extreme Lava's clip changes), a bias beyond the 16 bits Lava's neuron model keeps it in (it wraps),
+and a conv / pool weight or an input layer's drive whose single input already moves the 24-bit current to 2^23
+(Lava wraps it). Such a file is "NOT ready" and ``brainleaks replay`` refuses it naming the same field. Values
+NetX changes the same way for Lava and the twin (clipped mixed-sign weights, truncated fractions, clamped
+delays) and values only the chip's registers cannot hold (biases beyond 13 bits, thresholds beyond 17 bits,
+conv weights beyond 8 bits) make a file "NOT ready" but leave it replayable. Decays outside 0..4096 and values
+of magnitude 2^31 or more are refused when the file is read.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .spec import DECAY_SCALE, InputLayer, NetSpec
+from .reader import dense_weight_problem
+from .spec import DECAY_SCALE, ConvLayer, DenseLayer, InputLayer, NetSpec, PoolLayer
 
 STATE_LIMIT = 1 << 23  # Lava's 24-bit signed u and v
 WEIGHT_RANGE = (-256, 254)
 BIAS_RANGE = (-4096, 4095)
 VTH_MAX = (1 << 17) - 1
+LAVA_BIAS_RANGE = (-(1 << 15), (1 << 15) - 1)  # Lava's LIF models store the bias mantissa as int16 (wrapping)
+SINGLE_INPUT_LIMIT = STATE_LIMIT >> 6  # synaptic input of one step that, x 64, reaches the 24-bit current's limit
+
+
+def replay_problems(layer) -> list[str]:
+    """The fields of ``layer`` that Lava's fixed-point simulator would run as other numbers than the file's (see
+    the module docstring); each names the field (``layer/<i>/weight``) and the values."""
+    where, out = f"layer/{layer.index}", []
+    if isinstance(layer, DenseLayer):
+        problem = dense_weight_problem(layer.weight)
+        if problem:
+            out.append(f"{where}/weight {problem}")
+    elif isinstance(layer, (ConvLayer, PoolLayer)) and layer.weight.size:
+        top = int(np.abs(layer.weight).max())
+        if top >= SINGLE_INPUT_LIMIT:
+            out.append(f"{where}/weight values up to magnitude {top}: one input spike moves the current by {top} x "
+                       f"64 >= 2^23, beyond Loihi's 24-bit state (Lava wraps it)")
+    elif isinstance(layer, InputLayer) and abs(layer.weight) + abs(layer.bias) >= SINGLE_INPUT_LIMIT:
+        out.append(f"{where}/weight {layer.weight} and bias {layer.bias}: an input of 1 moves the current by "
+                   f"{abs(layer.weight) + abs(layer.bias)} x 64 >= 2^23, beyond Loihi's 24-bit state (Lava wraps it)")
+    b = layer.bias_array
+    if b is not None and (b.min() < LAVA_BIAS_RANGE[0] or b.max() > LAVA_BIAS_RANGE[1]):
+        out.append(f"{where}/bias values {int(b.min())}..{int(b.max())} exceed {LAVA_BIAS_RANGE[0]}.."
+                   f"{LAVA_BIAS_RANGE[1]}: Lava's neuron model keeps the bias in 16 bits and would wrap them")
+    return out
+
+
+def network_replay_problems(spec: NetSpec) -> list[str]:
+    """:func:`replay_problems` of every computing layer, in order."""
+    return [p for layer in spec.computing for p in replay_problems(layer)]
 
 
 def _shape(s) -> str:
@@ -49,7 +92,7 @@ def _state_bound(layer, steps: int, graded_max: float) -> float:
 
 def describe(spec: NetSpec, steps: int) -> dict:
     """The layer table and the readiness summary as data (``info --json``)."""
-    rows, issues, risks = [], [], []
+    rows, issues, risks, blocked = [], [], [], []
     for layer in spec.layers:
         row = {"index": layer.index, "type": layer.kind, "in": list(layer.in_shape), "out": list(layer.out_shape),
                "detail": layer.describe(), "notes": list(layer.notes)}
@@ -73,11 +116,16 @@ def describe(spec: NetSpec, steps: int) -> dict:
             bound = _state_bound(layer, steps, 1.0)
             row["state_bound"] = bound
             where = f"layer/{layer.index} ({layer.kind})"
+            problems = replay_problems(layer)
+            blocked += problems
+            issues += problems
             lo, hi = row.get("weight_range", [0, 0])
-            if (lo < WEIGHT_RANGE[0] or hi > WEIGHT_RANGE[1]) and layer.kind != "dense":
+            if (lo < WEIGHT_RANGE[0] or hi > WEIGHT_RANGE[1]) and layer.kind != "dense" and \
+                    not any(p.startswith(f"layer/{layer.index}/weight") for p in problems):
                 issues.append(f"{where}: weights {lo}..{hi} exceed the 8-bit mantissa [-256, 254]")
             if layer.bias_array is not None and (layer.bias_array.min() < BIAS_RANGE[0]
-                                                 or layer.bias_array.max() > BIAS_RANGE[1]):
+                                                 or layer.bias_array.max() > BIAS_RANGE[1]) and \
+                    not any(p.startswith(f"layer/{layer.index}/bias") for p in problems):
                 issues.append(f"{where}: biases {row['bias']} exceed the 13-bit bias mantissa")
             if n.spiking and n.vth_mant > VTH_MAX:
                 issues.append(f"{where}: vThMant {n.vth_mant} exceeds 17 bits")
@@ -93,6 +141,7 @@ def describe(spec: NetSpec, steps: int) -> dict:
         "path": spec.path, "sha256": spec.sha256, "input_shape": list(spec.input_shape),
         "layers": rows, "neurons": neurons, "synapses": synapses, "settle_steps": spec.settle_steps(),
         "loihi2_ready": not issues, "issues": issues, "risks": risks,
+        "replayable": not blocked, "replay_problems": blocked,
     }
 
 
@@ -123,4 +172,9 @@ def format_readiness(info: dict) -> str:
              f"{info['neurons']} neurons, {info['synapses']} synapses; settle steps {info['settle_steps']}"]
     lines += [f"  - {issue}" for issue in info["issues"]]
     lines += [f"  - risk: {risk}" for risk in info["risks"]]
+    blocked = info["replay_problems"]
+    lines.append("Lava replay: possible (Lava's fixed-point simulator runs the network as NetX loads it, as the twin "
+                 "does)" if not blocked else
+                 f"Lava replay: refused ({', '.join(p.split(' ', 1)[0] for p in blocked)}: Lava would run other "
+                 f"numbers than the file's)")
     return "\n".join(lines)

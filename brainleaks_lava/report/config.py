@@ -17,7 +17,7 @@ from typing import Any
 
 from ..data import DATASETS, EVENT_NAMES
 from ..errors import ConfigError, InputError
-from ..safety import MAX_POSTERIOR_SCALE, MAX_TIME_STEPS
+from ..safety import MAX_COUNTS, MAX_POSTERIOR_SCALE, MAX_TIME_STEPS, check_threads
 
 try:  # Python 3.11+
     import tomllib
@@ -153,15 +153,16 @@ def _path(base: Path, value: str, key: str, must_exist: bool = True) -> Path:
 METHOD_ARCH = {"bl1": "snn", "bl2": "snn", "blenc": "snn", "miface": "ann"}  # what each attack method can invert
 DATASET_CLASSES = {"mnist": 10, "att-faces": 40, "nmnist": 10, "dvs-gesture": 10}
 
-_MAX_INT = {"experiment.seed": 2**32 - 1, "experiment.threads": 1024, "evaluation.draws": 100_000,
-            "replay.draws": 100_000, "dataset.downsample": 64, "dataset.time_bins": MAX_TIME_STEPS,
+_MAX_INT = {"experiment.seed": 2**32 - 1, "evaluation.draws": MAX_COUNTS["draws"][0],
+            "replay.draws": MAX_COUNTS["replay_draws"][0], "dataset.downsample": MAX_COUNTS["downsample"][0], "dataset.time_bins": MAX_TIME_STEPS,
             "dataset.limit": 10_000_000}
 
 TRAIN_KEYS = {"hidden": int, "epochs": int, "steps": int, "lr": float, "batch_size": int, "seed": int,
               "posterior_scale": float, "threshold": float, "tau_grad": float, "scale_grad": float,
               "weight_decay": float}
 # upper bounds of training settings (they size the model and its tensors before any training starts)
-TRAIN_MAX = {"hidden": 100_000, "epochs": 100_000, "steps": MAX_TIME_STEPS, "batch_size": 100_000,
+TRAIN_MAX = {"hidden": MAX_COUNTS["hidden"][0], "epochs": MAX_COUNTS["epochs"][0], "steps": MAX_TIME_STEPS,
+             "batch_size": MAX_COUNTS["batch_size"][0],
              "posterior_scale": MAX_POSTERIOR_SCALE, "threshold": 1e6, "lr": 1e3, "tau_grad": 1e6, "scale_grad": 1e6,
              "weight_decay": 1e3}
 EVAL_TRAIN_KEYS = {"epochs": int, "steps": int, "lr": float, "batch_size": int, "seed": int, "weight_decay": float}
@@ -170,15 +171,15 @@ EVAL_TRAIN_KEYS = {"epochs": int, "steps": int, "lr": float, "batch_size": int, 
 def read_toml(path: Path, what: str, max_bytes: int) -> dict:
     """The TOML table of the config file ``path`` (``what``: "config", "study config"); ConfigError naming
     the file when it is missing, larger than ``max_bytes``, unreadable or not TOML."""
-    if not path.is_file():
-        raise ConfigError(f"{what} file not found: {path}" if what == "config" else f"{what} not found: {path}")
+    from ..fileio import read_bytes_guarded
+
+    # a regular file (a FIFO would block, /dev/zero never end) of at most max_bytes: configs are a few kB
+    data = read_bytes_guarded(path, "config file" if what == "config" else what, max_bytes, ConfigError)
     try:
-        if path.stat().st_size > max_bytes:
-            raise ConfigError(f"{path}: a config of {path.stat().st_size} bytes; {what}s are a few kB")
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(data.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: not valid TOML ({e})") from None
-    except (OSError, RecursionError, ValueError) as e:  # unreadable; absurdly nested
+    except (RecursionError, ValueError) as e:  # absurdly nested
         raise ConfigError(f"{path}: cannot read the config ({type(e).__name__}: {e})") from None
 
 
@@ -279,10 +280,10 @@ def parse_config(raw: dict[str, Any], path: Path) -> ExperimentConfig:
     for col, vals in paper.items():
         _check_keys(vals, {"accuracy": float, "top3_accuracy": float, "avg_confidence": float, "daa": float,
                            "target_accuracy": float, "evaluator_accuracy": float}, f"paper.{col}")
-    for key, v in (("experiment.seed", exp.get("seed", 0)), ("experiment.threads", exp.get("threads", 0)),
-                   ("evaluation.draws", ev.get("draws", 20)), ("replay.draws", rp.get("draws", 20)),
-                   ("dataset.downsample", ds.get("downsample", 1)), ("dataset.time_bins", ds.get("time_bins", 2)),
-                   ("dataset.limit", ds.get("limit", 1))):
+    check_threads(exp.get("threads", 0), "'experiment.threads'", error=ConfigError)
+    for key, v in (("experiment.seed", exp.get("seed", 0)), ("evaluation.draws", ev.get("draws", 20)),
+                   ("replay.draws", rp.get("draws", 20)), ("dataset.downsample", ds.get("downsample", 1)),
+                   ("dataset.time_bins", ds.get("time_bins", 2)), ("dataset.limit", ds.get("limit", 1))):
         positive = key.endswith(("draws", "downsample", "time_bins", "limit"))
         if v < (1 if positive else 0):
             raise ConfigError(f"'{key}' must be {'positive' if positive else '>= 0'}, got {v}")

@@ -28,7 +28,8 @@ from .. import __version__
 from ..errors import ConfigError, OutputError
 from ..fileio import sha256_file, sweep_stale_temps, write_json_atomic
 from ..progress import format_duration, status
-from ..safety import check_output_dir, check_recon_for_evaluator, check_recon_for_replay, inside, same_file
+from ..safety import (check_recon_for_evaluator, check_recon_for_replay, claim_output_dir, inside, marker_path,
+                      same_file, write_marker)
 from .config import ExperimentConfig, load_config
 
 log = logging.getLogger(__name__)
@@ -105,26 +106,24 @@ def read_state(path: Path) -> dict:
     A file that is not one (not JSON, ``null``, a list, stages that are not records) is refused with one line
     (``OutputError``): the directory may not be a run directory at all; ``--force`` starts afresh.
     """
-    if not path.exists():
+    if not os.path.lexists(path):
         return {}
-    problem = None
-    try:
-        if not path.is_file():
-            problem = "is not a regular file"
-        elif path.stat().st_size > MAX_STATE_BYTES:
-            problem = f"is larger than {MAX_STATE_BYTES} bytes"
-        else:
-            state = json.loads(path.read_text(encoding="utf-8"))
-            if not isinstance(state, dict) or not all(
-                    isinstance(r, dict) and isinstance(r.get("fingerprint"), str) and isinstance(r.get("outputs"), dict)
-                    for r in state.values()):
-                problem = f"does not hold stage records (found {type(state).__name__})"
-            else:
-                return state
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:  # JSONDecodeError is a ValueError
-        problem = f"is unreadable ({type(e).__name__}: {e})"
-    raise OutputError(f"{path}: {problem}; not a brainleaks run state (remove it, choose another --out, or rerun "
-                      f"with --force)")
+    from ..fileio import read_bytes_guarded
+
+    try:  # a regular file inside the run directory, of at most MAX_STATE_BYTES (a FIFO would block for ever)
+        state = json.loads(read_bytes_guarded(path, "run state", MAX_STATE_BYTES, OutputError, within=path.parent)
+                           .decode("utf-8"))
+        if isinstance(state, dict) and all(
+                isinstance(r, dict) and isinstance(r.get("fingerprint"), str) and isinstance(r.get("outputs"), dict)
+                for r in state.values()):
+            return state
+        problem = f"{path}: does not hold stage records (found {type(state).__name__})"
+    except OutputError as e:
+        problem = str(e)
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:  # JSONDecodeError is a ValueError
+        problem = f"{path}: is unreadable ({type(e).__name__}: {e})"
+    raise OutputError(f"{problem}; not a brainleaks run state (remove it, choose another --out, or rerun with "
+                      f"--force)")
 
 
 MAX_STATE_BYTES = 64 << 20
@@ -190,11 +189,14 @@ def _run_outputs(cfg: ExperimentConfig, out: Path) -> list[Path]:
 
 
 def check_run_paths(cfg: ExperimentConfig, out: Path) -> None:
-    """Before the first stage: the run directory can be written and no file the run writes is one it reads."""
+    """Before the first stage: the run directory can be written and no file the run writes is one it reads.
+
+    The directory is claimed with ``safety.claim_output_dir``: new, empty, or a run directory (its marker
+    ``.brainleaks-run``; one written before markers existed is recognised by its ``state.json`` and accepted if it
+    holds nothing but what a run writes, and gets the marker). It must not be, contain or lie inside an input."""
     inputs = [("the config", cfg.path)]
     inputs += [(f"targets.{t.name}.model", t.model) for t in cfg.targets.values() if t.model is not None]
     inputs += [(f"evaluators.{e.name}.model", e.model) for e in cfg.evaluators.values() if e.model is not None]
-    check_output_dir("run directory", out)
     outputs = _run_outputs(cfg, out)
     for label, p in inputs:
         for q in [p] + ([p.with_suffix(".json")] if p.suffix == ".net" else []):
@@ -204,6 +206,7 @@ def check_run_paths(cfg: ExperimentConfig, out: Path) -> None:
     if cfg.data_root is not None and inside(out, cfg.data_root):
         raise ConfigError(f"{cfg.path}: the run directory {out} lies inside 'dataset.root' {cfg.data_root}; "
                           f"choose another --out")
+    claim_output_dir(out, "run", inputs + [("'dataset.root'", cfg.data_root)], label="run directory")
 
 
 def _train_config(cfg: ExperimentConfig, tr: dict, epochs: int):
@@ -242,6 +245,25 @@ def _train_evaluator(cfg: ExperimentConfig, e, out: Path) -> dict:
     return {"validation_accuracy": meta["validation_accuracy"]}
 
 
+def _check_target_fits_evaluator(cfg: ExperimentConfig, a, target, tfile: Path, efile: Path, dest: Path) -> None:
+    """Before attack ``a`` runs: its target takes as many inputs as its evaluator scores. A model file replaced by
+    another network since an earlier run makes the attack run again (its fingerprint reads the file's content); a
+    network that no longer fits the evaluator is refused here, naming both files, and the earlier reconstructions
+    stay as they are."""
+    from ..evaluation.classifiers import load_evaluator
+
+    ev = load_evaluator(efile)
+    n, m = int(target.model.num_inputs), int(ev.num_features)
+    if n == m:
+        return
+    t_label = f"targets.{a.target}.model" if cfg.targets[a.target].model is not None else f"target '{a.target}'"
+    e_label = f"evaluators.{a.evaluator}.model" if cfg.evaluators[a.evaluator].model is not None \
+        else f"evaluator '{a.evaluator}'"
+    kept = f"; the earlier run's reconstructions {dest} are kept as they are" if dest.is_file() else ""
+    raise ConfigError(f"{cfg.path}: {t_label} {tfile} takes {n} inputs but {e_label} {efile} scores {m} "
+                      f"({'x'.join(str(v) for v in ev.input_shape)} images): attack '{a.name}' was not run{kept}")
+
+
 def demo_config() -> Path:
     """``experiments/demo.toml`` of the checkout this package runs from."""
     p = Path(__file__).resolve().parents[2] / "experiments" / "demo.toml"
@@ -275,6 +297,8 @@ def run_experiment(config: str | Path, out: str | Path | None = None, force: boo
         sweep_stale_temps(d)  # what killed runs left
     apply_threads(cfg.threads)
     run = Run(cfg, out, force)
+    if not marker_path(out, "run").is_file():  # after its state.json was found to be one (or is ignored: --force)
+        write_marker(out, "run")
     started = time.monotonic()
 
     def maybe_fail(kind: str) -> None:
@@ -313,6 +337,8 @@ def run_experiment(config: str | Path, out: str | Path | None = None, force: boo
 
         def do_attack(a=a, dest=dest, tfile=tfile):
             target = load_target(tfile)
+            if a.evaluator:
+                _check_target_fits_evaluator(cfg, a, target, tfile, eval_files[a.evaluator], dest)
             attack = make_attack(a.method, adapter_for(target), mode=a.mode, **a.params)
             res = attack.invert(classes=list(a.classes) if a.classes else None, seed=cfg.seed)
             save_recon(res, dest, model_path=str(tfile), model_sha256=target.sha256)

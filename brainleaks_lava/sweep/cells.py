@@ -35,10 +35,9 @@ DONE = "done.json"
 
 def unit_done(record_path: Path, fingerprint: str) -> dict | None:
     """The record of a finished unit whose fingerprint and outputs are unchanged, else None."""
-    try:
-        rec = json.loads(record_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError):
-        return None
+    from .results import read_record
+
+    rec = read_record(record_path)  # None when missing or damaged; a FIFO, device or outside link is refused
     if not isinstance(rec, dict) or rec.get("fingerprint") != fingerprint or not isinstance(rec.get("outputs"), dict):
         return None
     base = record_path.parent
@@ -161,10 +160,9 @@ def run_cell_task(task: dict) -> dict:
             ev = evaluate_result(res, evaluator, draws=task["draws"], seed=seed)
             agreement = mismatches = None
             note = ""
-            if task["replay"] and quant["zero_layers"]:
-                note = (f"no Lava replay: every weight of {', '.join(quant['zero_layers'])} rounds to 0 at this "
-                        f"weight step (NetX cannot load an all-zero layer)")
-            elif task["replay"]:
+            if quant["zero_layers"]:  # replayed all the same: a layer of zero weights runs on Lava (issue 31)
+                note = f"every weight of {', '.join(quant['zero_layers'])} rounds to 0 at this weight step"
+            if task["replay"]:
                 rep = replay(target, res, draws=task["replay_draws"], seed=seed, progress=False)
                 agreement, mismatches = rep.agreement, [s.index for s in rep.mismatches]
             summ = ev.summary

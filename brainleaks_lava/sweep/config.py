@@ -35,6 +35,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..report.config import TRAIN_MAX, _check_attack_params, _check_keys, _check_name, _path, read_toml
+from ..safety import check_threads
 
 # base training settings of a target ([target]) and the knobs a grid may vary ([grid], lists of the same types)
 TARGET_KEYS = {"hidden": int, "epochs": int, "steps": int, "lr": float, "batch_size": int, "threshold": float,
@@ -49,6 +50,11 @@ DEFENSE_KEYS = {"clip_counts": int, "round_posterior": float, "straight_through"
                 "dp": dict}
 DP_KEYS = {"noise_multiplier": float, "max_grad_norm": float, "delta": float}
 EVAL_TRAIN_KEYS = {"epochs": int, "steps": int, "lr": float, "batch_size": int, "seed": int}
+# A study's size is bounded before anything is expanded: the largest shipped study has 72 cells, and each cell
+# trains (or reuses) a target and runs every attack, minutes each; the number of cells is the product of the axes'
+# lengths, so a config of a few kB can describe 10**12 of them.
+MAX_CELLS = 10_000
+MAX_AXIS_VALUES = 1_000  # values of one axis: study.seeds, each grid knob, grid.defense
 
 
 @dataclass(frozen=True)
@@ -91,6 +97,24 @@ class StudyConfig:
                 knobs = dict(zip(GRID_KNOBS, values[:-1]))
                 out.append({"seed": seed, **knobs, "defense": values[-1]})
         return out
+
+
+def count_cells(seeds, grid: dict) -> int:
+    """The number of cells of a study (seeds x every grid axis), from the lengths of its lists alone: refused
+    (``ConfigError`` naming the axis or the product and the bound) above ``MAX_AXIS_VALUES`` values per axis or
+    ``MAX_CELLS`` cells, before any list is expanded or its values checked. Axes that are not lists yet are left
+    to the checks of their type."""
+    axes = [("study.seeds", seeds)] + [(f"grid.{k}", grid[k]) for k in (*GRID_KNOBS, "defense") if k in grid]
+    axes = [(where, len(v)) for where, v in axes if isinstance(v, list)]
+    for where, n in axes:
+        if n > MAX_AXIS_VALUES:
+            raise ConfigError(f"'{where}' lists {n} values; a study axis may have at most {MAX_AXIS_VALUES}")
+    cells = math.prod(n for _, n in axes)
+    if cells > MAX_CELLS:
+        sizes = " x ".join(f"{n} {where}" for where, n in axes if n > 1)
+        raise ConfigError(f"the grid has {cells:,} cells ({sizes}); a study may have at most {MAX_CELLS:,} cells "
+                          f"(split it into several studies)")
+    return cells
 
 
 def resolve_attack(name: str, where: str) -> tuple[str, dict, int]:
@@ -162,9 +186,10 @@ def parse_study(raw: dict, path: Path) -> StudyConfig:
     st = raw["study"]
     _check_keys(st, {"name": str, "threads": int, "seeds": list, "accuracy_limit": int}, "study", required=("name",))
     _check_name(st["name"], "study.name")
-    threads = st.get("threads", 1)
-    if not 0 <= threads <= 1024:
-        raise ConfigError(f"'study.threads' must be in [0, 1024], got {threads}")
+    gr = raw.get("grid", {})
+    _check_keys(gr, {**{k: list for k in GRID_KNOBS}, "defense": list}, "grid")
+    count_cells(st.get("seeds", [0]), gr)  # before any list is expanded or its values checked
+    threads = check_threads(st.get("threads", 1), "'study.threads'", error=ConfigError)
     seeds = _int_list(st.get("seeds", [0]), "study.seeds", 0, 2**32 - 1)
     if "accuracy_limit" in st and st["accuracy_limit"] <= 0:
         raise ConfigError(f"'study.accuracy_limit' must be positive, got {st['accuracy_limit']}")
@@ -184,8 +209,10 @@ def parse_study(raw: dict, path: Path) -> StudyConfig:
     if "train" in ev:
         _check_keys(ev["train"], EVAL_TRAIN_KEYS, "evaluator.train")
         for k, v in ev["train"].items():
-            if not v > 0 and k != "seed":
-                raise ConfigError(f"'evaluator.train.{k}' must be positive, got {v!r}")
+            top = 2**32 - 1 if k == "seed" else TRAIN_MAX[k]
+            if not (v >= 0 if k == "seed" else v > 0) or v > top:
+                raise ConfigError(f"'evaluator.train.{k}' must be {'>= 0' if k == 'seed' else 'positive'} and at "
+                                  f"most {top:g}, got {v!r}")
     ev_model = _path(base, ev["model"], "evaluator.model") if "model" in ev else None
 
     tg = raw.get("target", {})
@@ -199,8 +226,6 @@ def parse_study(raw: dict, path: Path) -> StudyConfig:
             _check_target_value(k, v, f"target.{k}")
             target[k] = v
 
-    gr = raw.get("grid", {})
-    _check_keys(gr, {**{k: list for k in GRID_KNOBS}, "defense": list}, "grid")
     grid = {}
     for k in GRID_KNOBS:
         values = gr.get(k, [target[k]])

@@ -14,18 +14,24 @@ records back.
   same path (a shared file system), as each task writes its cell there. Ray 2.60's ``ray start --head`` enables
   token authentication: the machine running the sweep then needs ``RAY_AUTH_MODE=token`` and the cluster's token
   (``~/.ray/auth_token`` or ``RAY_AUTH_TOKEN``); without them joining fails with ``InvalidAuthToken``.
+  Ray's client retries an address for many minutes in C code no signal interrupts, so the address is first
+  checked with a plain TCP connection (:func:`check_reachable`, 5 s), the CLI gives ``ray.init`` 20 s to join,
+  and the toolkit's SIGINT / SIGTERM handlers are put back after ``ray.init`` replaced them.
 
 Every unit sets its own torch thread count (the study's ``threads``, default 1), so the engines give the same
 records for the same seeds (tests/sweep compare them).
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Callable, Iterator
 
 from ..errors import InputError
+from ..interrupts import give_up_after
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +45,12 @@ class Engine:
     def __init__(self, engine: str = "local", workers: int = 1, address: str | None = None):
         if engine not in ENGINES:
             raise InputError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
-        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-            raise InputError(f"workers must be a positive integer, got {workers!r}")
+        from ..safety import check_threads
+
+        check_threads(workers, "workers", minimum=1)
         self.engine, self.workers, self.address = engine, workers, address
+        if engine == "ray" and address and not _ray_running():
+            check_reachable(address)  # before any work: Ray itself retries an absent cluster for many minutes
         self._started_ray = False
         self._pool = None  # one process pool for every phase of a sweep (its workers import torch and Lava once)
 
@@ -84,14 +93,17 @@ class Engine:
             kwargs = {"runtime_env": env, "include_dashboard": False, "log_to_driver": True}
             if self.address:
                 try:
-                    ray.init(address=self.address, **kwargs)
+                    with give_up_after(RAY_JOIN_SECONDS, f"cannot join the Ray cluster at {self.address}: no answer "
+                                       f"from a Ray cluster there within {RAY_JOIN_SECONDS:g} s (is it the address "
+                                       f"of a Ray head node?)"):
+                        _ray_init_keeping_handlers(ray, address=self.address, **kwargs)
                 except (ConnectionError, RuntimeError) as e:
                     raise InputError(f"cannot join the Ray cluster at {self.address}: {' '.join(str(e).split())}; "
                                      "a cluster started by 'ray start' with token authentication also needs "
                                      "RAY_AUTH_MODE=token here (the token from ~/.ray/auth_token or RAY_AUTH_TOKEN)"
                                      ) from None
             else:
-                ray.init(num_cpus=self.workers, **kwargs)
+                _ray_init_keeping_handlers(ray, num_cpus=self.workers, **kwargs)
             self._started_ray = True
         elif self.address:
             log.warning("Ray is already initialised in this process; --address %s is not used", self.address)
@@ -115,6 +127,70 @@ class Engine:
             for r in refs:
                 ray.cancel(r, force=True)
             raise
+
+
+RAY_CONNECT_SECONDS = 5.0  # a TCP connection to the cluster's address, before Ray is asked to join it
+RAY_JOIN_SECONDS = 20.0  # ray.init(address=...) of a reachable cluster takes a few seconds
+
+
+def _ray_running() -> bool:
+    ray = sys.modules.get("ray")
+    return ray is not None and getattr(ray, "is_initialized", lambda: False)()
+
+
+def check_reachable(address: str, timeout: float = RAY_CONNECT_SECONDS) -> None:
+    """``InputError`` unless a TCP connection to the ``HOST:PORT`` of ``address`` (``ray://HOST:PORT`` too) opens
+    within ``timeout`` seconds. Ray's own client retries an address where nothing listens for many minutes, in C
+    code that no signal interrupts; this plain connection fails at once (refused) or after ``timeout`` (no
+    route, filtered). Addresses without a port (``auto``) are left to Ray."""
+    import socket
+
+    rest = address[len("ray://"):] if address.startswith("ray://") else address
+    host, sep, port = rest.rpartition(":")
+    if not sep or not port.isdigit():
+        return
+    host = host.strip("[]") or "127.0.0.1"
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            pass
+    except (OSError, OverflowError, ValueError) as e:
+        reason = getattr(e, "strerror", None) or str(e) or type(e).__name__
+        raise InputError(f"cannot reach the Ray cluster at {address}: {reason} (no TCP connection within "
+                         f"{timeout:g} s); start it with 'ray start --head' or give the right --address") from None
+
+
+def _ray_init_keeping_handlers(ray, **kwargs) -> None:
+    """``ray.init`` without losing this process's SIGINT / SIGTERM handlers.
+
+    ``ray.init`` installs its own SIGTERM handler (``sys.exit(15)``; a runtime started here installs one that
+    exits with 1): the toolkit's handler (``interrupts``: exit 143, one line, the Ray runtime shut down by
+    ``Engine.__exit__``) is put back afterwards. A SIGTERM that arrived during ``ray.init`` meets Ray's handler
+    and surfaces as ``SystemExit``; it is turned into the toolkit's interruption."""
+    import signal
+
+    from .. import interrupts
+
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    before = interrupts.received
+
+    def interrupted() -> BaseException | None:  # a signal recorded (by interrupts' watcher) during ray.init
+        sig = interrupts.received
+        if sig is None or before is not None:
+            return None
+        return interrupts.Terminated() if sig == signal.SIGTERM else KeyboardInterrupt()
+
+    try:
+        ray.init(**kwargs)
+    except SystemExit:
+        if interrupted() is None:
+            raise
+        raise interrupted() from None
+    finally:
+        with contextlib.suppress(ValueError, TypeError):  # not the main thread / a handler not set from Python
+            for sig, h in saved.items():
+                signal.signal(sig, h)
+    if interrupted() is not None:  # the signal came while Ray's handler was in place and did not raise
+        raise interrupted()
 
 
 def _make_pool(workers: int):

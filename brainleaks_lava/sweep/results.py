@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
 
-from ..fileio import atomic_path, write_json_atomic
+from ..errors import OutputError
+from ..fileio import atomic_path, read_bytes_guarded, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +25,30 @@ COLUMNS = ("cell", "seed", "steps", "weight_step", "weight_bits", "threshold", "
            "attack_seconds", "cell_seconds")
 TIME_COLUMNS = ("attack_seconds", "cell_seconds")
 KNOBS = ("steps", "weight_step", "threshold", "hidden", "readout", "defense")
+
+
+MAX_RECORD_BYTES = 16 << 20  # a unit's record: settings, output digests and one row per attack (a few kB)
+
+
+def read_record(path: Path) -> dict | None:
+    """The record a sweep unit wrote (``cells/<cell>/result.json``, ``targets/<key>/done.json``, ...); None when
+    there is none or it is damaged (the unit then runs again).
+
+    It is read through ``fileio.read_bytes_guarded``: a FIFO (which would block the resume for ever), a device,
+    a link leading out of the unit's directory or a file over ``MAX_RECORD_BYTES`` is not something the sweep
+    writes, and is refused (``OutputError``, one line naming the file) rather than read or run over."""
+    path = Path(path)
+    if not os.path.lexists(path):
+        return None
+    try:
+        raw = read_bytes_guarded(path, "sweep record", MAX_RECORD_BYTES, OutputError, within=path.parent)
+    except OutputError as e:
+        raise OutputError(f"{e}; not a record the sweep wrote (remove it to run that unit again)") from None
+    try:
+        rec = json.loads(raw.decode("utf-8"))
+    except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        return None
+    return rec if isinstance(rec, dict) else None
 
 
 def pareto_front(target_acc: np.ndarray, leak: np.ndarray) -> np.ndarray:

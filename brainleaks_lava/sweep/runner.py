@@ -9,7 +9,9 @@ Layout of the output directory::
     superseded/                         cells replaced after their settings changed (never deleted)
     results.csv, results.json, report.md, leakage_<knob>.png, last_sweep.json
 
-Rerunning finishes only what is missing: a target or cell whose fingerprint (settings, toolkit version and the
+The directory carries the marker ``.brainleaks-sweep``; a sweep writes only into a new or empty directory or one
+of its own (``safety.claim_output_dir``: a directory of an earlier version is recognised by ``cells`` and
+``targets`` if it holds nothing but what a sweep writes). Rerunning finishes only what is missing: a target or cell whose fingerprint (settings, toolkit version and the
 content of the files it reads) and recorded outputs are unchanged is skipped.
 """
 from __future__ import annotations
@@ -25,9 +27,10 @@ from ..errors import OutputError
 from ..fileio import sweep_stale_temps, write_json_atomic
 from ..progress import format_duration, status
 from ..report.runner import fingerprint
-from ..safety import check_output_dir, inside
+from ..safety import claim_output_dir, inside, marker_path, write_marker
 from .cells import DONE, RESULT, run_cell_task, run_target_task, unit_done
 from .config import StudyConfig, load_study
+from .results import read_record
 
 log = logging.getLogger(__name__)
 
@@ -118,14 +121,21 @@ def run_sweep(config: str | Path, out: str | Path | None = None, engine: str = "
     from .results import write_results
 
     study = load_study(config)
+    if engine == "ray" and address:  # a cluster that is not there: one line now, before the directory is touched
+        from .engines import check_reachable
+
+        check_reachable(address)
     out = Path(out) if out else Path("runs") / study.name
-    check_output_dir("sweep directory", out)
     if study.data_root is not None and inside(out, study.data_root):
         raise OutputError(f"the sweep directory {out} lies inside 'dataset.root' {study.data_root}; choose another "
                           f"--out")
+    claim_output_dir(out, "sweep", [("the study", config), ("'evaluator.model'", study.evaluator_model),
+                                    ("'dataset.root'", study.data_root)], label="sweep directory")
     for sub in ("", "targets", "cells", "evaluator"):
         (out / sub).mkdir(parents=True, exist_ok=True)
         sweep_stale_temps(out / sub)
+    if not marker_path(out, "sweep").is_file():
+        write_marker(out, "sweep")
     remove_dead_partials(out / "cells")
     started = time.monotonic()
     evaluator = _evaluator(study, out)
@@ -182,7 +192,7 @@ def run_sweep(config: str | Path, out: str | Path | None = None, engine: str = "
                    f"{100 * rec['validation_accuracy']:.2f}% in {format_duration(rec['seconds'])}")
         epsilons = {}
         for p in todo:
-            rec = json.loads((out / "targets" / p[2] / DONE).read_text())
+            rec = read_record(out / "targets" / p[2] / DONE) or {}
             epsilons[p[2]] = rec.get("epsilon")
         # ---- the cells
         ctasks = [{"dir": str(out / "cells" / p[1]), "cell": p[0], "defense": study.defenses[p[0]["defense"]],
@@ -210,7 +220,7 @@ def run_sweep(config: str | Path, out: str | Path | None = None, engine: str = "
         engine_ctx.__exit__(None, None, None)
     finished = [p for p in plan if (out / "cells" / p[1] / RESULT).is_file()
                 and unit_done(out / "cells" / p[1] / RESULT, cell_fp(p))]
-    records = [json.loads((out / "cells" / p[1] / RESULT).read_text()) for p in finished]
+    records = [read_record(out / "cells" / p[1] / RESULT) for p in finished]
     left = [p[1] for p in plan if p not in finished]
     report = write_results(study, out, records, missing=left)
     summary = {"ran": ran, "skipped": [p[1] for p in done], "missing": left, "report": str(report),

@@ -10,6 +10,7 @@ import pytest
 
 import bad_cases
 from bad_cases import CASES, Workspace, changes, problems, run_in_process, run_subprocess, snapshot
+from measure import PeakMemory
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +26,10 @@ INTERRUPTIONS = [c for c in CASES if c.signal is not None]
 def test_bad_input_exit_2_one_line_naming_the_culprit(ws, case):
     argv, names = case.build(ws)
     before = snapshot(ws.root)
-    outcome = run_in_process(argv, ws.root, case)
+    with PeakMemory() as pm:  # issue 31: under 1 GB and 30 s, measured here
+        outcome = run_in_process(argv, ws.root, case)
     assert not problems(outcome, names), (argv, problems(outcome, names))
+    assert pm.budget_problems() == [], (argv, pm.budget_problems())
     assert outcome.lines[0].startswith(f"brainleaks {argv[0]}: error: "), outcome.lines[0]
     # nothing written: no output file, no temporary file, every input and earlier output byte-identical
     assert changes(before, snapshot(ws.root)) == []
