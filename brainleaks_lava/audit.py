@@ -11,6 +11,19 @@ and with real training data the nearest training image of each winner is found b
 Note on the selection: the per-class choice uses the same evaluator that scores it, so the worst-case
 row is an upper bound of what the portfolio leaks (an attacker with a different judge may pick others);
 each attack's own row is unselected.
+
+Independent evidence (issue 28). ``judges`` are further evaluators that only report: each scores every attack and
+the selector's per-class winners exactly as the selector does (``evaluate_result``, the same contrast protocol;
+with ``contrast="standardise"`` each standardises to the grey level of its own training images), and the report
+leads with their figures (the selector's last, as the upper bound it is), with each judge's top-1 per class and
+its agreement with the selector. With member data (the target's training images and images it never saw:
+``members``/``non_members`` files, or split "train"/"val" of the dataset the model file or ``dataset`` names, read
+from ``data_root``) every judge of the panel, the selector included, maps the reconstructions and the real images
+into its feature space (:meth:`Evaluator.features`), and :mod:`.evaluation.evidence` tests whether the winners
+are nearer to the training images than an unseen real image is (record-level), and how real they look (Fréchet
+distance and precision/recall against real images of the same size, beside the real-vs-real baseline). Each
+class then gets the panel's verdict (:func:`~.evaluation.evidence.leak_kind`): record-level, class-level, or a
+reconstruction that fools the target only; report.md opens with the count of each.
 """
 from __future__ import annotations
 
@@ -26,8 +39,19 @@ import numpy as np
 import torch
 
 from .errors import InputError
+from .evaluation.evidence import MIN_PER_CLASS as MIN_MEMBERS  # members and non-members a class needs at least
 
 log = logging.getLogger(__name__)
+
+#: member data: the largest .npz file read (bytes), the most bytes its arrays may unpack to, the most images in it
+MAX_MEMBER_BYTES = 1 << 30
+MAX_MEMBER_UNPACKED = 2 << 30
+MAX_MEMBER_IMAGES = 200_000
+#: default number of members and of non-members per class the member-level tests use (a seeded sample)
+MEMBER_LIMIT = 200
+FEATURE_BATCH = 256
+#: independent judges an audit accepts
+MAX_JUDGES = 16
 
 
 @dataclass(frozen=True)
@@ -65,6 +89,9 @@ class AuditReport:
     replay: dict | None
     seconds: float
     notes: list[str] = field(default_factory=list)
+    judges: list[dict] = field(default_factory=list)  # independent judges: scores, per-class top-1, agreement
+    member_level: dict | None = None  # the nearest-neighbour, Fréchet and precision/recall tests per judge
+    verdict: str = ""  # the one-line overall verdict
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -81,14 +108,20 @@ def combine_best(evaluations: list, targets: np.ndarray) -> tuple[list[int], np.
     r = len(targets)
     conf = np.stack([[row["target_confidence"] for row in ev.per_class] for ev in evaluations])  # (A, R)
     winners = [int(np.argmax(conf[:, i])) for i in range(r)]
+    return winners, gather_posteriors(evaluations, winners)
+
+
+def gather_posteriors(evaluations: list, winners: list[int]) -> np.ndarray:
+    """The posteriors (D, R, C) of row i of evaluation ``winners[i]``, for each row i; D is the largest number of
+    draws (deterministic reconstructions repeat their one draw). How a judge sees the selector's winners."""
     d = max(ev.posteriors.shape[0] for ev in evaluations)
     c = evaluations[0].posteriors.shape[-1]
-    posts = np.zeros((d, r, c))
+    posts = np.zeros((d, len(winners), c))
     for i, a in enumerate(winners):
         p = evaluations[a].posteriors
         for k in range(d):
             posts[k, i] = p[min(k, p.shape[0] - 1), i]
-    return winners, posts
+    return posts
 
 
 def ssim_nearest(recons: np.ndarray, images: np.ndarray, batch: int = 2000) -> tuple[np.ndarray, np.ndarray]:
@@ -142,27 +175,44 @@ def verdict(cls_name: str, row: dict, attack: str) -> str:
 def run_audit(model_path, evaluator_path, out, *, options: dict | None = None, card=None, data_root=None,
               dataset: str | None = None, budget: float = 600.0, draws: int = 20, seed: int = 0,
               replay_draws: int = 2, replay: bool = True, classes=None, portfolio=None,
-              progress: bool = True, force: bool = False, contrast=None) -> AuditReport:
+              progress: bool = True, force: bool = False, contrast=None, judges=(), members=None,
+              non_members=None, member_limit: int = MEMBER_LIMIT) -> AuditReport:
     """Audit ``model_path`` (see the module docstring) and write the report into the directory ``out``
     (``report.md``, ``audit.json``, ``best.png``, ``recon/<attack>.h5`` and the marker ``.brainleaks-audit``).
     ``out`` must not exist or be empty unless ``force``, which replaces only a report an earlier audit wrote
     (``safety.claim_output_dir``: checked before any work and again just before the replacement); it is written
     complete or not at all. ``contrast``: how the evaluator sees the reconstructions
-    (``evaluation.score.resolve_contrast``; default: as they are)."""
+    (``evaluation.score.resolve_contrast``; default: as they are).
+
+    ``evaluator_path`` selects the per-class winners; ``judges`` (evaluator files) only report. ``members`` and
+    ``non_members`` (.npz files with ``images`` and ``labels``, see :func:`read_member_file`) are the target's
+    training images and images it never saw; without them, ``data_root`` holds them when the model file names its
+    dataset and training-set size, or ``dataset`` names it: split "train" = members, "val" = non-members. At most
+    ``member_limit`` of each per audited class are used (a seeded sample). Without member data the member-level
+    tests are skipped with a note saying why."""
     from .attacks import adapter_for, make_attack
     from .attacks.recon_file import save_recon
     from .evaluation.classifiers import load_evaluator
     from .evaluation.metrics import summarize_draws, attack_metrics, per_class_table
     from .evaluation.score import evaluate_result, resolve_contrast
     from .models.files import load_target
-    from .safety import check_recon_for_evaluator, claim_output_dir, write_marker
+    from .safety import check_count, check_recon_for_evaluator, claim_output_dir, write_marker
 
     out = Path(out)
+    judges = [judges] if isinstance(judges, (str, os.PathLike)) else list(judges or ())
+    if len(judges) > MAX_JUDGES:
+        raise InputError(f"--judge given {len(judges)} times; an audit takes at most {MAX_JUDGES} judges")
     inputs = [("model", model_path), ("--evaluator", evaluator_path), ("--data-root", data_root)]
     inputs += [("--card", card)] if isinstance(card, (str, os.PathLike)) else []
+    inputs += [("--judge", j) for j in judges] + [("--members", members), ("--non-members", non_members)]
     claim_output_dir(out, "audit", inputs, force)
     if not (isinstance(budget, (int, float)) and budget > 0):
         raise InputError(f"budget must be a positive number of seconds, got {budget!r}")
+    member_limit = check_count(member_limit, "member_limit", MAX_MEMBER_IMAGES, MIN_MEMBERS,
+                               " (members and non-members per class)")
+    if (members is None) != (non_members is None):
+        raise InputError("--members and --non-members go together: give both (images the target was trained on, "
+                         "and images of the same classes it never saw)")
     t_start = time.time()
     target = load_target(model_path, options=options, card=card)
     ev = load_evaluator(evaluator_path)
@@ -174,12 +224,17 @@ def run_audit(model_path, evaluator_path, out, *, options: dict | None = None, c
     portfolio = tuple(portfolio) if portfolio is not None else (SNN_PORTFOLIO if spiking else ANN_PORTFOLIO)
     adapter = adapter_for(target)
     n_cls = adapter.num_classes
-    if n_cls != ev.num_classes:
-        raise InputError(f"{model_path} has {n_cls} classes but the evaluator {evaluator_path} has {ev.num_classes}")
+    if n_cls != _target_classes(ev):
+        raise InputError(f"{model_path} has {n_cls} classes but the evaluator {evaluator_path} has "
+                         f"{_target_classes(ev)}")
     stats = resolve_contrast(contrast, ev)  # before any attack runs: a bad setting fails at once
+    panel = _load_judges(judges, ev, evaluator_path, n_cls, contrast)
     classes = list(range(n_cls)) if classes is None else list(classes)
     names = getattr(getattr(target, "model", None), "deployment", None)
     class_names = list(names.classes) if names is not None and names.classes else list(ev.classes)
+    shape = _image_shape(target)
+    member_data, member_note = _member_data(target, data_root, dataset, members, non_members, shape, classes,
+                                            n_cls, member_limit, seed)
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.audit-", dir=out.parent))
     try:
@@ -210,10 +265,16 @@ def run_audit(model_path, evaluator_path, out, *, options: dict | None = None, c
             e = evaluate_result(res, ev, draws=draws, seed=seed, contrast=stats)
             settings = ", ".join([f"{k} {v}" for k, v in entry.params.items()]
                                  + ([f"seed +{entry.seed_offset}"] if entry.seed_offset else []))
-            rows.append({"name": entry.name, "label": e.label + (f" [{settings}]" if settings else ""),
-                         "method": entry.method, "params": entry.params, "summary": e.summary,
-                         "seconds": round(res.seconds, 1), "recon": f"recon/{entry.name}.h5",
-                         "flags": {k: res.extra[k] for k in ("worse_than_start", "stuck_at_start") if res.extra.get(k)}})
+            row = {"name": entry.name, "label": e.label + (f" [{settings}]" if settings else ""),
+                   "method": entry.method, "params": entry.params, "summary": e.summary,
+                   "seconds": round(res.seconds, 1), "recon": f"recon/{entry.name}.h5",
+                   "flags": {k: res.extra[k] for k in ("worse_than_start", "stuck_at_start") if res.extra.get(k)}}
+            for j in panel:  # the independent judges score every attack as the selector does
+                check_recon_for_evaluator(res, path, j.ev, j.path, draws)
+                j.evaluations.append(evaluate_result(res, j.ev, draws=draws, seed=seed, contrast=j.stats))
+            if panel:
+                row["judges"] = {j.label: j.evaluations[-1].summary for j in panel}
+            rows.append(row)
             evaluations.append(e)
             results.append(res)
             spent.append(time.time() - t_attack)
@@ -242,20 +303,356 @@ def run_audit(model_path, evaluator_path, out, *, options: dict | None = None, c
                          "shows them so")
         if data_root is not None and views is not None:
             nearest = _nearest(best, views, target, data_root, dataset, notes)
+        elif data_root is not None:
+            notes.append("nearest training images: not computed (the model file gives no image shape for its "
+                         "inputs)")
         rep = None
         if replay and spiking:
             rep = _replay(model_path, target, results, winners, best, options, card, replay_draws, seed, progress)
         for b, row in zip(best, table):
             b["verdict"] = verdict(b["name"], row, b["attack"])
+        selector = _Judge("selector", str(evaluator_path), ev, stats, selector=True, evaluations=evaluations)
+        judge_rows = _panel_scores(panel, selector, winners, targets, best, table, contrast)
+        if not panel:
+            notes.append("independent judges: none (give --judge FILE): every figure of this report comes from the "
+                         "evaluator that selected the winners, an upper bound")
+        if member_data is not None:
+            member_level = _member_level(member_data, [*panel, selector], results, winners, targets, best, draws,
+                                         seed, progress)
+        else:
+            notes.append(member_note)
+            member_level = {"skipped": member_note}
+        overall = _leak_verdicts(best, panel, member_level)
         report = AuditReport(model=str(model_path), evaluator=str(evaluator_path), attacks=rows, skipped=skipped,
                              best=best, worst_case=worst, replay=rep, seconds=round(time.time() - t_start, 1),
-                             notes=notes)
-        _write(work, report, target, ev, views, nearest, budget, draws)
+                             notes=notes, judges=judge_rows, member_level=member_level, verdict=overall)
+        _write(work, report, target, ev, views, nearest, budget, draws, stats, contrast)
         _put_in_place(work, out, inputs, force)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
     return report
+
+
+def _target_classes(ev) -> int:
+    """The real classes of an evaluator (a reject evaluator's last output is no class)."""
+    return getattr(ev, "target_classes", ev.num_classes)
+
+
+# ---------------------------------------------------------------------------------------------- the panel
+
+@dataclass
+class _Judge:
+    label: str  # "judge 1", ... or "selector"
+    path: str
+    ev: object
+    stats: tuple | None  # the contrast protocol it scores with (None: as they are)
+    selector: bool = False
+    evaluations: list = field(default_factory=list)  # one per attack, in the order of the report's attacks
+
+
+def _load_judges(paths, selector_ev, selector_path, n_cls: int, contrast) -> list:
+    """The independent judges, checked before any attack runs: readable, other files than the selector and than
+    each other, with the target's classes, and able to follow the contrast protocol (``"standardise"``: each to
+    its own training images' grey level)."""
+    from .evaluation.classifiers import load_evaluator
+    from .evaluation.score import resolve_contrast
+
+    panel, seen = [], {selector_ev.sha256: f"the --evaluator {selector_path}"}
+    for i, path in enumerate(paths):
+        j = load_evaluator(path)
+        if j.sha256 in seen:
+            raise InputError(f"--judge {path} is the same file as {seen[j.sha256]}: a judge must be another "
+                             "evaluator")
+        seen[j.sha256] = f"--judge {path}"
+        if _target_classes(j) != n_cls:
+            raise InputError(f"--judge {path} has {_target_classes(j)} classes but the model has {n_cls}")
+        if tuple(j.input_shape) != tuple(selector_ev.input_shape):
+            raise InputError(f"--judge {path} takes {'x'.join(map(str, j.input_shape))} inputs but the evaluator "
+                             f"{selector_path} takes {'x'.join(map(str, selector_ev.input_shape))}")
+        try:
+            stats = resolve_contrast(contrast, j)
+        except InputError as e:
+            raise InputError(f"--judge {path}: {e}") from None
+        panel.append(_Judge(f"judge {i + 1}", str(path), j, stats))
+    return panel
+
+
+def _contrast_text(stats, contrast) -> str:
+    if stats is None:
+        return "as they are"
+    own = contrast in ("standardise", "standardize")
+    return (f"standardised to grey mean {stats[0]:.3f}, std {stats[1]:.3f}"
+            + (" (its own training images)" if own else ""))
+
+
+def _panel_scores(panel, selector, winners, targets, best, table, contrast) -> list[dict]:
+    """Each judge's view of the selector's winners (worst-case row, top-1 per class, agreement with the
+    selector's top-1); ``best`` rows get each panel member's top-1 and how many recognise the class."""
+    from .evaluation.metrics import attack_metrics, per_class_table, summarize_draws
+
+    sel_top = [row["top_classes"][0] for row in table]
+    out = []
+    for j in panel:
+        posts = gather_posteriors(j.evaluations, winners)
+        worst = summarize_draws([attack_metrics(p, targets, j.ev.num_classes) for p in posts])
+        jt = per_class_table(posts.mean(0), targets)
+        per_class = [{"class": int(t), "top_classes": r["top_classes"], "top_probs": r["top_probs"],
+                      "target_confidence": r["target_confidence"], "recognised": r["top_classes"][0] == int(t)}
+                     for t, r in zip(targets, jt)]
+        agree = float(np.mean([r["top_classes"][0] == s for r, s in zip(jt, sel_top)]))
+        out.append({"label": j.label, "path": j.path, "kind": j.ev.kind, "sha256": j.ev.sha256,
+                    "contrast": None if j.stats is None else {"mean": j.stats[0], "std": j.stats[1]},
+                    "contrast_text": _contrast_text(j.stats, contrast), "worst_case": worst, "per_class": per_class,
+                    "agreement": agree, "classes_recognised": int(sum(r["recognised"] for r in per_class))})
+    for i, b in enumerate(best):
+        views = {r["label"]: {"top1": r["per_class"][i]["top_classes"][0],
+                              "confidence": r["per_class"][i]["target_confidence"],
+                              "recognised": r["per_class"][i]["recognised"]} for r in out}
+        views[selector.label] = {"top1": sel_top[i], "confidence": b["evaluator_confidence"],
+                                 "recognised": sel_top[i] == b["class"]}
+        b["panel"] = views
+        b["recognised_by"] = int(sum(v["recognised"] for v in views.values()))
+        b["panel_size"] = len(views)
+    return out
+
+
+def _leak_verdicts(best, panel, member_level) -> str:
+    """Each class's ``leak_kind`` over the panel (the judges and the selector), with the record-level results
+    of the member-level tests when they ran; returns the one-line overall verdict."""
+    from .evaluation.evidence import leak_category, leak_kind
+
+    tested = member_level is not None and "judges" in member_level
+    labels = [j.label for j in panel] + ["selector"]
+    for b in best:
+        recognised = [b["panel"][lab]["recognised"] for lab in labels]
+        record = [b["record_level"][lab]["record_level"] for lab in labels] if tested else None
+        b["leak_kind"] = leak_kind(recognised, record)
+    n = len(best)
+    counts = {c: sum(leak_category(b["leak_kind"]) == c for b in best)
+              for c in ("record-level", "class-level", "fools the target only")}
+    head = (f"record-level leak in {counts['record-level']} of {n} classes; class-level in {counts['class-level']}"
+            if tested else f"class-level leak in {counts['class-level']} of {n} classes")
+    head += f"; fools the target only in {counts['fools the target only']}"
+    who = (f"panel of {len(labels)}: {len(panel)} independent judge{'s' if len(panel) != 1 else ''} and the selector"
+           if panel else "the selector alone, an upper bound: no independent judge")
+    rec = "" if tested else "; record-level: not tested (no member data)"
+    return f"{head} ({who}{rec})"
+
+
+# ---------------------------------------------------------------------------------------------- member data
+
+@dataclass
+class _MemberData:
+    members: np.ndarray  # (M, H, W) float32 in [0, 1]
+    member_labels: np.ndarray
+    non_members: np.ndarray
+    non_member_labels: np.ndarray
+    source: str
+    limit: int
+
+
+def read_member_file(path, option: str) -> tuple[np.ndarray, np.ndarray]:
+    """Images (N, H, W) as float32 in [0, 1] and labels (N,) as int64 from an .npz file holding arrays ``images``
+    ((N, H, W): uint8 grey levels, or floats in [0, 1]) and ``labels`` ((N,) integers). Read with
+    ``allow_pickle=False``; at most ``MAX_MEMBER_BYTES`` on disk, ``MAX_MEMBER_UNPACKED`` unpacked and
+    ``MAX_MEMBER_IMAGES`` images. Anything else is an ``InputError`` naming ``option`` and the file."""
+    import zipfile
+
+    from .fileio import open_guarded
+
+    where = f"{option} {path}"
+    expected = ("expected an .npz file with arrays 'images' (N, H, W; uint8, or floats in [0, 1]) and 'labels' (N,; "
+                "integers)")
+    with open_guarded(path, f"{option} file", InputError, max_bytes=MAX_MEMBER_BYTES) as f:
+        try:
+            if f.read(4) != b"PK\x03\x04":  # what np.load cannot read as .npy or .npz it takes for a pickle
+                raise InputError(f"{where}: not an .npz archive (a zip file of .npy arrays); {expected}")
+            f.seek(0)
+            z = np.load(f, allow_pickle=False)
+            with z:
+                missing = [k for k in ("images", "labels") if k not in z.files]
+                if missing:
+                    raise InputError(f"{where}: no array {', '.join(repr(k) for k in missing)} (it has "
+                                     f"{', '.join(repr(k) for k in z.files[:10]) or 'none'}); {expected}")
+                unpacked = sum(z.zip.getinfo(f"{k}.npy").file_size for k in ("images", "labels"))
+                if unpacked > MAX_MEMBER_UNPACKED:
+                    raise InputError(f"{where}: its arrays unpack to {unpacked:,} bytes, more than the "
+                                     f"{MAX_MEMBER_UNPACKED:,}-byte limit")
+                images, labels = z["images"], z["labels"]
+        except InputError:
+            raise
+        except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, MemoryError) as e:
+            if "pickle" in str(e):
+                raise InputError(f"{where}: holds pickled Python objects, which are never loaded; {expected}") from None
+            raise InputError(f"{where}: not a readable .npz file ({type(e).__name__}: {e}); {expected}") from None
+    if images.ndim != 3 or not 1 <= images.shape[0] <= MAX_MEMBER_IMAGES or min(images.shape[1:]) < 1:
+        raise InputError(f"{where}: 'images' has shape {images.shape}; {expected}, with 1..{MAX_MEMBER_IMAGES} images")
+    if images.dtype == np.uint8:
+        images = images.astype(np.float32) / 255.0
+    elif images.dtype.kind == "f":
+        images = images.astype(np.float32)
+        if not np.isfinite(images).all() or images.min() < 0.0 or images.max() > 1.0:
+            raise InputError(f"{where}: 'images' holds values outside [0, 1] (or NaN); {expected}")
+    else:
+        raise InputError(f"{where}: 'images' has dtype {images.dtype}; {expected}")
+    if labels.shape != (images.shape[0],) or labels.dtype.kind not in "iu":
+        raise InputError(f"{where}: 'labels' has shape {labels.shape} and dtype {labels.dtype}; {expected}, one per "
+                         "image")
+    return images, labels.astype(np.int64)
+
+
+def _cap(labels: np.ndarray, classes, limit: int, rng) -> np.ndarray:
+    """Indices of at most ``limit`` images of each class in ``classes`` (a seeded sample, in file order)."""
+    keep = []
+    for c in classes:
+        idx = np.flatnonzero(labels == c)
+        keep.append(np.sort(rng.choice(idx, size=limit, replace=False)) if len(idx) > limit else idx)
+    return np.concatenate(keep) if keep else np.zeros(0, dtype=np.int64)
+
+
+def _member_data(target, data_root, dataset, members, non_members, shape, classes, n_cls: int, limit: int,
+                 seed: int) -> tuple[_MemberData | None, str | None]:
+    """The member and non-member images of the audited classes, or None and the one note saying why the
+    member-level tests are skipped. Files the user names that cannot serve are errors (before any attack)."""
+    from .data import STATIC_DATASETS, load_static
+
+    skip = "member-level tests skipped: "
+    given = members is not None
+    if shape is None or len(shape) != 2:
+        if given:
+            raise InputError(f"--members {members}: the model's inputs are not still images (its input shape is "
+                             f"{shape}); member-level tests compare images")
+        return None, skip + "the model's inputs are not still images"
+    if given:
+        sets = [read_member_file(members, "--members"), read_member_file(non_members, "--non-members")]
+        for (imgs, labels), (opt, path) in zip(sets, (("--members", members), ("--non-members", non_members))):
+            if tuple(imgs.shape[1:]) != tuple(shape):
+                raise InputError(f"{opt} {path}: images of {'x'.join(map(str, imgs.shape[1:]))}, but the model takes "
+                                 f"{'x'.join(map(str, shape))}")
+            if labels.size and (labels.min() < 0 or labels.max() >= n_cls):
+                raise InputError(f"{opt} {path}: labels must be classes 0..{n_cls - 1}, found {int(labels.min())}.."
+                                 f"{int(labels.max())}")
+        source = (f"members: --members {members} ({len(sets[0][1])} images); non-members: --non-members "
+                  f"{non_members} ({len(sets[1][1])} images)")
+    else:
+        meta = target.metadata
+        named = meta.get("dataset")
+        training = meta.get("training")
+        trained = training.get("train_images") if isinstance(training, dict) else None
+        name = dataset or named
+        if name is None:
+            return None, skip + ("the model file does not say what it was trained on; give --members/--non-members "
+                                 "(or --dataset with --data-root)")
+        if name not in STATIC_DATASETS:
+            return None, skip + f"{name} is event data; the member-level tests compare still images"
+        if data_root is None:
+            return None, skip + (f"give --data-root with the {name} data (split 'train' = its training images, "
+                                 "'val' = images it never saw) or --members/--non-members")
+        if dataset is None and not isinstance(trained, int):
+            return None, skip + (f"the model file names its dataset ({name}) but not how many images it was trained "
+                                 f"on; give --dataset {name} if split 'train' of {data_root} is its training data, "
+                                 "or --members/--non-members")
+        tr, va = load_static(name, data_root, split="train"), load_static(name, data_root, split="val")
+        if dataset is None and trained != len(tr):
+            return None, skip + (f"the model was trained on {trained} {name} images but split 'train' of {data_root} "
+                                 f"has {len(tr)}: not its training data; give --dataset {name} to use it anyway, or "
+                                 "--members/--non-members")
+        if tuple(tr.images.shape[1:]) != tuple(shape):
+            return None, skip + (f"{name} images are {'x'.join(map(str, tr.images.shape[1:]))}, the model takes "
+                                 f"{'x'.join(map(str, shape))}")
+        sets = [(tr.images, tr.labels), (va.images, va.labels)]
+        source = f"members: split 'train' of {name} ({tr.source}); non-members: split 'val' ({va.source})"
+    rng = np.random.default_rng([int(seed), 28])
+    picked = []
+    for (imgs, labels), what, opt in zip(sets, ("members", "non-members"),
+                                         (f"--members {members}", f"--non-members {non_members}")):
+        idx = _cap(labels, classes, limit, rng)
+        few = [c for c in classes if int((labels[idx] == c).sum()) < MIN_MEMBERS]
+        if few:
+            msg = (f"class {few[0]} has {int((labels == few[0]).sum())} {what}; the member-level tests need at least "
+                   f"{MIN_MEMBERS} of each audited class")
+            if given:
+                raise InputError(f"{opt}: {msg}")
+            return None, skip + msg
+        picked.append((imgs[idx].astype(np.float32), labels[idx]))
+    return _MemberData(picked[0][0], picked[0][1], picked[1][0], picked[1][1], source, limit), None
+
+
+# ---------------------------------------------------------------------------------------------- member-level tests
+
+def _scored_inputs(result, ev, stats, draws: int, seed: int):
+    """The first draw of ``result`` as ``evaluate_result(result, ev, draws, seed, contrast=stats)`` hands it to
+    ``ev`` (the same seeded generator, used in the same order)."""
+    from .attacks.recon_file import recon_draws
+    from .data.encoding import rate_encode
+    from .evaluation.score import contrast_images, evaluator_input
+
+    gen = torch.Generator().manual_seed(int(seed))
+    if stats is None:
+        return evaluator_input(recon_draws(result, draws, seed)[0], ev, result.input_kind, gen, result.drive_range)
+    shown = contrast_images(result, *stats)
+    return rate_encode(shown, steps=ev.steps or 25, generator=gen) if ev.kind == "snn" else torch.as_tensor(shown)
+
+
+def _real_features(ev, stats, images: np.ndarray, seed: int, desc: str, progress: bool) -> np.ndarray:
+    """Features of real images as ``ev`` sees images: standardised like the reconstructions under a contrast
+    protocol, rate-coded (seeded) for a spiking judge; in batches."""
+    from .data.encoding import rate_encode
+    from .evaluation.score import standardise_rows
+    from .progress import progress_bar
+
+    gen = torch.Generator().manual_seed(int(seed))
+    out = []
+    for s in progress_bar(range(0, len(images), FEATURE_BATCH), desc=desc, unit="batch", disable=not progress):
+        x = images[s:s + FEATURE_BATCH]
+        if stats is not None:
+            x = standardise_rows(x, *stats).reshape(x.shape)
+        x = rate_encode(x, steps=ev.steps or 25, generator=gen) if ev.kind == "snn" else torch.as_tensor(x)
+        out.append(ev.features(x).numpy().astype(np.float64))
+    return np.concatenate(out)
+
+
+def _member_level(data: _MemberData, panel, results, winners, targets, best, draws: int, seed: int,
+                  progress: bool) -> dict:
+    """For each panel member (the judges, then the selector): features of every attack's reconstructions (as it
+    scored them) and of the member and non-member images, then the nearest-neighbour test on the winners and on
+    all reconstructions, and the Fréchet distance and precision/recall of both sets against real members."""
+    from .evaluation.evidence import fidelity, knn_specificity
+    from .progress import status
+
+    r = len(targets)
+    all_classes = np.tile(np.asarray(targets), len(results))
+    out = []
+    for j in panel:
+        if progress:
+            status(f"audit: member-level tests under {j.label} ({len(data.members)} members, {len(data.non_members)} "
+                   "non-members)")
+        rec = np.concatenate([j.ev.features(_scored_inputs(res, j.ev, j.stats, draws, seed)).numpy()
+                              for res in results]).astype(np.float64)  # (A * R, F), attack-major
+        win = rec[[a * r + i for i, a in enumerate(winners)]]
+        mf = _real_features(j.ev, j.stats, data.members, seed, f"{j.label}: members", progress)
+        nf = _real_features(j.ev, j.stats, data.non_members, seed + 1, f"{j.label}: non-members", progress)
+        spec = knn_specificity(win, targets, mf, data.member_labels, nf, data.non_member_labels, seed=seed)
+        spec_all = knn_specificity(rec, all_classes, mf, data.member_labels, nf, data.non_member_labels, seed=seed)
+        entry = {"label": j.label, "selector": j.selector, "path": j.path, "features": int(rec.shape[1]),
+                 "winners": spec.to_dict(), "all_reconstructions": spec_all.to_dict()}
+        for key, feats, cls in (("fidelity_winners", win, targets), ("fidelity_all", rec, all_classes)):
+            try:
+                entry[key] = fidelity(feats, cls, mf, data.member_labels, seed=seed)
+            except InputError as e:  # too few reconstructions or real images for the comparison
+                entry[key] = {"not_computed": str(e)}
+        out.append(entry)
+        for i, b in enumerate(best):
+            row = spec.row(int(targets[i])).to_dict()  # JSON-safe (no infinities)
+            b.setdefault("record_level", {})[j.label] = {
+                "record_level": row["record_level"], "ratio": row["median_ratio"],
+                "probe_median_ratio": row["probe_median_ratio"], "p": row["p"],
+                "ratio_all_members": row["median_ratio_all_members"],
+                "member_probe_median_ratio": row["member_probe_median_ratio"], "p_members": row["p_members"],
+                "closeness": row["closeness"]}
+    return {"source": data.source, "members": int(len(data.members)), "non_members": int(len(data.non_members)),
+            "per_class_limit": data.limit, "alpha": out[0]["winners"]["alpha"], "judges": out}
 
 
 def _put_in_place(work: Path, out: Path, inputs, force: bool) -> None:
@@ -364,20 +761,139 @@ def _pct(s: dict, key: str) -> str:
     return f"{100 * m['mean']:.2f} ± {100 * m['std']:.2f}" if m["std"] > 0 else f"{100 * m['mean']:.2f}"
 
 
-def _write(work: Path, report: AuditReport, target, ev, views, nearest, budget, draws) -> None:
+def _metric_cells(s: dict) -> str:
+    return " | ".join(_pct(s, k) for k in ("accuracy", "top3_accuracy", "avg_confidence", "daa"))
+
+
+def _num(v, fmt: str = ".3f") -> str:
+    return "-" if v is None else format(v, fmt)
+
+
+def _panel_lines(report: AuditReport, ev, stats, contrast, cname) -> list[str]:
+    """The sections of the independent judges: they lead (the selector last, as the upper bound it is)."""
+    if not report.judges:
+        return []
+    best = report.best
+    n = len(best)
+    lines = ["## Worst case under each judge", "",
+             "The per-class winners were selected by the evaluator (the selector); the independent judges only score "
+             "them, each with the contrast protocol shown. The selector's row is an upper bound: it judges its own "
+             "choice.", "",
+             "| judge | file (kind) | reconstructions scored | Attack Acc. (%) | Top-3 Acc. (%) | Avg. Conf. (%) | "
+             "DAA (%) | top-1 = selector's top-1 | classes recognised |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for j in report.judges:
+        lines.append(f"| {j['label']} | `{Path(j['path']).name}` ({j['kind']}) | {j['contrast_text']} | "
+                     f"{_metric_cells(j['worst_case'])} | {100 * j['agreement']:.0f} % | "
+                     f"{j['classes_recognised']} of {n} |")
+    sel_rec = sum(b["panel"]["selector"]["recognised"] for b in best)
+    lines.append(f"| **selector, upper bound** | `{Path(report.evaluator).name}` ({ev.kind}) | "
+                 f"{_contrast_text(stats, contrast)} | {_metric_cells(report.worst_case)} | (itself) | "
+                 f"{sel_rec} of {n} |")
+    labels = [j["label"] for j in report.judges]
+    lines += ["", "Attack accuracy (%) of each attack under each judge:", "",
+              "| attack | " + " | ".join(labels) + " | selector |", "|---|" + "---|" * (len(labels) + 1)]
+    for r in report.attacks:
+        lines.append(f"| {r['name']} | " + " | ".join(_pct(r["judges"][lab], "accuracy") for lab in labels)
+                     + f" | {_pct(r['summary'], 'accuracy')} |")
+    lines += ["", "Top-1 class of each winner (confidence of the target class) under each judge:", "",
+              "| class | attack | " + " | ".join(labels) + " | selector | judges recognising the class |",
+              "|---|---|" + "---|" * (len(labels) + 2)]
+    for b in best:
+        cells = []
+        for lab in labels + ["selector"]:
+            v = b["panel"][lab]
+            cells.append(f"{cname(v['top1'])} ({v['confidence']:.2f})" + (" ✓" if v["recognised"] else ""))
+        lines.append(f"| {b['name']} | {b['attack']} | " + " | ".join(cells)
+                     + f" | {b['recognised_by']} of {b['panel_size']} |")
+    return lines + [""]
+
+
+def _member_lines(report: AuditReport) -> list[str]:
+    ml = report.member_level
+    if not ml or "judges" not in ml:
+        return []
+    lines = ["## Member-level evidence", "",
+             f"{ml['source']}; used: {ml['members']} members and {ml['non_members']} non-members of the audited "
+             f"classes (at most {ml['per_class_limit']} of each per class, a seeded sample). In each judge's feature "
+             "space: are the winners nearer to a training image (member) than to an unseen one (non-member), more "
+             "than a real unseen image is? Per class, ratio = distance to the nearest member / to the nearest "
+             "non-member (equal reference sets), tested against the ratios of held-out non-members (p, one-sided); "
+             "since members and non-members may differ as populations (MNIST's do), the ratio to all members is also "
+             "tested against each member's own ratio to the other members (p vs members); "
+             "closeness = distance to the nearest member / that of an unseen real image (about 1: as near as a real "
+             f"digit; much more: far from every real image). Record-level: both p < {ml['alpha']} in the class and "
+             "over all classes (evaluation/evidence.py). FD: Fréchet distance to real members of the same size and "
+             "classes, beside the distance between two such real sets (the baseline); precision/recall likewise.", "",
+             "| judge | pooled p (winners) | pooled p vs members | classes record-level | median closeness | "
+             "FD winners (real baseline) | precision / recall winners (real) | FD all reconstructions (real baseline) "
+             "| pooled p (all reconstructions; vs members) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+
+    def fd(f):
+        if "not_computed" in f:
+            return "-"
+        return f"{f['fd']['mean']:.3g} ({f['fd_real_baseline']['mean']:.3g})"
+
+    def pr(f):
+        if "not_computed" in f or f.get("precision") is None:
+            return "-"
+        return (f"{f['precision']['mean']:.2f} / {f['recall']['mean']:.2f} ({f['precision_real_baseline']['mean']:.2f}"
+                f" / {f['recall_real_baseline']['mean']:.2f})")
+
+    for j in ml["judges"]:
+        w = j["winners"]
+        close = [r["closeness"] for r in w["rows"] if r["closeness"] is not None]
+        label = f"{j['label']}, upper bound" if j["selector"] else j["label"]
+        lines.append(f"| {label} | {_num(w['pooled_p'], '.3g')} | {_num(w['pooled_p_members'], '.3g')} | "
+                     f"{len(w['record_level_classes'])} of "
+                     f"{len(w['rows'])} | {_num(float(np.median(close)) if close else None, '.2f')} | "
+                     f"{fd(j['fidelity_winners'])} | {pr(j['fidelity_winners'])} | {fd(j['fidelity_all'])} | "
+                     f"{_num(j['all_reconstructions']['pooled_p'], '.3g')}; "
+                     f"{_num(j['all_reconstructions']['pooled_p_members'], '.3g')} |")
+    labels = [j["label"] for j in ml["judges"]]
+    lines += ["", "Per class (winner): its ratio vs the non-member probes' median ratio (p); its ratio to all members "
+              "vs the members' own median ratio (p); closeness:", "",
+              "| class | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
+    for b in report.best:
+        cells = []
+        for lab in labels:
+            v = b["record_level"][lab]
+            cells.append(f"{_num(v['ratio'], '.2f')} vs {_num(v['probe_median_ratio'], '.2f')} (p {v['p']:.3g}); "
+                         f"{_num(v['ratio_all_members'], '.2f')} vs {_num(v['member_probe_median_ratio'], '.2f')} "
+                         f"(p {_num(v['p_members'], '.3g')}); closeness {_num(v['closeness'], '.2f')}"
+                         + (" **record-level**" if v["record_level"] else ""))
+        lines.append(f"| {b['name']} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def _write(work: Path, report: AuditReport, target, ev, views, nearest, budget, draws, stats=None,
+           contrast=None) -> None:
     from .fileio import atomic_path, write_json_atomic
     from .report.figures import recon_grid
 
     best = report.best
+    names = {b["class"]: b["name"] for b in best}
+
+    def cname(c):
+        if c in names:
+            return names[c]
+        return "reject" if c == _target_classes(ev) and getattr(ev, "rejects", False) else str(c)
+
     lines = [f"# Privacy audit of {Path(report.model).name}", "",
+             f"**Verdict: {report.verdict}.**", "",
              f"- model: `{report.model}` (sha256 {target.sha256[:16]}...)"]
     dep = getattr(target.model, "deployment", None)
     if dep is not None:
         lines.append(f"- deployment: {dep.describe()}")
-    lines += [f"- evaluator: `{report.evaluator}` ({ev.kind}, {draws} draws per Bernoulli reconstruction)",
-              f"- budget {budget:g} s; audit took {report.seconds:.0f} s"
-              + (f"; not run (budget spent): {', '.join(report.skipped)}" if report.skipped else ""), "",
-              "## Attacks", "",
+    lines += [f"- evaluator: `{report.evaluator}` ({ev.kind}, {draws} draws per Bernoulli reconstruction)"
+              + ("; it selects the per-class winners" if report.judges else "")]
+    lines += [f"- {j['label']}: `{j['path']}` ({j['kind']}; scores the reconstructions {j['contrast_text']})"
+              for j in report.judges]
+    lines += [f"- budget {budget:g} s; audit took {report.seconds:.0f} s"
+              + (f"; not run (budget spent): {', '.join(report.skipped)}" if report.skipped else ""), ""]
+    lines += _panel_lines(report, ev, stats, contrast, cname)
+    lines += ["## Attacks" + (" (scored by the selector)" if report.judges else ""), "",
               "| attack | Attack Acc. (%) | Top-3 Acc. (%) | Avg. Conf. (%) | DAA (%) | time (s) | flags |",
               "|---|---|---|---|---|---|---|"]
     for r in report.attacks:
@@ -407,7 +923,15 @@ def _write(work: Path, report: AuditReport, target, ev, views, nearest, budget, 
         rp = report.replay
         lines += ["", f"Lava fixed_pt replay of the winners ({rp['samples']} inputs, {rp['mode']}): "
                       f"{100 * rp['agreement']:.2f} % identical to the twin on every layer."]
-    lines += ["", "## Verdict", ""] + [f"- {b['verdict']}" for b in best]
+    lines += [""] + _member_lines(report)
+    lines += ["## Verdict", ""]
+    if report.judges or "judges" in (report.member_level or {}):
+        for b in best:
+            lines.append(f"- class {b['name']}: **{b['leak_kind']}**; recognised by {b['recognised_by']} of "
+                         f"{b['panel_size']} (judges and selector)")
+            lines.append(f"  - selector: {b['verdict']}")
+    else:
+        lines += [f"- {b['verdict']}" for b in best]
     lines += ["", "![winners](best.png)", ""]
     lines += [f"Note: {n}" for n in report.notes]
     if views is not None:

@@ -187,13 +187,18 @@ def _run_train(args) -> int:
 
 def _add_train_evaluator(p: argparse.ArgumentParser) -> None:
     _add_data_options(p)
-    p.add_argument("--kind", required=True, choices=["ann", "snn"],
-                   help="ann: the paper's evaluation CNN on images; snn: the same topology of CUBA neurons on "
-                        "rate-coded images or event frames")
+    p.add_argument("--kind", required=True, choices=["ann", "snn", "resnet", "reject"],  # classifiers.KINDS
+                   help="ann: the paper's evaluation CNN on images; snn: the same topology of LIF neurons on "
+                        "rate-coded images or event frames; resnet: a small residual CNN (32/64/128 channels, batch "
+                        "norm, global average pooling); reject: the ann CNN with one more output, 'reject', trained "
+                        "on generated junk (noise, blobs, shuffled, constant and two-class mean images)")
     p.add_argument("--out", required=True, help="output evaluator file (.h5)")
     p.add_argument("--epochs", type=count("epochs"), default=5)
     p.add_argument("--steps", type=time_steps, default=None,
                    help="snn: rate-coding time steps (default 25), or the event frames' time bins")
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                   help="train on randomly shifted (+-2 px), rotated (+-10 degrees) and scaled (0.9-1.1) images "
+                        "(default: on for resnet and reject, off for ann and snn; images only)")
     p.add_argument("--batch-size", type=count("batch_size"), default=100)
     p.add_argument("--lr", type=finite_float, default=1e-3)
     p.add_argument("--seed", type=count("seed", 0), default=0)
@@ -211,9 +216,11 @@ def _run_train_evaluator(args) -> int:
                       threads=args.threads, device=args.device, weight_decay=args.weight_decay)
     steps = args.steps if args.steps is not None or is_event_dataset(args.dataset) else 25
     meta = train_evaluator(args.kind, args.dataset, args.data_root, args.out, cfg, steps=steps,
-                           downsample=args.downsample, limit=args.limit, resume=not args.no_resume)
-    print(f"wrote {args.out}: {args.kind} evaluator, validation accuracy "
-          f"{100 * meta['validation_accuracy']:.2f}% on {meta['validation_images']} images")
+                           downsample=args.downsample, limit=args.limit, resume=not args.no_resume,
+                           augment=args.augment)
+    extras = [what for on, what in ((meta["augment"], "augmented"), (meta["rejects"], "with a reject output")) if on]
+    print(f"wrote {args.out}: {args.kind} evaluator{' (' + ', '.join(extras) + ')' if extras else ''}, validation "
+          f"accuracy {100 * meta['validation_accuracy']:.2f}% on {meta['validation_images']} images")
     return 0
 
 
@@ -590,11 +597,31 @@ def _run_plot(args) -> int:
 
 def _add_audit(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="the model to audit: a .net NetX SNN (anyone's) or a brainleaks ANN .h5")
-    p.add_argument("--evaluator", required=True, help="independent evaluation classifier (.h5)")
+    p.add_argument("--evaluator", required=True,
+                   help="evaluation classifier (.h5) that selects each class's most convincing reconstruction")
+    p.add_argument("--judge", action="append", default=None, metavar="FILE",
+                   help="an independent evaluator (.h5) that only reports: it scores every attack and the selected "
+                        "reconstructions; the report leads with its figures (repeat for several judges)")
     p.add_argument("--data-root", default=None,
-                   help="training data: find each reconstruction's nearest training image (SSIM)")
+                   help="training data: find each reconstruction's nearest training image (SSIM); when the model's "
+                        "sidecar names its dataset and training-set size (or with --dataset), split 'train' are the "
+                        "members and 'val' the non-members of the member-level tests")
     p.add_argument("--dataset", default=None, choices=["mnist", "att-faces"],
                    help="dataset of --data-root (default: the one the model's sidecar names)")
+    p.add_argument("--members", default=None, metavar="FILE.npz",
+                   help="the target's training images for the member-level tests: arrays 'images' (N, H, W; uint8 or "
+                        "floats in [0, 1]) and 'labels' (N,); with --non-members")
+    p.add_argument("--non-members", default=None, metavar="FILE.npz",
+                   help="images of the same classes the target never saw (same arrays); with --members")
+
+    def member_bound():
+        from .audit import MAX_MEMBER_IMAGES
+
+        return MAX_MEMBER_IMAGES, " (images per class)"
+
+    p.add_argument("--member-limit", type=bounded_int(4, member_bound, "an integer"), default=None,
+                   help="members and non-members per class the member-level tests use, a seeded sample (default "
+                        "200)")
     p.add_argument("--out", default=None, help="report directory (default: audit-<model stem>)")
     p.add_argument("--budget", type=finite_float, default=600.0,
                    help="seconds: attacks of the portfolio start only while the budget lasts (default 600)")
@@ -621,10 +648,12 @@ def _run_audit(args) -> int:
 
     apply_threads(args.threads)
     out = Path(args.out) if args.out else Path(f"audit-{Path(args.model).stem}")
+    extra = {} if args.member_limit is None else {"member_limit": args.member_limit}
     run_audit(args.model, args.evaluator, out, options=_deployment_options(args), card=args.card,
               data_root=args.data_root, dataset=args.dataset, budget=args.budget, draws=args.draws,
               seed=args.seed, replay_draws=args.replay_draws, replay=not args.no_replay,
-              classes=args.classes, force=args.force, contrast=args.contrast)
+              classes=args.classes, force=args.force, contrast=args.contrast, judges=args.judge or (),
+              members=args.members, non_members=args.non_members, **extra)
     print((out / "report.md").read_text())
     print(f"report: {out / 'report.md'}")
     return 0
@@ -681,7 +710,16 @@ COMMANDS = {
               _run_audit),
     "sweep": ("a grid of deployment choices and defenses: every cell trained, attacked, scored, replayed (resumable; "
               "local or Ray)", _add_sweep, _run_sweep),
+    "mia": ("membership inference: does the deployed model reveal which records it trained on? (LiRA with shadow "
+            "models, loss; twin and Lava)", lambda p: _privacy_command().add_mia(p),
+            lambda args: _privacy_command().run_mia(args)),
 }
+
+
+def _privacy_command():
+    from .privacy import command
+
+    return command
 
 
 def _version_text() -> str:

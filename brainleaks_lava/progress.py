@@ -1,7 +1,8 @@
 """Progress that suits where it goes.
 
 On a terminal, tqdm bars. When stderr is not a terminal (a log file, CI, a pipe), a bar would be one long
-line of carriage returns; there each loop writes a short plain line at most every ``LINE_EVERY`` seconds
+line of carriage returns; there each loop writes a short plain line after ``FIRST_LINE`` second, then at most
+every ``LINE_EVERY`` seconds,
 and one when it ends (only if it ran for at least a second). ``set_quiet(True)`` (the CLI's ``--quiet``)
 turns all progress off. Library code calls :func:`progress_bar` instead of tqdm, and :func:`status` for the
 one-line milestones a person follows a long command by (a stage starting and ending, an epoch's accuracy, a
@@ -13,6 +14,7 @@ import sys
 import time
 
 LINE_EVERY = 10.0
+FIRST_LINE = 1.0  # seconds before a loop's first line
 _quiet = False
 
 
@@ -98,6 +100,7 @@ class _Lines(_Silent):
         self.n, self.postfix = 0, ""
         self.start = self.last = time.monotonic()
         self.closed = False
+        self.lines = 0
 
     def __iter__(self):
         try:
@@ -110,7 +113,7 @@ class _Lines(_Silent):
     def update(self, n=1):
         self.n += n
         now = time.monotonic()
-        if now - self.last >= LINE_EVERY:
+        if now - self.last >= (LINE_EVERY if self.lines else FIRST_LINE):  # a first sign of life soon
             self.last = now
             self._line(now)
 
@@ -136,5 +139,6 @@ class _Lines(_Silent):
         try:
             self.stream.write(text + "\n")
             self.stream.flush()
+            self.lines += 1
         except (OSError, ValueError):  # a closed or broken stream must not end the computation
             pass

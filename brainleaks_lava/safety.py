@@ -119,6 +119,10 @@ OUTPUT_DIRS = {
     "sweep": (("evaluator", "evaluator/*", "targets", "targets/*", "cells", "cells/*", "superseded", "superseded/*",
                "results.csv", "results.json", "report.md", "leakage_*.png", "last_sweep.json"), ("cells", "targets"),
               False),
+    # membership inference: the report (mia.json written last), the shadow models it reuses, the report's staging
+    # directory while it is written (``.report-<pid>.tmp``)
+    "mia": (("report.md", "mia.json", "scores.csv", "roc.png", "shadows", "shadows/*", ".*.tmp/*"),
+            ("mia.json", "shadows"), False),
 }
 
 
@@ -256,7 +260,8 @@ COMMAND_PATHS = {
 
 # commands that write a directory -> the (label, option) of what they read
 OUTPUT_DIR_INPUTS = {
-    "audit": [("model", "model"), ("--evaluator", "evaluator"), ("--card", "card"), ("--data-root", "data_root")],
+    "audit": [("model", "model"), ("--evaluator", "evaluator"), ("--card", "card"), ("--data-root", "data_root"),
+              ("--members", "members"), ("--non-members", "non_members")],
     "run": [("config", "config")],
     "demo": [],
     "sweep": [("study", "study")],
@@ -377,6 +382,8 @@ MAX_COUNTS = {
     "downsample": (64, ""),
     "classes": (MAX_CLASSES - 1, " (class indices)"),
     "seed": (2**63 - 1, ""),
+    "shadows": (1_024, " (shadow models)"),
+    "eval_samples": (100_000, " (evaluation examples per side)"),
 }
 
 
@@ -487,7 +494,7 @@ def check_recon_for_evaluator(rec, recon_path, ev, ev_path, draws: int) -> None:
     """Before scoring: the evaluator has every target class of the reconstructions, and the draws fit in memory."""
     from .errors import InputError
 
-    n = len(ev.classes)
+    n = int(getattr(ev, "target_classes", len(ev.classes)))  # a rejecting judge's extra class is no target
     bad = sorted({int(c) for c in rec.targets if c >= n})
     if bad:
         raise InputError(f"{recon_path}: target classes {bad[:5]} do not exist for the evaluator {ev_path} (it has "

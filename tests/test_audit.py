@@ -132,3 +132,248 @@ def test_audit_with_nearest_images_and_lava_replay(small_snn_path, tmp_path, cap
         assert b["lava_confidence"] == pytest.approx(b["lava_twin_confidence"])
         assert -1.0 <= b["nearest_ssim"] <= 1.0 and 0 <= b["nearest_class"] <= 9
     assert "nearest training image" in (out / "report.md").read_text()
+
+
+# ---------------------------------------------------------------------------------------------- issue 28: the panel
+# and the member-level evidence
+
+EVAL_ANN = "netx_models/mnist_eval_ann.h5"
+
+
+@pytest.fixture(scope="module")
+def judges_dir(tmp_path_factory):
+    """Two more evaluators: a small CNN trained for one epoch on the vendored MNIST subset (it records the grey level
+    of its training images), and the same weights with other recorded grey-level statistics (mean 0.2, std 0.25)."""
+    import torch
+
+    from brainleaks_lava.evaluation.classifiers import load_evaluator, train_evaluator
+    from brainleaks_lava.models.files import save_torch_h5
+    from brainleaks_lava.models.training import TrainConfig
+
+    torch.set_num_threads(1)
+    d = tmp_path_factory.mktemp("judges")
+    train_evaluator("ann", "mnist", None, d / "small_cnn.h5", TrainConfig(epochs=1, batch_size=50, lr=2e-3, seed=0))
+    ev = load_evaluator(d / "small_cnn.h5")
+    save_torch_h5(ev.model, d / "other_stats.h5", ev.metadata["format"],
+                  {**ev.metadata, "image_stats": {"mean": 0.2, "std": 0.25}})
+    return d
+
+
+def _section(text: str, title: str) -> str:
+    start = text.index(title)
+    end = text.find("\n## ", start + len(title))
+    return text[start:end if end >= 0 else None]
+
+
+def test_audit_with_two_judges_reports_both_and_the_agreement(small_snn_path, judges_dir, tmp_path):
+    from brainleaks_lava.attacks.recon_file import load_recon
+    from brainleaks_lava.audit import gather_posteriors
+    from brainleaks_lava.evaluation.classifiers import load_evaluator
+    from brainleaks_lava.evaluation.evidence import leak_kind
+    from brainleaks_lava.evaluation.score import evaluate_result
+
+    out = tmp_path / "audit"
+    judges = [str(judges_dir / "small_cnn.h5"), EVAL]
+    rep = run_audit(small_snn_path, EVAL_ANN, out, classes=[0, 1, 7], draws=2, replay=False, portfolio=SMALL[:2],
+                    progress=False, judges=judges)
+    assert [j["label"] for j in rep.judges] == ["judge 1", "judge 2"] and [j["path"] for j in rep.judges] == judges
+    names = [r["name"] for r in rep.attacks]
+    winners = [names.index(b["attack"]) for b in rep.best]
+    sel_top = [b["top_classes"][0] for b in rep.best]
+    recognised = [[b["panel"]["selector"]["recognised"]] for b in rep.best]
+    for j, path in zip(rep.judges, judges):
+        ev = load_evaluator(path)
+        # each judge scores every attack exactly as `brainleaks evaluate` would
+        evals = [evaluate_result(load_recon(out / r["recon"]), ev, draws=2, seed=0) for r in rep.attacks]
+        for r, e in zip(rep.attacks, evals):
+            assert r["judges"][j["label"]] == e.summary
+        # ... and sees the selector's winners: its top-1 per class, its agreement with the selector's top-1
+        posts = gather_posteriors(evals, winners).mean(0)
+        top = [int(np.argmax(p)) for p in posts]
+        assert [row["top_classes"][0] for row in j["per_class"]] == top
+        assert j["agreement"] == pytest.approx(np.mean([a == b for a, b in zip(top, sel_top)]))
+        assert j["classes_recognised"] == sum(t == b["class"] for t, b in zip(top, rep.best))
+        assert j["contrast"] is None and j["contrast_text"] == "as they are"
+        for i, b in enumerate(rep.best):
+            recognised[i].insert(-1, top[i] == b["class"])
+    for b, rec in zip(rep.best, recognised):
+        assert b["panel_size"] == 3 and b["recognised_by"] == sum(rec)
+        assert b["leak_kind"] == leak_kind(rec, None)
+    text = (out / "report.md").read_text()
+    # the report leads with the independent judges' figures, the selector last as the upper bound
+    assert text.index("## Worst case under each judge") < text.index("## Attacks")
+    panel = _section(text, "## Worst case under each judge")
+    assert panel.index("| judge 1 |") < panel.index("| judge 2 |") < panel.index("| **selector, upper bound** |")
+    assert "top-1 = selector's top-1" in panel and "as they are" in panel
+    # the one-line overall verdict comes first
+    first = text.splitlines()[2]
+    assert first.startswith("**Verdict: class-level leak in ") and "panel of 3: 2 independent judges" in first
+    n_class = sum(b["leak_kind"].startswith("class-level") for b in rep.best)
+    assert f"class-level leak in {n_class} of 3 classes" in first
+    assert "record-level: not tested (no member data)" in first
+    data = json.loads((out / "audit.json").read_text())
+    assert [j["label"] for j in data["judges"]] == ["judge 1", "judge 2"]
+    assert data["member_level"]["skipped"].startswith("member-level tests skipped: ")
+
+
+def test_audit_judges_follow_the_contrast_protocol_with_their_own_statistics(small_snn_path, judges_dir, tmp_path):
+    from brainleaks_lava.attacks.recon_file import load_recon
+    from brainleaks_lava.evaluation.classifiers import load_evaluator
+    from brainleaks_lava.evaluation.score import evaluate_result
+
+    selector, judge = judges_dir / "small_cnn.h5", judges_dir / "other_stats.h5"
+    out = tmp_path / "audit"
+    rep = run_audit(small_snn_path, selector, out, classes=[3], draws=1, replay=False, portfolio=SMALL[:1],
+                    progress=False, judges=[judge], contrast="standardise")
+    own = load_evaluator(selector).image_stats
+    assert own != (0.2, 0.25)
+    assert rep.judges[0]["contrast"] == {"mean": 0.2, "std": 0.25}
+    again = evaluate_result(load_recon(out / rep.attacks[0]["recon"]), load_evaluator(judge), draws=1, seed=0,
+                            contrast=(0.2, 0.25))
+    assert rep.attacks[0]["judges"]["judge 1"] == again.summary
+    panel = _section((out / "report.md").read_text(), "## Worst case under each judge")
+    assert "standardised to grey mean 0.200, std 0.250 (its own training images)" in panel
+    assert f"standardised to grey mean {own[0]:.3f}, std {own[1]:.3f}" in panel
+    # a judge that cannot follow the protocol, or is the selector itself, is refused before any attack runs
+    with pytest.raises(InputError, match=f"--judge {EVAL}: .*grey-level statistics"):
+        run_audit(small_snn_path, selector, tmp_path / "b", classes=[3], draws=1, replay=False, portfolio=SMALL[:1],
+                  progress=False, judges=[EVAL], contrast="standardise")
+    with pytest.raises(InputError, match="is the same file as the --evaluator"):
+        run_audit(small_snn_path, selector, tmp_path / "b", classes=[3], draws=1, replay=False, portfolio=SMALL[:1],
+                  progress=False, judges=[str(selector)])
+    assert not (tmp_path / "b").exists()
+
+
+def _member_files(tmp_path):
+    from brainleaks_lava.data import load_static
+
+    tr, va = load_static("mnist", None, split="train"), load_static("mnist", None, split="val")
+    np.savez(tmp_path / "members.npz", images=np.round(tr.images * 255).astype(np.uint8), labels=tr.labels)
+    np.savez(tmp_path / "non_members.npz", images=va.images, labels=va.labels)
+    return tmp_path / "members.npz", tmp_path / "non_members.npz", tr, va
+
+
+def test_audit_member_level_section_with_members_given(small_snn_path, judges_dir, tmp_path):
+    from brainleaks_lava.evaluation.evidence import leak_kind
+
+    members, non_members, tr, va = _member_files(tmp_path)
+    out = tmp_path / "audit"
+    rep = run_audit(small_snn_path, EVAL_ANN, out, classes=[0, 1], draws=2, replay=False, portfolio=SMALL[:2],
+                    progress=False, judges=[judges_dir / "small_cnn.h5"], members=members, non_members=non_members,
+                    member_limit=60)
+    ml = rep.member_level
+    # at most 60 of each per class (the vendored subset has about 100 members and 25 non-members per class)
+    assert ml["members"] == sum(min(60, int((tr.labels == c).sum())) for c in (0, 1))
+    assert ml["non_members"] == sum(min(60, int((va.labels == c).sum())) for c in (0, 1))
+    assert [j["label"] for j in ml["judges"]] == ["judge 1", "selector"]
+    assert [j["selector"] for j in ml["judges"]] == [False, True]
+    for j in ml["judges"]:
+        assert j["features"] == 384  # the CNN's flattened 24 x 4 x 4 feature map
+        rows = j["winners"]["rows"]
+        assert [r["cls"] for r in rows] == [0, 1] and all(r["n"] == 1 for r in rows)
+        for r in rows:
+            assert 0 < r["p"] <= 1 and 0 < r["p_members"] <= 1 and r["n_member_probes"] == 60
+        assert [r["n"] for r in j["all_reconstructions"]["rows"]] == [2, 2]  # every attack's reconstruction
+        assert j["fidelity_winners"]["fd"]["mean"] >= 0 and j["fidelity_winners"]["fd_real_baseline"]["mean"] > 0
+        assert 0 <= j["fidelity_all"]["precision"]["mean"] <= 1
+    for b in rep.best:
+        labels = ["judge 1", "selector"]
+        assert set(b["record_level"]) == set(labels)
+        assert b["leak_kind"] == leak_kind([b["panel"][k]["recognised"] for k in labels],
+                                           [b["record_level"][k]["record_level"] for k in labels])
+    text = (out / "report.md").read_text()
+    section = _section(text, "## Member-level evidence")
+    assert f"--members {members} ({len(tr.labels)} images)" in section
+    assert "| selector, upper bound |" in section and "| judge 1 |" in section
+    assert "member-level tests skipped" not in text
+    assert text.splitlines()[2].startswith("**Verdict: record-level leak in ")
+
+
+def test_audit_refuses_unusable_member_files_before_any_attack(small_snn_path, tmp_path):
+    members, non_members, tr, va = _member_files(tmp_path)
+    np.savez(tmp_path / "no_labels.npz", images=tr.images)
+    np.savez(tmp_path / "pickled.npz", images=np.array([object()]), labels=np.array([0]))
+    np.savez(tmp_path / "small.npz", images=tr.images[:, :14, :14], labels=tr.labels)
+    np.savez(tmp_path / "bright.npz", images=tr.images * 2, labels=tr.labels)
+    np.savez(tmp_path / "label_99.npz", images=tr.images, labels=tr.labels + 90)
+    (tmp_path / "text.npz").write_text("not a zip archive")
+    cases = [(dict(members=members), "--members and --non-members go together"),
+             (dict(members=tmp_path / "no_labels.npz", non_members=non_members), "no array 'labels'"),
+             (dict(members=tmp_path / "pickled.npz", non_members=non_members), "pickled Python objects"),
+             (dict(members=members, non_members=tmp_path / "small.npz"), "images of 14x14, but the model takes 28x28"),
+             (dict(members=tmp_path / "bright.npz", non_members=non_members), "outside \\[0, 1\\]"),
+             (dict(members=tmp_path / "label_99.npz", non_members=non_members), "labels must be classes 0..9"),
+             (dict(members=tmp_path / "text.npz", non_members=non_members), "not an .npz archive"),
+             (dict(members=tmp_path / "missing.npz", non_members=non_members), "not found")]
+    for kwargs, message in cases:
+        with pytest.raises(InputError, match=message):
+            run_audit(small_snn_path, EVAL_ANN, tmp_path / "x", classes=[0], draws=1, replay=False,
+                      portfolio=SMALL[:1], progress=False, **kwargs)
+        assert not (tmp_path / "x").exists()
+
+
+def _copy_model(src, tmp_path, **sidecar):
+    """The fixture's model with its sidecar changed (keys given None are removed)."""
+    import shutil
+
+    d = tmp_path / "model"
+    d.mkdir(exist_ok=True)
+    shutil.copy(src, d / src.name)
+    meta = json.loads(src.with_suffix(".json").read_text())
+    for k, v in sidecar.items():
+        meta.pop(k, None) if v is None else meta.__setitem__(k, v)
+    (d / src.name).with_suffix(".json").write_text(json.dumps(meta))
+    return d / src.name
+
+
+def test_audit_member_level_skip_note_says_why(small_snn_path, tmp_path):
+    from brainleaks_lava.data.mnist import vendored_mnist_root
+
+    root = vendored_mnist_root()
+
+    def notes(model, **kwargs):
+        out = tmp_path / f"a{len(list(tmp_path.iterdir()))}"
+        rep = run_audit(model, EVAL_ANN, out, classes=[2], draws=1, replay=False, portfolio=SMALL[:1], progress=False,
+                        **kwargs)
+        text = (out / "report.md").read_text()
+        skipped = [line for line in text.splitlines() if "member-level tests skipped" in line]
+        return rep, skipped, text
+
+    # the fixture's sidecar names its dataset but not its training-set size
+    rep, skipped, text = notes(small_snn_path)
+    assert len(skipped) == 1 and "give --data-root with the mnist data" in skipped[0]
+    assert rep.member_level == {"skipped": skipped[0][len("Note: "):]}
+    _, skipped, _ = notes(small_snn_path, data_root=root)
+    assert len(skipped) == 1 and "names its dataset (mnist) but not how many images it was trained on" in skipped[0]
+    # --data-root without --dataset on a file that does not say what it was trained on: both notes, never silence
+    anonymous = _copy_model(small_snn_path, tmp_path, dataset=None)
+    _, skipped, text = notes(anonymous, data_root=root)
+    assert len(skipped) == 1 and "the model file does not say what it was trained on" in skipped[0]
+    assert "nearest training images: not computed (give --dataset" in text
+    # a sidecar that names a training set of another size than split 'train' of --data-root
+    wrong = _copy_model(small_snn_path, tmp_path, training={"train_images": 8000})
+    _, skipped, _ = notes(wrong, data_root=root)
+    assert len(skipped) == 1 and "trained on 8000 mnist images but split 'train'" in skipped[0]
+    # the same size: split 'train' are the members, 'val' the non-members
+    right = _copy_model(small_snn_path, tmp_path, training={"train_images": 1000})
+    rep, skipped, text = notes(right, data_root=root)
+    assert not skipped and "members: split 'train' of mnist" in rep.member_level["source"]
+    assert "## Member-level evidence" in text
+    # and with --dataset the user says so for the fixture itself
+    rep, skipped, _ = notes(small_snn_path, data_root=root, dataset="mnist")
+    assert not skipped and rep.member_level["judges"][0]["selector"]
+
+
+def test_audit_cli_judge_and_member_options(small_snn_path, judges_dir, tmp_path, capsys):
+    members, non_members, _, _ = _member_files(tmp_path)
+    out = tmp_path / "cli"
+    assert main(["audit", str(small_snn_path), "--evaluator", EVAL_ANN, "--judge", str(judges_dir / "small_cnn.h5"),
+                 "--members", str(members), "--non-members", str(non_members), "--member-limit", "30",
+                 "--out", str(out), "--classes", "5", "--draws", "1", "--no-replay", "--budget", "1e-3"]) == 0
+    data = json.loads((out / "audit.json").read_text())
+    assert [j["label"] for j in data["judges"]] == ["judge 1"]
+    assert data["member_level"]["per_class_limit"] == 30
+    assert "## Member-level evidence" in capsys.readouterr().out
+    assert main(["audit", str(small_snn_path), "--evaluator", EVAL_ANN, "--member-limit", "3",
+                 "--out", str(tmp_path / "y")]) == 2
+    assert "--member-limit" in capsys.readouterr().err

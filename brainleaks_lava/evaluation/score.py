@@ -122,10 +122,17 @@ def contrast_images(result: AttackResult, mean: float, std: float) -> np.ndarray
 
 def evaluate_result(result: AttackResult, evaluator, draws: int = 20, seed: int = 0, contrast=None) -> Evaluation:
     """The four metrics of ``result`` under ``evaluator`` (mean ± std over ``draws`` for BL-v2); ``contrast``:
-    see :func:`resolve_contrast` and the module notes."""
-    if result.targets.max() >= evaluator.num_classes:
+    see :func:`resolve_contrast` and the module notes.
+
+    A reject evaluator (``evaluator.rejects``) keeps its C + 1 posterior columns: a reconstruction it sends to
+    "reject" is a miss (the target, below ``evaluator.target_classes``, is not its maximum) and lowers the
+    confidence like any other class; ``extra["reject_rate"]`` is the share of reconstructions (over draws)
+    whose argmax is "reject"."""
+    n_targets = getattr(evaluator, "target_classes", evaluator.num_classes)  # a reject output is no target
+    if result.targets.max() >= n_targets:
         raise InputError(f"reconstructions target class {int(result.targets.max())} but the evaluator has "
-                         f"{evaluator.num_classes} classes")
+                         f"{n_targets} classes" + (" (and a reject output)" if n_targets != evaluator.num_classes
+                                                   else ""))
     stats = resolve_contrast(contrast, evaluator)
     gen = torch.Generator().manual_seed(int(seed))
     if stats is None:
@@ -151,6 +158,8 @@ def evaluate_result(result: AttackResult, evaluator, draws: int = 20, seed: int 
     mean_post = posts.mean(0)
     label = f"{METHOD_LABELS.get(result.attack, result.attack)} ({result.mode})"
     extra = {"contrast": None if stats is None else {"mean": stats[0], "std": stats[1]}}
+    if getattr(evaluator, "rejects", False):  # the posteriors keep the reject column: a reject is a miss
+        extra["reject_rate"] = float((posts.argmax(-1) == evaluator.num_classes - 1).mean())
     return Evaluation(summary=summarize_draws(per_draw), per_draw=per_draw,
                       per_class=per_class_table(mean_post, result.targets), posteriors=posts,
                       targets=result.targets, label=label, extra=extra)

@@ -6,6 +6,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -89,21 +90,48 @@ def train_target(req: TargetRequest, train_cfg: TrainConfig, out: str | Path, re
 
     Every epoch is validated on split "val" and checkpointed beside ``out`` (``<out>.ckpt.h5``); an interrupted
     training resumes after its last finished epoch (``resume=False``: starts afresh), and the checkpoint is
-    removed once ``out`` is written."""
-    out = Path(out)
+    removed once ``out`` is written. The training itself is :func:`train_on_arrays` on the two splits."""
     events = is_event_dataset(req.dataset)
     load = dict(downsample=req.downsample, time_bins=req.steps if events else None, limit=req.limit)
     tr = load_dataset(req.dataset, req.data_root, split="train", **load)
     va = load_dataset(req.dataset, req.data_root, split="val", **load)
-    inputs_tr, inputs_va = dataset_inputs(tr), dataset_inputs(va)
+    return train_on_arrays(req, train_cfg, out, dataset_inputs(tr), tr.labels, dataset_inputs(va), va.labels,
+                           classes=tr.classes, data_source=va.source, framing=getattr(tr, "framing", None),
+                           resume=resume)
+
+
+def train_on_arrays(req: TargetRequest, train_cfg: TrainConfig, out: str | Path, inputs_tr: np.ndarray,
+                    labels_tr: np.ndarray, inputs_va: np.ndarray, labels_va: np.ndarray, *, classes,
+                    data_source: str, framing: dict | None = None, resume: bool = True,
+                    validate_epochs: bool = True, extra_meta: dict | None = None, desc: str | None = None) -> dict:
+    """Train the target ``req`` describes with ``train_cfg`` on the given arrays, write it to ``out`` and return
+    its metadata: the one code path of :func:`train_target` and of the shadow models of a membership inference
+    (``privacy.shadows``), which train the recipe of a target on other data.
+
+    ``inputs_tr`` / ``inputs_va``: images (N, H, W) in [0, 1], or event frames (N, C, H, W, T) when ``req.dataset``
+    is event data (``framing``: the frames' framing, recorded in the encoding); ``labels_*``: class indices into
+    ``classes``. ``data_source``: one line saying where the data came from (the sidecar's ``data_source``).
+    ``validate_epochs``: validate on (``inputs_va``, ``labels_va``) after every epoch as well as at the end (False:
+    only at the end; the validation draws its own generator, so the weights are the same either way).
+    ``extra_meta``: more sidecar fields; ``desc``: the progress lines' name (default ``train <arch>``). Checkpoints
+    and resuming as :func:`train_target`."""
+    out = Path(out)
+    events = is_event_dataset(req.dataset)
+    if len(inputs_tr) == 0 or len(inputs_va) == 0:
+        raise InputError(f"training needs at least one training and one validation sample, got {len(inputs_tr)} "
+                         f"and {len(inputs_va)}")
     sample_shape = tuple(int(v) for v in inputs_tr.shape[1:])
+    if tuple(int(v) for v in inputs_va.shape[1:]) != sample_shape:
+        raise InputError(f"training samples have shape {sample_shape} but validation samples "
+                         f"{tuple(inputs_va.shape[1:])}")
     input_shape = sample_shape[:-1] if events else sample_shape  # (C, H, W) of frames, (H, W) of images
     n_in = int(np.prod(input_shape))
-    n_cls = len(tr.classes)
+    n_cls = len(classes)
     gen = torch.Generator().manual_seed(train_cfg.seed)
     t0 = time.time()
     if req.arch in ("snn", "snn-conv"):
-        encoding = input_encoding(tr, None if events else req.steps, kind=req.encoding)
+        source = SimpleNamespace(frames=inputs_tr if events else None, framing=framing or {})
+        encoding = input_encoding(source, None if events else req.steps, kind=req.encoding)
         conv = req.arch == "snn-conv"
         maps = tuple(input_shape) if len(input_shape) == 3 else (1, *input_shape)
         spec = SNNSpec(sizes=(n_in, n_cls) if conv else (n_in, req.hidden, n_cls), steps=encoding["steps"],
@@ -127,26 +155,29 @@ def train_target(req: TargetRequest, train_cfg: TrainConfig, out: str | Path, re
     identity = {"target": {k: v for k, v in dataclasses.asdict(req).items()
                            if k != "data_root" and not (k in ("input_flip", "dp") and not v)},
                 "encoding": encoding}
+    val = (inputs_va, labels_va) if validate_epochs else None
     if req.dp is not None:
         from ..defenses.dp import train_dp
 
-        history = train_dp(model, fn, inputs_tr, tr.labels, train_cfg, req.dp, val=(inputs_va, va.labels),
-                           desc=f"train {req.arch} (DP)")
+        history = train_dp(model, fn, inputs_tr, labels_tr, train_cfg, req.dp, val=val,
+                           desc=f"{desc or 'train ' + req.arch} (DP)")
     else:
-        history = train(model, fn, inputs_tr, tr.labels, train_cfg, val=(inputs_va, va.labels),
-                        desc=f"train {req.arch}", checkpoint=checkpoint_path(out), identity=identity, resume=resume)
+        history = train(model, fn, inputs_tr, labels_tr, train_cfg, val=val,
+                        desc=desc or f"train {req.arch}", checkpoint=checkpoint_path(out), identity=identity,
+                        resume=resume)
     model = model.cpu().eval()
     meta = {
         "dataset": req.dataset,
-        "data_source": va.source,
-        "classes": list(tr.classes),
+        "data_source": data_source,
+        "classes": list(classes),
         "input_shape": list(input_shape),
         "encoding": encoding,
         "downsample": req.downsample,
         "training": {**train_cfg.to_dict(), "history": history, "seconds": round(time.time() - t0, 1),
-                     "train_images": int(len(tr.labels))},
+                     "train_images": int(len(labels_tr))},
         "seed": train_cfg.seed,
         "brainleaks_version": __version__,
+        **(extra_meta or {}),
     }
     if req.input_flip:
         meta["input_flip"] = req.input_flip
@@ -160,19 +191,19 @@ def train_target(req: TargetRequest, train_cfg: TrainConfig, out: str | Path, re
             # the twin of the file and the trained model (on the fast CUBA kernel) must compute the same
             # spikes and voltages; checked on a slice, then the whole validation set runs on the fast kernel
             check_file_reproduces(model, twin, inputs_va[:VALIDATION_CHECK], encoding, train_cfg.seed + 1, out)
-            acc = accuracy(model, fn, inputs_va, va.labels, seed=train_cfg.seed + 1, desc="validate")
+            acc = accuracy(model, fn, inputs_va, labels_va, seed=train_cfg.seed + 1, desc="validate")
         else:
-            acc = accuracy(twin, fn, inputs_va, va.labels, seed=train_cfg.seed + 1, desc="validate")
+            acc = accuracy(twin, fn, inputs_va, labels_va, seed=train_cfg.seed + 1, desc="validate")
         meta["validation_accuracy"] = acc
-        meta["validation_images"] = int(len(va.labels))
+        meta["validation_images"] = int(len(labels_va))
         _update_sidecar(out, meta)
     else:
-        acc = accuracy(model, fn, inputs_va, va.labels, seed=train_cfg.seed + 1)
+        acc = accuracy(model, fn, inputs_va, labels_va, seed=train_cfg.seed + 1)
         meta["validation_accuracy"] = acc
-        meta["validation_images"] = int(len(va.labels))
+        meta["validation_images"] = int(len(labels_va))
         save_ann(model, out, meta)
     remove_checkpoint(out)
-    log.info("%s target: validation accuracy %.4f on %d images", req.arch, acc, len(va.labels))
+    log.info("%s target: validation accuracy %.4f on %d images", req.arch, acc, len(labels_va))
     return meta
 
 

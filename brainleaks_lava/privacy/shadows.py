@@ -1,0 +1,428 @@
+"""Shadow models of a membership inference: the target's training recipe, trained again on random halves of a pool.
+
+The recipe is read from the target's sidecar (:func:`recipe_of`): the network (``spec``: sizes, neuron, read-out,
+time steps, posterior scale), the encoder (``encoding``), the training settings (``training``: epochs, batch size,
+learning rate, weight decay, gradient clipping, device) and the defenses trained with (``input_flip``, ``dp``).
+Each shadow model is trained by ``models.targets.train_on_arrays``, the code path of ``brainleaks train``, on a
+random half of the pool (members + non-members; the half of shadow ``i`` is drawn from a generator seeded
+``(seed, i)``, so each example is IN for about half the shadow models and shadow ``i`` does not depend on how many
+there are). Its training seed is derived from ``(seed, i)`` too, so the shadow models differ in initial weights
+and batch order as independently trained models do. They validate once, after training, on up to
+``SHADOW_VALIDATION`` OUT examples (the target's training validated every epoch: that draws its own generator and
+does not change the weights).
+
+Files, in the directory ``shadows`` of a ``brainleaks mia`` output (one unit of work per shadow model, run on a
+``sweep.engines.Engine``: this process, a local process pool or Ray)::
+
+    pool_images.npy, pool_labels.npy    the pool (written by the host; each unit checks its digest)
+    queries.npy                         the evaluation examples' spike trains, bit-packed (N, ceil(F*T/8))
+    <i>.net, <i>.json                   shadow i (NetX file and sidecar, with "mia_shadow": its seeds and digests)
+    <i>.in.npy                          its IN mask over the pool (bool)
+    <i>.done.json                       training record: fingerprint, sha256 of the three files above
+    <i>.logits.npy, <i>.query.json      its logits of the deployed read-out on queries.npy, and their record
+
+A unit whose records' fingerprints (recipe, pool, IN mask, seeds, toolkit version; for the logits also the
+queries and the shadow file) and recorded outputs match is reused, so a rerun of the same command trains only
+what is missing; an interrupted training resumes after its last finished epoch (``<i>.net.ckpt.h5``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import InputError, ModelFileError
+
+log = logging.getLogger(__name__)
+
+SHADOW_VALIDATION = 1000  # OUT examples each shadow model is validated on once, after training
+QUERY_BATCH = 200  # samples per forward pass when a model answers the queries
+POOL_IMAGES, POOL_LABELS, QUERIES = "pool_images.npy", "pool_labels.npy", "queries.npy"
+MAX_STATE_BYTES = 1 << 34  # the largest .npy file read back from a shadow directory (16 GiB)
+
+
+# ---------------------------------------------------------------------------------------------- the recipe
+
+@dataclass(frozen=True)
+class ShadowRecipe:
+    """How the target was trained: a ``TargetRequest`` and a ``TrainConfig`` (its seed is replaced per shadow)."""
+
+    request: object  # models.targets.TargetRequest
+    train: object  # models.training.TrainConfig
+
+    def to_dict(self) -> dict:
+        req = dataclasses.asdict(self.request)
+        req.pop("data_root", None)
+        return {"target": req, "train": {k: v for k, v in self.train.to_dict().items() if k != "threads"}}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ShadowRecipe":
+        from ..defenses.dp import DPConfig
+        from ..models.snn import NeuronConfig
+        from ..models.targets import TargetRequest
+        from ..models.training import TrainConfig
+
+        t = dict(d["target"])
+        t["neuron"] = NeuronConfig(**t["neuron"])
+        t["dp"] = DPConfig(**t["dp"]) if t.get("dp") else None
+        return cls(request=TargetRequest(**t), train=TrainConfig(**d["train"]))
+
+    def describe(self) -> str:
+        r, c = self.request, self.train
+        net = f"{r.arch} hidden {r.hidden}" if r.arch == "snn" else r.arch
+        extra = (f", input flip {r.input_flip:g}" if r.input_flip else "") + (", DP-SGD" if r.dp is not None else "")
+        return (f"{net}, {r.encoding} encoder T={r.steps}, read-out {r.readout}, {c.epochs} epochs, batch "
+                f"{c.batch_size}, lr {c.lr:g}, weight decay {c.weight_decay:g}, grad clip {c.grad_clip:g}{extra}")
+
+
+def recipe_of(target) -> tuple[ShadowRecipe | None, str]:
+    """The training recipe of an SNN target (``models.files.SNNTarget``) from its sidecar, or ``(None, why)`` when
+    the file does not carry one (a foreign NetX file, a network the toolkit does not train). A sidecar whose recipe
+    fields are of the wrong type or out of bounds is refused (``ModelFileError`` naming the field)."""
+    from ..defenses.dp import DPConfig
+    from ..models.files import sidecar_path
+    from ..models.snn import NeuronConfig
+    from ..models.targets import TargetRequest
+    from ..models.training import TrainConfig
+    from ..safety import MAX_COUNTS, check_count, check_time_steps
+
+    meta = target.metadata or {}
+    where = sidecar_path(target.path)
+    if not meta:
+        return None, f"{target.path} has no sidecar, so its training recipe is unknown"
+    spec, enc, training = meta.get("spec"), meta.get("encoding"), meta.get("training")
+    if not (isinstance(spec, dict) and isinstance(enc, dict) and isinstance(training, dict)):
+        return None, f"{where} holds no training recipe ('spec', 'encoding' and 'training')"
+    if enc.get("kind") not in ("rate", "if"):
+        return None, (f"{where}: the target's inputs are encoded as {enc.get('kind')!r}; shadow models are trained "
+                      f"on images (rate or if encoder)")
+    sizes = spec.get("sizes")
+    if not (isinstance(sizes, list) and all(isinstance(s, int) and not isinstance(s, bool) for s in sizes)):
+        raise ModelFileError(f"{where}: 'spec.sizes' must be a list of integers, got {str(sizes)[:60]}")
+    if tuple(sizes) != tuple(target.spec.sizes):
+        raise ModelFileError(f"{where}: 'spec.sizes' {sizes} does not match the network in {target.path} "
+                             f"{list(target.spec.sizes)}")
+    conv = any(layer.kind == "conv" for layer in target.net.layers)
+    if len(sizes) == 3 and not conv:
+        arch, hidden = "snn", sizes[1]
+    elif len(sizes) == 2 and conv:
+        arch, hidden = "snn-conv", 3000
+    else:
+        return None, (f"{target.path}: a network of sizes {sizes} is not one the toolkit trains (a dense CUBA MLP "
+                      f"with one hidden layer, or the snn-conv target)")
+
+    def count(section: dict, key: str, label: str, default=None):
+        v = section.get(key, default)
+        return check_count(v, f"{where}: '{label}'", MAX_COUNTS[key][0], 1, MAX_COUNTS[key][1], ModelFileError)
+
+    def number(section: dict, key: str, label: str, default: float) -> float:
+        v = section.get(key, default)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ModelFileError(f"{where}: '{label}' must be a finite number, got {str(v)[:60]}")
+        return float(v)
+
+    try:
+        hidden = count({"hidden": hidden}, "hidden", "spec.sizes")
+        dp = meta.get("dp")
+        if dp is not None:
+            if not isinstance(dp, dict):
+                raise ModelFileError(f"{where}: 'dp' must be an object, got {str(dp)[:60]}")
+            dp = DPConfig(**{k: dp[k] for k in ("noise_multiplier", "max_grad_norm", "delta") if k in dp})
+        neuron = spec.get("neuron") or {}
+        if not isinstance(neuron, dict):
+            raise ModelFileError(f"{where}: 'spec.neuron' must be an object")
+        known = {f.name for f in dataclasses.fields(NeuronConfig)}
+        steps = check_time_steps(enc.get("steps", spec.get("steps", 25)), f"{where}: 'encoding.steps'",
+                                 ModelFileError)
+        readout = spec.get("readout", "membrane")
+        if readout not in ("membrane", "voltage", "spikes"):
+            raise ModelFileError(f"{where}: 'spec.readout' must be membrane, voltage or spikes, got "
+                                 f"{str(readout)[:60]}")
+        downsample = meta.get("downsample")
+        if downsample is not None:
+            downsample = check_count(downsample, f"{where}: 'downsample'", MAX_COUNTS["downsample"][0], 1, "",
+                                     ModelFileError)
+        req = TargetRequest(
+            dataset=str(meta.get("dataset") or "images"), arch=arch, hidden=hidden, steps=steps,
+            downsample=downsample, posterior_scale=number(spec, "posterior_scale", "spec.posterior_scale", 1.0),
+            readout=readout,
+            neuron=NeuronConfig(**{k: number(neuron, k, f"spec.neuron.{k}", 0.0) for k in neuron if k in known}),
+            encoding=enc["kind"], input_flip=number(meta, "input_flip", "input_flip", 0.0), dp=dp)
+        cfg = TrainConfig(epochs=count(training, "epochs", "training.epochs", 10),
+                          batch_size=count(training, "batch_size", "training.batch_size", 100),
+                          lr=number(training, "lr", "training.lr", 1e-3),
+                          grad_clip=number(training, "grad_clip", "training.grad_clip", 1.0),
+                          weight_decay=number(training, "weight_decay", "training.weight_decay", 0.0),
+                          device=str(training.get("device", "auto")))
+    except InputError as e:
+        raise ModelFileError(f"{where}: invalid training recipe ({e})") from None
+    return ShadowRecipe(request=req, train=cfg), ""
+
+
+# ---------------------------------------------------------------------------------------------- masks, seeds
+
+def in_mask(pool_size: int, index: int, seed: int) -> np.ndarray:
+    """Shadow ``index``'s IN mask over a pool of ``pool_size`` examples: a random half (``pool_size // 2``
+    examples), from a generator seeded ``(seed, index)``."""
+    rng = np.random.default_rng([int(seed), int(index), 0])
+    mask = np.zeros(pool_size, dtype=bool)
+    mask[rng.permutation(pool_size)[: pool_size // 2]] = True
+    return mask
+
+
+def shadow_seed(index: int, seed: int) -> int:
+    """Shadow ``index``'s training seed (initial weights, batch order, encoding draws)."""
+    return int(np.random.SeedSequence([int(seed), int(index), 1]).generate_state(1)[0] & 0x7FFFFFFF)
+
+
+def array_digest(*arrays: np.ndarray) -> str:
+    """sha256 over dtype, shape and bytes of ``arrays``."""
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------- queries
+
+def pack_spikes(spikes: np.ndarray) -> np.ndarray:
+    """(N, F, T) 0/1 spikes -> (N, ceil(F*T/8)) uint8, bit-packed."""
+    s = np.asarray(spikes)
+    return np.packbits(s.reshape(len(s), -1).astype(bool), axis=1)
+
+
+def unpack_spikes(packed: np.ndarray, features: int, steps: int) -> np.ndarray:
+    """The inverse of :func:`pack_spikes`: float32 (N, F, T)."""
+    bits = np.unpackbits(packed, axis=1, count=features * steps)
+    return bits.reshape(len(packed), features, steps).astype(np.float32)
+
+
+@torch.no_grad()
+def posterior_logits(model, packed: np.ndarray, features: int, steps: int, batch: int = QUERY_BATCH) -> np.ndarray:
+    """The logits of a twin's deployed posterior (``netx.target.DeployedSNN.logits``) on bit-packed spike trains:
+    float32 (N, classes)."""
+    out = []
+    for i in range(0, len(packed), batch):
+        x = torch.as_tensor(unpack_spikes(packed[i:i + batch], features, steps))
+        out.append(model.logits(x).float().numpy())
+    return np.concatenate(out) if out else np.zeros((0, model.num_classes), np.float32)
+
+
+# ---------------------------------------------------------------------------------------------- files
+
+def save_npy(path: Path, array: np.ndarray) -> None:
+    from ..fileio import atomic_path
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, np.ascontiguousarray(array), allow_pickle=False)
+
+
+def load_npy(path: Path, what: str) -> np.ndarray:
+    """A ``.npy`` file of a shadow directory (a regular file, never unpickled); ``ModelFileError`` naming it."""
+    from ..fileio import open_guarded
+
+    with open_guarded(path, what, ModelFileError, max_bytes=MAX_STATE_BYTES) as f:
+        try:
+            a = np.load(f, allow_pickle=False)
+        except (ValueError, OSError, EOFError, MemoryError) as e:
+            raise ModelFileError(f"{path}: unreadable {what} ({type(e).__name__}: {e})") from None
+    if not isinstance(a, np.ndarray):  # an .npz archive under the name
+        getattr(a, "close", lambda: None)()
+        raise ModelFileError(f"{path}: the {what} is not a .npy array")
+    return a
+
+
+def _record_done(path: Path, fingerprint: str) -> dict | None:
+    from ..sweep.cells import unit_done
+
+    return unit_done(path, fingerprint)
+
+
+def _write_record(directory: Path, name: str, fingerprint: str, outputs: list[str], **fields) -> dict:
+    from ..fileio import sha256_file, write_json_atomic
+
+    rec = {"fingerprint": fingerprint, "outputs": {n: sha256_file(directory / n) for n in outputs}, **fields}
+    write_json_atomic(directory / name, rec)
+    return rec
+
+
+def _fingerprint(settings: dict) -> str:
+    from ..report.runner import fingerprint
+
+    return fingerprint(settings, [])
+
+
+# ---------------------------------------------------------------------------------------------- one unit
+
+def train_shadow_task(task: dict) -> dict:
+    """One unit: train shadow ``task["index"]`` unless its training record matches, then answer the queries
+    unless its query record matches. A plain function of a plain dict (a process pool or Ray runs it)."""
+    from ..fileio import sha256_file
+    from ..models.files import load_snn
+    from ..models.targets import train_on_arrays
+    from ..models.training import apply_threads
+    from ..progress import set_quiet
+
+    set_quiet(task.get("quiet", False))
+    apply_threads(task["threads"])
+    d, i = Path(task["dir"]), int(task["index"])
+    net = d / f"{i}.net"
+    t0 = time.monotonic()
+    trained = queried = False
+    rec = _record_done(d / f"{i}.done.json", task["train_fingerprint"])
+    if rec is None:
+        images = load_npy(d / POOL_IMAGES, "pool of images")
+        labels = load_npy(d / POOL_LABELS, "pool of labels")
+        if array_digest(images, labels) != task["pool_digest"]:
+            raise ModelFileError(f"{d}: the pool files changed while shadow {i} was to be trained; run again")
+        mask = np.zeros(len(labels), dtype=bool)
+        mask[np.asarray(task["in_index"], dtype=np.int64)] = True
+        out_idx = np.nonzero(~mask)[0][:SHADOW_VALIDATION]
+        recipe = ShadowRecipe.from_dict(task["recipe"])
+        cfg = dataclasses.replace(recipe.train, seed=task["train_seed"], threads=task["threads"])
+        meta = train_on_arrays(
+            recipe.request, cfg, net, images[mask], labels[mask], images[out_idx], labels[out_idx],
+            classes=task["classes"], validate_epochs=False, desc=f"shadow {i}",
+            data_source=f"shadow {i} of a membership inference: {int(mask.sum())} of a pool of {len(labels)} "
+                        f"examples (members and non-members); validated on {len(out_idx)} others",
+            extra_meta={"mia_shadow": {"index": i, "seed": task["seed"], "train_seed": task["train_seed"],
+                                       "pool_digest": task["pool_digest"], "in_digest": task["in_digest"]}})
+        save_npy(d / f"{i}.in.npy", mask)
+        rec = _write_record(d, f"{i}.done.json", task["train_fingerprint"], [f"{i}.net", f"{i}.json", f"{i}.in.npy"],
+                            validation_accuracy=meta["validation_accuracy"], validation_images=len(out_idx),
+                            train_images=int(mask.sum()), seconds=round(time.monotonic() - t0, 2))
+        trained = True
+    qfp = _fingerprint({"train": task["train_fingerprint"], "net": rec["outputs"][f"{i}.net"],
+                        "queries": task["queries_digest"], "features": task["features"], "steps": task["steps"]})
+    if _record_done(d / f"{i}.query.json", qfp) is None:
+        if sha256_file(net) != rec["outputs"][f"{i}.net"]:
+            raise ModelFileError(f"{net} changed after it was trained; run again to train it anew")
+        packed = load_npy(d / QUERIES, "queries")
+        if array_digest(packed) != task["queries_digest"]:
+            raise ModelFileError(f"{d / QUERIES} changed while shadow {i} was to answer it; run again")
+        model = load_snn(net).model
+        save_npy(d / f"{i}.logits.npy", posterior_logits(model, packed, task["features"], task["steps"]))
+        _write_record(d, f"{i}.query.json", qfp, [f"{i}.logits.npy"])
+        queried = True
+    return {"index": i, "trained": trained, "queried": queried, "validation_accuracy": rec["validation_accuracy"],
+            "seconds": round(time.monotonic() - t0, 2)}
+
+
+# ---------------------------------------------------------------------------------------------- all of them
+
+@dataclass
+class ShadowSet:
+    """What the shadow models give a membership inference."""
+
+    in_masks: np.ndarray  # (M, pool) bool
+    logits: np.ndarray  # (M, queries, classes) float32
+    accuracies: list[float]  # validation accuracy of each on its OUT examples
+    trained: int  # trained by this call
+    reused: int  # found finished
+
+
+def train_shadows(recipe: ShadowRecipe, images: np.ndarray, labels: np.ndarray, classes, directory: str | Path,
+                  count: int, packed_queries: np.ndarray, features: int, steps: int, *, seed: int = 0,
+                  engine: str = "local", workers: int = 1, address: str | None = None, threads: int | None = None,
+                  progress: bool = True) -> ShadowSet:
+    """Train (or reuse) ``count`` shadow models of ``recipe`` on random halves of the pool (``images``, ``labels``)
+    and have each answer the bit-packed queries (module docstring). ``threads``: torch threads per unit (None:
+    1 when ``workers`` > 1, else torch's default)."""
+    from ..fileio import sweep_stale_temps
+    from ..progress import format_duration, status
+    from ..safety import MAX_COUNTS, check_count
+    from ..sweep.engines import Engine
+
+    count = check_count(count, "shadows", MAX_COUNTS["shadows"][0], 0, MAX_COUNTS["shadows"][1])
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    sweep_stale_temps(d)
+    if threads is None:
+        threads = 1 if workers > 1 else 0
+    images = np.ascontiguousarray(images, dtype=np.float32)
+    labels = np.ascontiguousarray(labels, dtype=np.int64)
+    pool_digest = array_digest(images, labels)
+    for name, arr in ((POOL_IMAGES, images), (POOL_LABELS, labels), (QUERIES, packed_queries)):
+        p = d / name
+        try:
+            same = p.is_file() and array_digest(load_npy(p, name)) == array_digest(arr)
+        except ModelFileError:
+            same = False
+        if not same:
+            save_npy(p, arr)
+    queries_digest = array_digest(np.ascontiguousarray(packed_queries))
+    recipe_d = recipe.to_dict()
+    tasks, masks = [], []
+    for i in range(count):
+        mask = in_mask(len(labels), i, seed)
+        masks.append(mask)
+        tseed = shadow_seed(i, seed)
+        in_digest = array_digest(mask)
+        tfp = _fingerprint({"recipe": recipe_d, "pool": pool_digest, "in": in_digest, "train_seed": tseed,
+                            "classes": list(classes), "validation": SHADOW_VALIDATION})
+        tasks.append({"index": i, "dir": str(d), "recipe": recipe_d, "seed": int(seed), "train_seed": tseed,
+                      "in_index": np.nonzero(mask)[0].tolist(), "in_digest": in_digest, "pool_digest": pool_digest,
+                      "queries_digest": queries_digest, "features": int(features), "steps": int(steps),
+                      "classes": list(classes), "train_fingerprint": tfp, "threads": threads,
+                      "quiet": not progress})
+    todo = [t for t in tasks if not _task_done(t)]
+    reused = count - len(todo)
+    log.info("shadow models in %s: %d reused, %d to train or query", d, reused, len(todo))
+    if reused:
+        status(f"shadow models: {reused} of {count} already trained and queried, reused")
+    trained = 0
+    if todo:
+        status(f"shadow models: {len(todo)} to train or query ({recipe.describe()}; {len(labels) // 2} of "
+               f"{len(labels)} pool examples each) [{engine}, {workers} worker{'s' if workers != 1 else ''}]")
+        t0 = time.monotonic()
+        try:
+            with Engine(engine, workers, address) as eng:
+                for n, (k, rec) in enumerate(eng.run(train_shadow_task, todo), 1):
+                    trained += rec["trained"]
+                    status(f"shadow {rec['index']} ({n}/{len(todo)}): "
+                           + ("trained, " if rec["trained"] else "")
+                           + f"validation accuracy {100 * rec['validation_accuracy']:.2f}% on its OUT examples, "
+                             f"{format_duration(rec['seconds'])}")
+        except KeyboardInterrupt:
+            status(f"shadow models: stopped after {format_duration(time.monotonic() - t0)}; the finished ones are "
+                   f"kept in {d} and the same command reuses them")
+            raise
+    logits, accs = [], []
+    for t in tasks:
+        i = t["index"]
+        rec = _record_done(d / f"{i}.done.json", t["train_fingerprint"])
+        if rec is None or not _task_done(t):
+            raise ModelFileError(f"{d}: shadow {i} is not complete after its training (its files changed); run again")
+        mask = load_npy(d / f"{i}.in.npy", "IN mask")
+        if mask.dtype != bool or not np.array_equal(mask, masks[i]):
+            raise ModelFileError(f"{d / f'{i}.in.npy'}: not the IN mask shadow {i} was trained with")
+        lg = load_npy(d / f"{i}.logits.npy", "shadow logits")
+        if lg.shape != (len(packed_queries), len(classes)):
+            raise ModelFileError(f"{d / f'{i}.logits.npy'}: shape {lg.shape}, expected "
+                                 f"{(len(packed_queries), len(classes))}")
+        logits.append(lg)
+        accs.append(float(rec["validation_accuracy"]))
+    shape = (count, len(packed_queries), len(classes))
+    return ShadowSet(in_masks=np.stack(masks) if masks else np.zeros((0, len(labels)), bool),
+                     logits=np.stack(logits) if logits else np.zeros(shape, np.float32), accuracies=accs,
+                     trained=trained, reused=reused)
+
+
+def _task_done(task: dict) -> bool:
+    """Both records of a unit match (training and queries)."""
+    d, i = Path(task["dir"]), task["index"]
+    rec = _record_done(d / f"{i}.done.json", task["train_fingerprint"])
+    if rec is None:
+        return False
+    qfp = _fingerprint({"train": task["train_fingerprint"], "net": rec["outputs"][f"{i}.net"],
+                        "queries": task["queries_digest"], "features": task["features"], "steps": task["steps"]})
+    return _record_done(d / f"{i}.query.json", qfp) is not None
