@@ -17,9 +17,10 @@ two, all on feature vectors (a judge's penultimate activations; plain numpy and 
 The nearest-neighbour test (:func:`knn_specificity`), for each class c of the reconstructions:
 
 1. the class's non-members are split at random (seeded per class) into a reference half N_ref and a probe half
-   N_probe; |N_ref| members of class c are drawn at random (M_ref), so both references have the same size (the
-   distance to the nearest of k points shrinks with k: unequal sizes would favour the larger set);
-2. for each reconstruction x: d_M = min Euclidean distance to M_ref, d_N = min to N_ref, ratio r = d_M / d_N
+   N_probe; the member reference M is every member of class c (so a copy of any member is at distance 0). The
+   distance to the nearest of k points shrinks with k, so when M is larger than N_ref the ratios below are
+   smaller than 1 for every image; the probes are measured against the same two sets, which calibrates that;
+2. for each reconstruction x: d_M = min Euclidean distance to M, d_N = min to N_ref, ratio r = d_M / d_N
    (r = 0 when d_M = 0 < d_N, r = 1 when both are 0, r = inf when d_N = 0 < d_M);
 3. the same ratio for every probe, a real image of class c the target never saw: the ratio's distribution
    under "as close to the members as an unseen real image is". A feature space that itself favours members (a
@@ -49,10 +50,9 @@ member population is exchangeable with a member there, so this test holds its le
 judge was trained on the members, they lie tighter in its space and the test is conservative. The same ratios for
 copies of members are 0, so this test finds every copy. A class shows a *record-level* leak when its p and the pooled p
 are below ``alpha`` in the test against the probes and, with the calibration, also in the test against the members
-(``p_members``, ``pooled_p_members``). The first test looks at M_ref only, so a copy of a member that was not drawn
-into M_ref counts as a near neighbour of the class there, not as a copy. With |M_ref| about half the members of a
-class, an exact copy of a member is called record-level about half the time (in the measurement above: 20 of 50
-copies, one per class, with 200 members per class).
+(``p_members``, ``pooled_p_members``). Both tests measure against every member of the class, so an exact copy of
+any member has ratio 0 in both (an earlier version drew half the members as the reference of the first test and
+called a copy record-level only about half the time).
 """
 from __future__ import annotations
 
@@ -155,7 +155,7 @@ def _num(v) -> float | None:
 class ClassSpecificity:
     cls: int
     n: int  # reconstructions of the class
-    n_ref: int  # |M_ref| = |N_ref|
+    n_ref: int  # |N_ref| (the member reference is every member of the class)
     n_probes: int
     median_d_member: float
     median_d_nonmember: float
@@ -244,12 +244,12 @@ def knn_specificity(recon_feats, recon_classes, member_feats, member_labels, non
                                  f"{MIN_PER_CLASS} of each class")
         rng = np.random.default_rng([seed, int(c)])
         perm = rng.permutation(n_idx)
-        k = min(len(n_idx) // 2, len(m_idx))
+        k = len(n_idx) // 2
         n_ref, probes = perm[:k], perm[k:]
-        m_ref = rng.choice(m_idx, size=k, replace=False)
+        members_c = mf[m_idx]
         x = rf[rc == c]
-        d_m, d_n = _min_distance(x, mf[m_ref]), _min_distance(x, nf[n_ref])
-        pd_m, pd_n = _min_distance(nf[probes], mf[m_ref]), _min_distance(nf[probes], nf[n_ref])
+        d_m, d_n = _min_distance(x, members_c), _min_distance(x, nf[n_ref])
+        pd_m, pd_n = _min_distance(nf[probes], members_c), _min_distance(nf[probes], nf[n_ref])
         r, rp = _ratios(d_m, d_n), _ratios(pd_m, pd_n)
         p = _one_sided(r, rp)
         probe_dm = float(np.median(pd_m))
@@ -260,11 +260,9 @@ def knn_specificity(recon_feats, recon_classes, member_feats, member_labels, non
                                probe_median_ratio=float(np.median(rp)), probe_median_d_member=probe_dm,
                                closeness=float(closeness), p=p, ratios=[float(v) for v in r])
         if calibrate_members:
-            members_c = mf[m_idx]
-            d_all = _min_distance(x, members_c)
             # each member to the nearest *other* member (leave-one-out): the member probes' d_M
             md_m = _min_distance_excluding_self(members_c)
-            rm, rmp = _ratios(d_all, d_n), _ratios(md_m, _min_distance(members_c, nf[n_ref]))
+            rm, rmp = r, _ratios(md_m, _min_distance(members_c, nf[n_ref]))
             row.n_member_probes, row.p_members = len(rmp), _one_sided(rm, rmp)
             row.median_ratio_all_members = float(np.median(rm))
             row.member_probe_median_ratio = float(np.median(rmp))
