@@ -3,7 +3,8 @@
 - :mod:`.membership`: scores from logits (loss, confidence, LiRA online and offline) and their metrics (ROC, AUC
   from ranks, TPR at a fixed FPR, balanced accuracy); ``membership_scores`` is the array-level entry point;
 - :mod:`.shadows`: the target's training recipe from its sidecar, and shadow models trained with it on random
-  halves of a pool (units on ``sweep.engines.Engine``, cached and resumable);
+  halves of a pool (units on ``sweep.engines.Engine``, cached and resumable; ``shadow_tasks`` / ``collect_shadows``
+  let ``brainleaks sweep`` run them on its own engine, see ``sweep.mia``);
 - :mod:`.command`: ``brainleaks mia`` (``add_mia``, ``run_mia(args)``) and :func:`run_mia`, the Python API.
 """
 from __future__ import annotations

@@ -186,6 +186,40 @@ def evaluation_indices(n_members: int, n_non_members: int, eval_samples: int, se
     return mem, non
 
 
+def evaluation_set(data: dict, eval_samples: int, seed: int) -> dict:
+    """The balanced evaluation set of :func:`member_data`'s ``data`` (:func:`evaluation_indices`):
+    ``{"member_index", "non_member_index", "images" (2n, features) float32, "labels" (2n,), "member" (2n,) bool}``,
+    the n members first."""
+    (x_mem, y_mem), (x_non, y_non) = data["members"], data["non_members"]
+    mem_idx, non_idx = evaluation_indices(len(y_mem), len(y_non), eval_samples, seed)
+    n = len(mem_idx)
+    x = np.concatenate([x_mem[mem_idx], x_non[non_idx]])
+    return {"member_index": mem_idx, "non_member_index": non_idx, "images": x.reshape(len(x), -1),
+            "labels": np.concatenate([y_mem[mem_idx], y_non[non_idx]]),
+            "member": np.r_[np.ones(n, bool), np.zeros(n, bool)]}
+
+
+def shadow_pool(target, data: dict) -> tuple[np.ndarray, np.ndarray, list]:
+    """The pool the shadow models of ``target`` draw their halves from: every member and non-member of ``data``
+    (:func:`member_data`), images in the target's input shape when its sidecar names one, labels, class names."""
+    (x_mem, y_mem), (x_non, y_non) = data["members"], data["non_members"]
+    model = target.model
+    dep = model.deployment
+    pool_x = np.concatenate([x_mem, x_non])
+    pool_y = np.concatenate([y_mem, y_non])
+    shape = tuple(int(v) for v in ((target.metadata or {}).get("input_shape") or ()))
+    if shape and math.prod(shape) == model.num_inputs:
+        pool_x = pool_x.reshape(len(pool_x), *shape)
+    classes = list(dep.classes) if dep.classes else list((target.metadata or {}).get("classes") or
+                                                         [str(c) for c in range(model.num_classes)])
+    return pool_x, pool_y, classes
+
+
+def eval_pool_index(ev: dict, n_members: int) -> np.ndarray:
+    """Positions in :func:`shadow_pool` of the evaluation examples of :func:`evaluation_set` (members first)."""
+    return np.r_[ev["member_index"], n_members + ev["non_member_index"]]
+
+
 def encode_once(images: np.ndarray, encoding: dict, seed: int, batch: int = 500) -> np.ndarray:
     """Every image encoded once (``data.encoding.to_spikes``, one generator seeded ``seed``), bit-packed."""
     from ..data.encoding import to_spikes
@@ -299,17 +333,16 @@ def run_membership_inference(model_path, out, *, members=None, non_members=None,
                                  f"read-out {trained_as[2]})")
     if recipe is None and shadows:
         notes.append(f"LiRA not run: {why}; the loss and confidence attacks need no shadow models")
-    mem_idx, non_idx = evaluation_indices(len(y_mem), len(y_non), eval_samples, seed)
+    ev = evaluation_set(data, eval_samples, seed)
+    mem_idx, non_idx, x_eval, y_eval, member = (ev["member_index"], ev["non_member_index"], ev["images"],
+                                                ev["labels"], ev["member"])
     n = len(mem_idx)
-    x_eval = np.concatenate([x_mem[mem_idx], x_non[non_idx]])
-    y_eval = np.concatenate([y_mem[mem_idx], y_non[non_idx]])
-    member = np.r_[np.ones(n, bool), np.zeros(n, bool)]
     feats, steps = model.num_inputs, int(dep.steps)
     check_memory(2 * n * feats * steps / 8 + 3 * BLOCK * feats * steps * 4, "the evaluation spike trains")
     status(f"mia: {n} members and {n} non-members, encoded once ({encoding['kind']} encoder, T={steps}, seed {seed})")
     timings = {}
     t_stage = time.monotonic()
-    packed = encode_once(x_eval.reshape(len(x_eval), -1), encoding, seed)
+    packed = encode_once(x_eval, encoding, seed)
     timings["encode"] = round(time.monotonic() - t_stage, 2)
 
     out.mkdir(parents=True, exist_ok=True)
@@ -320,18 +353,11 @@ def run_membership_inference(model_path, out, *, members=None, non_members=None,
     shadow_logits = shadow_in = None
     t_stage = time.monotonic()
     if recipe is not None:
-        pool_x = np.concatenate([x_mem, x_non])
-        pool_y = np.concatenate([y_mem, y_non])
-        shape = tuple(int(v) for v in (target.metadata.get("input_shape") or ()))
-        if shape and math.prod(shape) == feats:
-            pool_x = pool_x.reshape(len(pool_x), *shape)
-        classes = list(dep.classes) if dep.classes else list(target.metadata.get("classes") or
-                                                             [str(c) for c in range(model.num_classes)])
+        pool_x, pool_y, classes = shadow_pool(target, data)
         ss = train_shadows(recipe, pool_x, pool_y, classes, out / "shadows", shadows, packed, feats, steps,
                            seed=seed, engine=engine, workers=workers, address=address, threads=threads,
                            progress=progress)
-        eval_pool = np.r_[mem_idx, len(y_mem) + non_idx]
-        shadow_logits, shadow_in = ss.logits, ss.in_masks[:, eval_pool]
+        shadow_logits, shadow_in = ss.logits, ss.in_masks[:, eval_pool_index(ev, len(y_mem))]
         shadow_info.update({"used": shadows, "recipe": recipe.to_dict(), "recipe_text": recipe.describe(),
                             "trained": ss.trained, "reused": ss.reused, "pool": len(pool_y),
                             "validation_accuracy": ss.accuracies,
@@ -406,7 +432,7 @@ def _write_report(out: Path, report: MiaReport, scores: dict, member: np.ndarray
     try:
         plot_roc(stage / "roc.png", scores, member, f"membership inference on {Path(report.model).name}")
         with atomic_path(stage / "scores.csv") as tmp:
-            tmp.write_text(_scores_csv(scores, member, rows), encoding="utf-8")
+            tmp.write_text(scores_csv(scores, member, rows), encoding="utf-8")
         with atomic_path(stage / "report.md") as tmp:
             tmp.write_text(_report_md(report), encoding="utf-8")
         write_json_atomic(stage / "mia.json", report.to_dict())
@@ -419,7 +445,11 @@ def _write_report(out: Path, report: MiaReport, scores: dict, member: np.ndarray
         shutil.rmtree(stage, ignore_errors=True)
 
 
-def _scores_csv(scores: dict, member: np.ndarray, rows: dict) -> str:
+def scores_csv(scores: dict, member: np.ndarray, rows: dict) -> str:
+    """``scores.csv``: one line per evaluated example (members first) with its index in its set, label, whether a
+    member, how many shadow models trained on it and each score of ``scores`` (``{source: {attack: (N,)}}``);
+    ``rows``: ``member_index``, ``non_member_index``, ``labels``, ``shadows_in`` / ``shadows_out`` and ``same``
+    (per example, or None to leave the column out)."""
     n = len(rows["member_index"])
     cols = ["index", "set", "example", "label", "member"]
     if rows["shadows_in"] is not None:

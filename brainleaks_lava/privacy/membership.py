@@ -22,6 +22,14 @@ examples), ``"per-example"`` uses each example's own standard deviation where it
 pooled one elsewhere; ``"auto"`` is global below ``GLOBAL_VARIANCE_BELOW`` shadow models. An example no IN (or
 no OUT) shadow model saw gets the mean over all examples' IN (OUT) values; how many did is reported.
 
+Observed posteriors: an interface that returns rounded (or otherwise coarsened) probabilities instead of
+logits is attacked through :func:`logits_of_posterior`, ``log(max(p, POSTERIOR_FLOOR))``: a probability rounded
+to 0 would have an infinite loss, so it is lifted to the floor, and the scores' ``log_softmax`` renormalises the
+floored values (a rounded posterior need not sum to 1). Sums over classes are added in sorted order, so two
+examples whose posteriors are equal up to the order of the classes get bit-identical scores: the ties of a coarse
+read-out stay ties (counted half by the AUC) instead of being broken by rounding noise. Every probability at or below the floor gets the same
+score, so the floor only decides how far below the smallest non-zero value those examples rank, not their order.
+
 Metrics of a score on examples labelled member / non-member (members are the positives; "member" is predicted
 when the score is at least a threshold): the ROC over every distinct threshold, its AUC computed from ranks
 (Mann-Whitney; tied scores count half), the largest TPR whose FPR does not exceed 1 % and 0.1 % (with the number
@@ -41,6 +49,7 @@ FPR_LEVELS = (0.01, 0.001)
 GLOBAL_VARIANCE_BELOW = 64  # shadow models: "auto" uses one variance for all examples below this many
 MIN_STD = 1e-6  # floor of every standard deviation (a model that gives one example the same phi every time)
 VARIANCES = ("auto", "global", "per-example")
+POSTERIOR_FLOOR = 1e-6  # the smallest probability an observed posterior is taken to give (log of it: about -13.8)
 
 
 # ---------------------------------------------------------------------------------------------- scores
@@ -63,11 +72,30 @@ def _labels(labels, n: int, classes: int) -> np.ndarray:
     return y.astype(np.int64)
 
 
+def logits_of_posterior(posterior, floor: float = POSTERIOR_FLOOR) -> np.ndarray:
+    """Logits (float64, (N, C)) whose softmax is ``posterior`` renormalised after every value below ``floor`` is
+    lifted to it (module docstring): ``log(max(p, floor))``. ``posterior`` must hold finite values in [0, 1]."""
+    p = np.asarray(posterior, dtype=np.float64)
+    if p.ndim != 2 or p.shape[1] < 2 or p.shape[0] == 0:
+        raise InputError(f"posteriors must have shape (examples, classes >= 2), got {p.shape}")
+    if not np.all(np.isfinite(p)) or p.min() < 0 or p.max() > 1:
+        raise InputError("posteriors must hold probabilities in [0, 1]")
+    if not 0 < floor < 1:
+        raise InputError(f"the posterior floor must be in (0, 1), got {floor!r}")
+    return np.log(np.maximum(p, floor))
+
+
+def _sorted_sum(values: np.ndarray) -> np.ndarray:
+    """Row sums of ``values`` (N, C) added in ascending order: rows equal up to a permutation sum to the same
+    float (a rounded posterior's score must not depend on which class holds its largest value)."""
+    return np.sort(values, axis=1).sum(axis=1)
+
+
 def log_posterior(logits) -> np.ndarray:
-    """``log softmax(logits)`` in float64 (N, C)."""
+    """``log softmax(logits)`` in float64 (N, C) (sums over classes in sorted order: :func:`_sorted_sum`)."""
     z = _logits(logits)
     z = z - z.max(axis=1, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    return z - np.log(_sorted_sum(np.exp(z)))[:, None]
 
 
 def true_class_scores(logits, labels) -> dict[str, np.ndarray]:
@@ -79,7 +107,7 @@ def true_class_scores(logits, labels) -> dict[str, np.ndarray]:
     others = lp.copy()
     others[rows, y] = -np.inf
     top = others.max(axis=1)
-    log_rest = top + np.log(np.exp(others - top[:, None]).sum(axis=1))  # log(1 - p_y), from the other classes
+    log_rest = top + np.log(_sorted_sum(np.exp(others - top[:, None])))  # log(1 - p_y), from the other classes
     return {"loss": log_py, "confidence": np.exp(log_py), "phi": log_py - log_rest}
 
 

@@ -21,6 +21,10 @@ Files, in the directory ``shadows`` of a ``brainleaks mia`` output (one unit of 
     <i>.done.json                       training record: fingerprint, sha256 of the three files above
     <i>.logits.npy, <i>.query.json      its logits of the deployed read-out on queries.npy, and their record
 
+Without queries (:func:`shadow_tasks` with ``packed_queries=None``: ``brainleaks sweep``, whose cells query the
+shadow models themselves through their query-time defenses) a unit only trains, and ``queries.npy``,
+``<i>.logits.npy`` and ``<i>.query.json`` are not written.
+
 A unit whose records' fingerprints (recipe, pool, IN mask, seeds, toolkit version; for the logits also the
 queries and the shadow file) and recorded outputs match is reused, so a rerun of the same command trains only
 what is missing; an interrupted training resumes after its last finished epoch (``<i>.net.ckpt.h5``).
@@ -207,14 +211,23 @@ def unpack_spikes(packed: np.ndarray, features: int, steps: int) -> np.ndarray:
 
 
 @torch.no_grad()
-def posterior_logits(model, packed: np.ndarray, features: int, steps: int, batch: int = QUERY_BATCH) -> np.ndarray:
+def posterior_logits(model, packed: np.ndarray, features: int, steps: int, batch: int = QUERY_BATCH,
+                     observe=None) -> np.ndarray:
     """The logits of a twin's deployed posterior (``netx.target.DeployedSNN.logits``) on bit-packed spike trains:
-    float32 (N, classes)."""
+    float32 (N, classes). With ``observe`` (an ``observe(model, x)`` hook returning posteriors, such as
+    ``defenses.readout.ObservedPosterior``): the logits of what that hook lets a querier see,
+    ``membership.logits_of_posterior`` (float64; rounded zeros lifted to its floor)."""
+    from .membership import logits_of_posterior
+
     out = []
     for i in range(0, len(packed), batch):
         x = torch.as_tensor(unpack_spikes(packed[i:i + batch], features, steps))
-        out.append(model.logits(x).float().numpy())
-    return np.concatenate(out) if out else np.zeros((0, model.num_classes), np.float32)
+        if observe is None:
+            out.append(model.logits(x).float().numpy())
+        else:
+            out.append(logits_of_posterior(observe(model, x).double().numpy()))
+    dtype = np.float32 if observe is None else np.float64
+    return np.concatenate(out) if out else np.zeros((0, model.num_classes), dtype)
 
 
 # ---------------------------------------------------------------------------------------------- files
@@ -272,7 +285,8 @@ def train_shadow_task(task: dict) -> dict:
     from ..models.training import apply_threads
     from ..progress import set_quiet
 
-    set_quiet(task.get("quiet", False))
+    if "quiet" in task:  # else this process's setting stands (a sweep: the CLI's --quiet)
+        set_quiet(task["quiet"])
     apply_threads(task["threads"])
     d, i = Path(task["dir"]), int(task["index"])
     net = d / f"{i}.net"
@@ -301,6 +315,9 @@ def train_shadow_task(task: dict) -> dict:
                             validation_accuracy=meta["validation_accuracy"], validation_images=len(out_idx),
                             train_images=int(mask.sum()), seconds=round(time.monotonic() - t0, 2))
         trained = True
+    if task.get("queries_digest") is None:  # training only (module docstring)
+        return {"index": i, "trained": trained, "queried": False, "validation_accuracy": rec["validation_accuracy"],
+                "seconds": round(time.monotonic() - t0, 2)}
     qfp = _fingerprint({"train": task["train_fingerprint"], "net": rec["outputs"][f"{i}.net"],
                         "queries": task["queries_digest"], "features": task["features"], "steps": task["steps"]})
     if _record_done(d / f"{i}.query.json", qfp) is None:
@@ -324,34 +341,35 @@ class ShadowSet:
     """What the shadow models give a membership inference."""
 
     in_masks: np.ndarray  # (M, pool) bool
-    logits: np.ndarray  # (M, queries, classes) float32
+    logits: np.ndarray | None  # (M, queries, classes) float32; None when the units had no queries
     accuracies: list[float]  # validation accuracy of each on its OUT examples
     trained: int  # trained by this call
     reused: int  # found finished
+    nets: list = dataclasses.field(default_factory=list)  # the NetX file of each (Path)
 
 
-def train_shadows(recipe: ShadowRecipe, images: np.ndarray, labels: np.ndarray, classes, directory: str | Path,
-                  count: int, packed_queries: np.ndarray, features: int, steps: int, *, seed: int = 0,
-                  engine: str = "local", workers: int = 1, address: str | None = None, threads: int | None = None,
-                  progress: bool = True) -> ShadowSet:
-    """Train (or reuse) ``count`` shadow models of ``recipe`` on random halves of the pool (``images``, ``labels``)
-    and have each answer the bit-packed queries (module docstring). ``threads``: torch threads per unit (None:
-    1 when ``workers`` > 1, else torch's default)."""
+def shadow_tasks(recipe: ShadowRecipe, images: np.ndarray, labels: np.ndarray, classes, directory: str | Path,
+                 count: int, packed_queries: np.ndarray | None = None, features: int = 0, steps: int = 0, *,
+                 seed: int = 0, threads: int = 0, quiet: bool | None = None) -> list[dict]:
+    """Prepare ``directory`` for ``count`` shadow models of ``recipe`` on random halves of the pool (``images``,
+    ``labels``; the pool files, and ``queries.npy`` when ``packed_queries`` are given, are written unless they
+    already hold the same arrays) and return their units (plain dicts for :func:`train_shadow_task`, in index
+    order; :func:`task_done` says which are finished). ``quiet``: the units' progress setting (None: the setting
+    of the process that runs them)."""
     from ..fileio import sweep_stale_temps
-    from ..progress import format_duration, status
     from ..safety import MAX_COUNTS, check_count
-    from ..sweep.engines import Engine
 
     count = check_count(count, "shadows", MAX_COUNTS["shadows"][0], 0, MAX_COUNTS["shadows"][1])
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     sweep_stale_temps(d)
-    if threads is None:
-        threads = 1 if workers > 1 else 0
     images = np.ascontiguousarray(images, dtype=np.float32)
     labels = np.ascontiguousarray(labels, dtype=np.int64)
     pool_digest = array_digest(images, labels)
-    for name, arr in ((POOL_IMAGES, images), (POOL_LABELS, labels), (QUERIES, packed_queries)):
+    files = [(POOL_IMAGES, images), (POOL_LABELS, labels)]
+    if packed_queries is not None:
+        files.append((QUERIES, packed_queries))
+    for name, arr in files:
         p = d / name
         try:
             same = p.is_file() and array_digest(load_npy(p, name)) == array_digest(arr)
@@ -359,26 +377,77 @@ def train_shadows(recipe: ShadowRecipe, images: np.ndarray, labels: np.ndarray, 
             same = False
         if not same:
             save_npy(p, arr)
-    queries_digest = array_digest(np.ascontiguousarray(packed_queries))
+    queries_digest = None if packed_queries is None else array_digest(np.ascontiguousarray(packed_queries))
     recipe_d = recipe.to_dict()
-    tasks, masks = [], []
+    tasks = []
     for i in range(count):
         mask = in_mask(len(labels), i, seed)
-        masks.append(mask)
         tseed = shadow_seed(i, seed)
         in_digest = array_digest(mask)
         tfp = _fingerprint({"recipe": recipe_d, "pool": pool_digest, "in": in_digest, "train_seed": tseed,
                             "classes": list(classes), "validation": SHADOW_VALIDATION})
-        tasks.append({"index": i, "dir": str(d), "recipe": recipe_d, "seed": int(seed), "train_seed": tseed,
-                      "in_index": np.nonzero(mask)[0].tolist(), "in_digest": in_digest, "pool_digest": pool_digest,
-                      "queries_digest": queries_digest, "features": int(features), "steps": int(steps),
-                      "classes": list(classes), "train_fingerprint": tfp, "threads": threads,
-                      "quiet": not progress})
-    todo = [t for t in tasks if not _task_done(t)]
-    reused = count - len(todo)
+        task = {"index": i, "dir": str(d), "recipe": recipe_d, "seed": int(seed), "train_seed": tseed,
+                "in_index": np.nonzero(mask)[0].tolist(), "in_digest": in_digest, "pool_digest": pool_digest,
+                "pool_size": int(len(labels)), "queries_digest": queries_digest, "features": int(features),
+                "steps": int(steps), "classes": list(classes), "train_fingerprint": tfp, "threads": threads}
+        if quiet is not None:
+            task["quiet"] = bool(quiet)
+        tasks.append(task)
+    return tasks
+
+
+def collect_shadows(tasks: list[dict], n_queries: int | None = None, trained: int = 0) -> ShadowSet:
+    """The finished shadow models of ``tasks`` (:func:`shadow_tasks`; the key ``in_index`` may be left out): each
+    one's records checked (``ModelFileError`` when one is missing or its files changed), its IN mask compared with
+    the one its seed gives, and its logits on the ``n_queries`` queries read when the units had queries."""
+    masks, logits, accs, nets = [], [], [], []
+    classes = tasks[0]["classes"] if tasks else []
+    for t in tasks:
+        d, i = Path(t["dir"]), int(t["index"])
+        rec = _record_done(d / f"{i}.done.json", t["train_fingerprint"])
+        if rec is None or not task_done(t):
+            raise ModelFileError(f"{d}: shadow {i} is not complete after its training (its files changed); run again")
+        expected = in_mask(int(t["pool_size"]), i, int(t["seed"]))
+        mask = load_npy(d / f"{i}.in.npy", "IN mask")
+        if mask.dtype != bool or not np.array_equal(mask, expected):
+            raise ModelFileError(f"{d / f'{i}.in.npy'}: not the IN mask shadow {i} was trained with")
+        masks.append(mask)
+        nets.append(d / f"{i}.net")
+        accs.append(float(rec["validation_accuracy"]))
+        if t.get("queries_digest") is None:
+            continue
+        lg = load_npy(d / f"{i}.logits.npy", "shadow logits")
+        if lg.shape != (n_queries, len(classes)):
+            raise ModelFileError(f"{d / f'{i}.logits.npy'}: shape {lg.shape}, expected {(n_queries, len(classes))}")
+        logits.append(lg)
+    if not tasks:  # no shadow models: nothing trained, no logits on the queries
+        return ShadowSet(in_masks=np.zeros((0, 0), bool), logits=np.zeros((0, n_queries or 0, 0), np.float32),
+                         accuracies=[], trained=0, reused=0)
+    return ShadowSet(in_masks=np.stack(masks), logits=np.stack(logits) if logits else None, accuracies=accs,
+                     trained=trained, reused=len(tasks) - trained, nets=nets)
+
+
+def train_shadows(recipe: ShadowRecipe, images: np.ndarray, labels: np.ndarray, classes, directory: str | Path,
+                  count: int, packed_queries: np.ndarray, features: int, steps: int, *, seed: int = 0,
+                  engine: str = "local", workers: int = 1, address: str | None = None, threads: int | None = None,
+                  progress: bool = True) -> ShadowSet:
+    """Train (or reuse) ``count`` shadow models of ``recipe`` on random halves of the pool (``images``, ``labels``)
+    and have each answer the bit-packed queries (module docstring): :func:`shadow_tasks`, the unfinished units on
+    an ``Engine``, :func:`collect_shadows`. ``threads``: torch threads per unit (None: 1 when ``workers`` > 1,
+    else torch's default)."""
+    from ..progress import format_duration, status
+    from ..sweep.engines import Engine
+
+    if threads is None:
+        threads = 1 if workers > 1 else 0
+    tasks = shadow_tasks(recipe, images, labels, classes, directory, count, packed_queries, features, steps,
+                         seed=seed, threads=threads, quiet=not progress)
+    d = Path(directory)
+    todo = [t for t in tasks if not task_done(t)]
+    reused = len(tasks) - len(todo)
     log.info("shadow models in %s: %d reused, %d to train or query", d, reused, len(todo))
     if reused:
-        status(f"shadow models: {reused} of {count} already trained and queried, reused")
+        status(f"shadow models: {reused} of {len(tasks)} already trained and queried, reused")
     trained = 0
     if todo:
         status(f"shadow models: {len(todo)} to train or query ({recipe.describe()}; {len(labels) // 2} of "
@@ -396,33 +465,17 @@ def train_shadows(recipe: ShadowRecipe, images: np.ndarray, labels: np.ndarray, 
             status(f"shadow models: stopped after {format_duration(time.monotonic() - t0)}; the finished ones are "
                    f"kept in {d} and the same command reuses them")
             raise
-    logits, accs = [], []
-    for t in tasks:
-        i = t["index"]
-        rec = _record_done(d / f"{i}.done.json", t["train_fingerprint"])
-        if rec is None or not _task_done(t):
-            raise ModelFileError(f"{d}: shadow {i} is not complete after its training (its files changed); run again")
-        mask = load_npy(d / f"{i}.in.npy", "IN mask")
-        if mask.dtype != bool or not np.array_equal(mask, masks[i]):
-            raise ModelFileError(f"{d / f'{i}.in.npy'}: not the IN mask shadow {i} was trained with")
-        lg = load_npy(d / f"{i}.logits.npy", "shadow logits")
-        if lg.shape != (len(packed_queries), len(classes)):
-            raise ModelFileError(f"{d / f'{i}.logits.npy'}: shape {lg.shape}, expected "
-                                 f"{(len(packed_queries), len(classes))}")
-        logits.append(lg)
-        accs.append(float(rec["validation_accuracy"]))
-    shape = (count, len(packed_queries), len(classes))
-    return ShadowSet(in_masks=np.stack(masks) if masks else np.zeros((0, len(labels)), bool),
-                     logits=np.stack(logits) if logits else np.zeros(shape, np.float32), accuracies=accs,
-                     trained=trained, reused=reused)
+    return collect_shadows(tasks, len(packed_queries), trained=trained)
 
 
-def _task_done(task: dict) -> bool:
-    """Both records of a unit match (training and queries)."""
+def task_done(task: dict) -> bool:
+    """Both records of a unit match (training, and the queries when it has any)."""
     d, i = Path(task["dir"]), task["index"]
     rec = _record_done(d / f"{i}.done.json", task["train_fingerprint"])
     if rec is None:
         return False
+    if task.get("queries_digest") is None:
+        return True
     qfp = _fingerprint({"train": task["train_fingerprint"], "net": rec["outputs"][f"{i}.net"],
                         "queries": task["queries_digest"], "features": task["features"], "steps": task["steps"]})
     return _record_done(d / f"{i}.query.json", qfp) is not None

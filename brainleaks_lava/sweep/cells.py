@@ -6,9 +6,10 @@
 - ``run_cell_task``: one cell: the deployed file (the target, re-quantized to the cell's weight step), its
   accuracy on the validation split as deployed (read-out defenses and input noise included), every attack
   through the adapter's ``observe`` hook, the evaluator's four metrics, and the Lava replay of the
-  reconstructions. Everything is written into a private directory that is renamed to ``cells/<id>`` only when
-  complete (``result.json`` last), so a killed cell leaves no half result; a previous directory of that cell
-  (written with other settings) is moved to ``superseded/``, never deleted.
+  reconstructions; with a study's ``[mia]`` section also membership inference on the deployed file
+  (``sweep.mia``: ``mia_*`` columns, ``mia_scores.csv``). Everything is written into a private directory that is
+  renamed to ``cells/<id>`` only when complete (``result.json`` last), so a killed cell leaves no half result; a
+  previous directory of that cell (written with other settings) is moved to ``superseded/``, never deleted.
 
 A unit is done when its record's fingerprint (``report.runner.fingerprint``: settings and the content of the
 files it reads) and the sha256 of every output it recorded match.
@@ -179,10 +180,21 @@ def run_cell_task(task: dict) -> dict:
                 "epsilon": task.get("epsilon"), "zero_weights": quant["zero"] / max(quant["weights"], 1),
                 "note": note, "attack_seconds": round(time.monotonic() - t0, 2),
             })
+        mia = None
+        if task.get("mia") is not None:
+            from .mia import SCORES, cell_membership
+
+            t0 = time.monotonic()
+            mia = cell_membership(target, task, defense, seed, work, k)
+            mia["seconds"] = round(time.monotonic() - t0, 2)
+            outputs.append(SCORES)
+            for r in rows:
+                r.update(mia_attack=mia["attack"], mia_auc=mia["auc"], mia_tpr_1pct=mia["tpr_1pct"],
+                         mia_loss_auc=mia["loss_auc"])
         seconds = round(time.monotonic() - t_start, 2)
         for r in rows:
             r["cell_seconds"] = seconds
-        rec = {"fingerprint": task["fingerprint"], "cell": cell, "defense": defense, "rows": rows,
+        rec = {"fingerprint": task["fingerprint"], "cell": cell, "defense": defense, "rows": rows, "mia": mia,
                "target_key": task["target_key"], "quantization": quant, "seconds": seconds,
                "outputs": _outputs(work, outputs)}
         write_json_atomic(work / RESULT, rec)

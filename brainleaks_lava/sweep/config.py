@@ -25,6 +25,12 @@ to the config file. Example (``experiments/sweep_ci.toml``)::
     names = ["bl2"]
     [attacks.params.bl2]
     iterations = 5
+
+An optional ``[mia]`` section adds membership inference to every cell (``sweep.mia``)::
+
+    [mia]
+    shadows = 8                       # shadow models per trained target (0: the shadow-free attacks only)
+    eval_samples = 250                # non-members evaluated (all up to this many) and as many members
 """
 from __future__ import annotations
 
@@ -35,7 +41,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..report.config import TRAIN_MAX, _check_attack_params, _check_keys, _check_name, _path, read_toml
-from ..safety import check_threads
+from ..safety import MAX_COUNTS, check_count, check_threads
 
 # base training settings of a target ([target]) and the knobs a grid may vary ([grid], lists of the same types)
 TARGET_KEYS = {"hidden": int, "epochs": int, "steps": int, "lr": float, "batch_size": int, "threshold": float,
@@ -55,6 +61,8 @@ EVAL_TRAIN_KEYS = {"epochs": int, "steps": int, "lr": float, "batch_size": int, 
 # lengths, so a config of a few kB can describe 10**12 of them.
 MAX_CELLS = 10_000
 MAX_AXIS_VALUES = 1_000  # values of one axis: study.seeds, each grid knob, grid.defense
+MIA_KEYS = {"shadows": int, "eval_samples": int}
+MIA_DEFAULTS = {"shadows": 8, "eval_samples": 2000}  # as brainleaks mia
 
 
 @dataclass(frozen=True)
@@ -87,6 +95,7 @@ class StudyConfig:
     replay: bool
     replay_draws: int
     accuracy_limit: int | None  # validation images for the target accuracy (None: all)
+    mia: dict | None = None  # [mia]: {"shadows", "eval_samples"} (defaults filled in), None without the section
     raw: dict = field(default_factory=dict, compare=False)
 
     def cells(self) -> list[dict]:
@@ -181,7 +190,7 @@ def parse_study(raw: dict, path: Path) -> StudyConfig:
 
     base = path.resolve().parent
     _check_keys(raw, {"study": dict, "dataset": dict, "evaluator": dict, "target": dict, "grid": dict,
-                      "defenses": dict, "attacks": dict, "evaluation": dict, "replay": dict}, "config",
+                      "defenses": dict, "attacks": dict, "evaluation": dict, "replay": dict, "mia": dict}, "config",
                 required=("study", "dataset", "evaluator", "attacks"))
     st = raw["study"]
     _check_keys(st, {"name": str, "threads": int, "seeds": list, "accuracy_limit": int}, "study", required=("name",))
@@ -317,9 +326,16 @@ def parse_study(raw: dict, path: Path) -> StudyConfig:
     for key, v in (("evaluation.draws", evs.get("draws", 20)), ("replay.draws", rp.get("draws", 1))):
         if not 1 <= v <= 100_000:
             raise ConfigError(f"'{key}' must be in [1, 100000], got {v}")
+    mia = None
+    if "mia" in raw:
+        _check_keys(raw["mia"], MIA_KEYS, "mia")
+        mia = {**MIA_DEFAULTS, **raw["mia"]}
+        for key, low in (("shadows", 0), ("eval_samples", 1)):
+            mia[key] = check_count(mia[key], f"'mia.{key}'", MAX_COUNTS[key][0], low, MAX_COUNTS[key][1],
+                                   ConfigError)
     return StudyConfig(path=path.resolve(), name=st["name"], threads=threads, seeds=seeds, dataset=ds["name"],
                        data_root=root, evaluator_kind=ev["kind"], evaluator_model=ev_model,
                        evaluator_train=dict(ev.get("train", {})), target=target, grid=grid, defenses=defenses,
                        defense_axis=tuple(axis), attacks=tuple(attacks), classes=classes,
                        draws=evs.get("draws", 20), replay=rp.get("enabled", True), replay_draws=rp.get("draws", 1),
-                       accuracy_limit=st.get("accuracy_limit"), raw=raw)
+                       accuracy_limit=st.get("accuracy_limit"), mia=mia, raw=raw)

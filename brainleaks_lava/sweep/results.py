@@ -2,7 +2,11 @@
 (one table; cells whose reconstructions do not replay identically on Lava are marked) and, for every knob the
 study varies, ``leakage_<knob>.png``: attack accuracy against target accuracy, one colour per knob value and one
 marker per attack; a cell leaks what its strongest attack gets (black x), and the Pareto front over the cells (no
-other cell has a higher target accuracy with a lower worst-case attack accuracy) is joined and ringed."""
+other cell has a higher target accuracy with a lower worst-case attack accuracy) is joined and ringed.
+
+With a study's ``[mia]`` section the rows also carry membership inference (``sweep.mia``): ``mia_attack``,
+``mia_auc``, ``mia_tpr_1pct`` and ``mia_loss_auc``; ``report.md`` shows them and ``mia_auc.png`` draws the AUC
+against the time steps, one line per defense, chance (0.5) marked."""
 from __future__ import annotations
 
 import csv
@@ -21,7 +25,8 @@ log = logging.getLogger(__name__)
 
 COLUMNS = ("cell", "seed", "steps", "weight_step", "weight_bits", "threshold", "hidden", "readout", "defense",
            "attack", "method", "target_accuracy", "attack_accuracy", "top3", "avg_confidence", "daa",
-           "lava_agreement", "replay_exact", "twin_confidence", "zero_weights", "epsilon", "note",
+           "lava_agreement", "replay_exact", "twin_confidence", "zero_weights", "epsilon", "mia_attack", "mia_auc",
+           "mia_tpr_1pct", "mia_loss_auc", "note",
            "attack_seconds", "cell_seconds")
 TIME_COLUMNS = ("attack_seconds", "cell_seconds")
 KNOBS = ("steps", "weight_step", "threshold", "hidden", "readout", "defense")
@@ -80,6 +85,10 @@ def _pct(v) -> str:
     return "-" if v is None else f"{100 * v:.1f}"
 
 
+def _num(v) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
 def _listed(names: list[str], first: int = 8) -> str:
     more = len(names) - first
     return ", ".join(names[:first]) + (f" and {more} more (results.json lists them)" if more > 0 else "")
@@ -96,6 +105,10 @@ def write_results(study, out: Path, records: list[dict], missing: list[str]) -> 
         png = out / f"leakage_{k}.png"
         plot_leakage(rows, k, png, title=f"{study.name}: leakage vs target accuracy by {k}")
         figures.append(png)
+    mia = any(r.get("mia_auc") is not None for r in rows)
+    mia_png = None
+    if mia:
+        mia_png = plot_mia(rows, out / "mia_auc.png", title=f"{study.name}: membership inference vs time steps")
     lines = [f"# Sweep {study.name}", "",
              f"{len({r['cell'] for r in rows})} cells done" + (f", {len(missing)} missing: {_listed(missing)}"
                                                                if missing else "") + f"; attacks: "
@@ -103,10 +116,16 @@ def write_results(study, out: Path, records: list[dict], missing: list[str]) -> 
              + (f"{study.replay_draws} draw(s) per reconstruction" if study.replay else "off") + ".", "",
              "Percent. `Lava` is the share of replayed reconstructions whose every layer's spikes are identical on "
              "Lava fixed_pt and the twin; **NOT EXACT** marks cells below 100 %. `zero w` is the share of weights "
-             "the weight step rounded to 0; eps is the DP epsilon (delta as configured).", "",
+             "the weight step rounded to 0; eps is the DP epsilon (delta as configured)."
+             + (" MIA: membership inference on the deployed file's twin (members: its training split, non-members: "
+                "split 'val'); `MIA AUC` and `TPR@1%` are those of LiRA online with shadow models (of the loss "
+                "attack without), `loss AUC` the shadow-free loss attack's; query-time defenses apply to what the "
+                "attacker observes (target and shadow models alike). Not percent." if mia else ""), "",
              "| cell | T | w step (bits) | thr | hidden | read-out | defense | seed | attack | target acc | attack acc "
-             "| top-3 | avg conf | DAA | Lava | zero w | eps | time s |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| top-3 | avg conf | DAA | Lava | zero w | eps | time s |"
+             + (" MIA AUC | TPR@1% | loss AUC |" if mia else ""),
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+             + ("---|---|---|" if mia else "")]
     for r in rows:
         lava = _pct(r["lava_agreement"])
         if r.get("note"):
@@ -118,7 +137,8 @@ def write_results(study, out: Path, records: list[dict], missing: list[str]) -> 
                      f"{r['hidden']} | {r['readout']} | {r['defense']} | {r['seed']} | {r['attack']} | "
                      f"{_pct(r['target_accuracy'])} | {_pct(r['attack_accuracy'])} | {_pct(r['top3'])} | "
                      f"{_pct(r['avg_confidence'])} | {_pct(r['daa'])} | {lava} | {_pct(r['zero_weights'])} | {eps} | "
-                     f"{r['attack_seconds']:.1f} |")
+                     f"{r['attack_seconds']:.1f} |" + (f" {_num(r.get('mia_auc'))} | {_num(r.get('mia_tpr_1pct'))} | "
+                                                       f"{_num(r.get('mia_loss_auc'))} |" if mia else ""))
     notes = sorted({(r["cell"], r["note"]) for r in rows if r.get("note")})
     if notes:
         lines += ["", "Notes:", ""] + [f"- {c}: {n}" for c, n in notes]
@@ -127,6 +147,10 @@ def write_results(study, out: Path, records: list[dict], missing: list[str]) -> 
                   "ringed and joined: the Pareto front of the cells, where no other cell has a higher target "
                   "accuracy with less leakage):", ""]
         lines += [f"![{p.stem}]({p.name})" for p in figures]
+    if mia_png is not None:
+        lines += ["", "Membership inference AUC against the time steps, one line per defense (solid: the attack of "
+                  "the `MIA AUC` column; dashed: the loss attack; dotted: chance, 0.5):", "",
+                  f"![{mia_png.stem}]({mia_png.name})"]
     defs = {n: d for n, d in study.defenses.items() if n != "none"}
     if defs:
         lines += ["", "Defenses:", ""] + [f"- `{n}`: {d}" for n, d in defs.items()]
@@ -172,6 +196,59 @@ def plot_leakage(rows: list[dict], knob: str, path: Path, title: str = "") -> Pa
     ax.set_xlabel("target accuracy (%), as deployed")
     ax.set_ylabel("attack accuracy (%), evaluator")
     ax.set_ylim(-3, 103)
+    ax.grid(alpha=0.3)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return path
+
+
+def plot_mia(rows: list[dict], path: Path, title: str = "") -> Path:
+    """Membership-inference AUC against the time steps: one colour per defense, ``mia_auc`` solid and the loss
+    attack's ``mia_loss_auc`` dashed (when they differ in kind), chance (0.5) dotted. A cell counts once (its rows
+    repeat its MIA values); several cells at one (defense, steps), e.g. other knobs or seeds, are drawn as their
+    mean with a bar from the lowest to the highest."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cells = {}
+    for r in rows:
+        if r.get("mia_auc") is not None:
+            cells.setdefault(r["cell"], r)
+    per = list(cells.values())
+    defenses = sorted({r["defense"] for r in per}, key=lambda d: (d != "none", d))
+    lira = any(r.get("mia_attack") not in (None, "loss") for r in per)
+    cmap = plt.get_cmap("tab10")
+    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=100)
+    steps_all = sorted({r["steps"] for r in per})
+    for k, d in enumerate(defenses):
+        series = [("mia_auc", "-", "o", "LiRA" if lira else "loss")]
+        if lira:
+            series.append(("mia_loss_auc", "--", "s", "loss"))
+        for col, style, marker, name in series:
+            xs, ys, lo, hi = [], [], [], []
+            for t in steps_all:
+                v = [r[col] for r in per if r["defense"] == d and r["steps"] == t and r.get(col) is not None]
+                if v:
+                    xs.append(t)
+                    ys.append(float(np.mean(v)))
+                    lo.append(ys[-1] - min(v))
+                    hi.append(max(v) - ys[-1])
+            if xs:
+                ax.errorbar(xs, ys, yerr=[lo, hi] if any(lo) or any(hi) else None, fmt=style, marker=marker,
+                            color=cmap(k % 10), lw=1.6 if style == "-" else 1.1, ms=5, capsize=3,
+                            label=f"{d}, {name}")
+    ax.axhline(0.5, ls=":", color="grey", lw=1.0, label="chance (0.5)")
+    ax.set_xticks(steps_all)
+    ax.set_xlabel("time steps T")
+    ax.set_ylabel("membership inference AUC")
+    values = [r[c] for r in per for c in ("mia_auc", "mia_loss_auc") if r.get(c) is not None]
+    ax.set_ylim(min(0.45, min(values) - 0.02), max(0.75, max(values) + 0.03))
     ax.grid(alpha=0.3)
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)

@@ -5,9 +5,11 @@ Layout of the output directory::
     evaluator/eval.h5 (+ done.json)     only when the study trains its evaluator
     targets/<key>/target.net, .json     one per combination of the settings that change training
     targets/<key>/done.json
-    cells/<cell>/result.json            one row per attack; target.net (the deployed file), attacks/*.h5
+    targets/<key>/shadows/              with [mia]: its shadow models (``sweep.mia``), trained once, reused
+    cells/<cell>/result.json            one row per attack; target.net (the deployed file), attacks/*.h5,
+                                        with [mia] mia_scores.csv
     superseded/                         cells replaced after their settings changed (never deleted)
-    results.csv, results.json, report.md, leakage_<knob>.png, last_sweep.json
+    results.csv, results.json, report.md, leakage_<knob>.png, mia_auc.png (with [mia]), last_sweep.json
 
 The directory carries the marker ``.brainleaks-sweep``; a sweep writes only into a new or empty directory or one
 of its own (``safety.claim_output_dir``: a directory of an earlier version is recognised by ``cells`` and
@@ -112,6 +114,35 @@ def remove_dead_partials(cells: Path) -> list[Path]:
     return removed
 
 
+def _run_shadows(study: StudyConfig, out: Path, todo: list, engine_ctx) -> dict:
+    """The shadow models of every target the cells ``todo`` deploy (``sweep.mia``): prepared on the host, the
+    unfinished ones trained as units on ``engine_ctx``; returns ``{target key: mia.cell_view(...)}``."""
+    from ..privacy.shadows import task_done, train_shadow_task
+    from .mia import cell_view, prepare_shadows
+
+    root = str(study.data_root) if study.data_root else None
+    prepared, units = {}, []
+    for p in todo:
+        key = p[2]
+        if key in prepared:
+            continue
+        prepared[key] = prepare_shadows(out / "targets" / key, study.dataset, root, study.mia, p[3]["seed"],
+                                        study.threads)
+        if prepared[key]["why"]:
+            log.warning("target %s: no shadow models (%s); its cells get the shadow-free attacks only", key,
+                        prepared[key]["why"])
+        units += [(key, t) for t in prepared[key]["tasks"] if not task_done(t)]
+    total = sum(len(v["tasks"]) for v in prepared.values())
+    if total:
+        status(f"shadow models: {total - len(units)} of {total} already trained, {len(units)} to train "
+               f"({study.mia['shadows']} per target, {len(prepared)} target{'s' if len(prepared) != 1 else ''})")
+    tasks = [t for _, t in units]
+    for n, (i, rec) in enumerate(engine_ctx.run(train_shadow_task, tasks), 1):
+        status(f"shadow {n}/{len(tasks)} (target {units[i][0]}, shadow {rec['index']}) trained: validation accuracy "
+               f"{100 * rec['validation_accuracy']:.2f}% on its OUT examples in {format_duration(rec['seconds'])}")
+    return {key: cell_view(v) for key, v in prepared.items()}
+
+
 def run_sweep(config: str | Path, out: str | Path | None = None, engine: str = "local", workers: int = 1,
               address: str | None = None, max_cells: int | None = None) -> dict:
     """Run (or finish) the study of ``config``; returns ``{"ran", "skipped", "missing", "report"}`` (cell ids).
@@ -154,7 +185,8 @@ def run_sweep(config: str | Path, out: str | Path | None = None, engine: str = "
 
     def cell_fp(p) -> str:
         cell = p[0]
-        return fingerprint({"cell": cell, "defense": study.defenses[cell["defense"]], "attacks": attacks,
+        extra = {} if study.mia is None else {"mia": study.mia}  # studies without [mia] keep their fingerprints
+        return fingerprint({**extra, "cell": cell, "defense": study.defenses[cell["defense"]], "attacks": attacks,
                             "classes": study.classes, "draws": study.draws, "replay": study.replay,
                             "replay_draws": study.replay_draws, "accuracy_limit": study.accuracy_limit,
                             "threads": study.threads, "dataset": study.dataset, "target": p[4],
@@ -194,6 +226,8 @@ def run_sweep(config: str | Path, out: str | Path | None = None, engine: str = "
         for p in todo:
             rec = read_record(out / "targets" / p[2] / DONE) or {}
             epsilons[p[2]] = rec.get("epsilon")
+        # ---- with [mia]: the shadow models of the targets the cells to run deploy (once per target)
+        shadows = _run_shadows(study, out, todo, engine_ctx) if study.mia is not None else {}
         # ---- the cells
         ctasks = [{"dir": str(out / "cells" / p[1]), "cell": p[0], "defense": study.defenses[p[0]["defense"]],
                    "target_dir": str(out / "targets" / p[2]), "target_key": p[2], "fingerprint": cell_fp(p),
@@ -201,16 +235,19 @@ def run_sweep(config: str | Path, out: str | Path | None = None, engine: str = "
                    "draws": study.draws, "replay": study.replay, "replay_draws": study.replay_draws,
                    "evaluator": str(evaluator), "dataset": study.dataset,
                    "data_root": str(study.data_root) if study.data_root else None,
-                   "accuracy_limit": study.accuracy_limit, "threads": study.threads, "epsilon": epsilons[p[2]]}
+                   "accuracy_limit": study.accuracy_limit, "threads": study.threads, "epsilon": epsilons[p[2]],
+                   **({} if study.mia is None else {"mia": {**study.mia, **shadows[p[2]]}})}
                   for p in todo]
         for n, (i, rec) in enumerate(engine_ctx.run(run_cell_task, ctasks), 1):
             cid = Path(ctasks[i]["dir"]).name
             ran.append(cid)
             best = max(r["attack_accuracy"] for r in rec["rows"])
             lava = [r["lava_agreement"] for r in rec["rows"] if r["lava_agreement"] is not None]
+            mia = rec.get("mia")
             status(f"cell {n}/{len(ctasks)} {cid}: target acc {100 * rec['rows'][0]['target_accuracy']:.1f}%, "
                    f"best attack acc {100 * best:.1f}%"
                    + (f", Lava {100 * min(lava):.0f}% identical" if lava else "")
+                   + (f", MIA AUC {mia['auc']:.3f} ({mia['attack']})" if mia else "")
                    + f" in {format_duration(rec['seconds'])}")
     except KeyboardInterrupt:
         status(f"sweep {study.name}: stopped after {len(ran)} new cell{'s' if len(ran) != 1 else ''}; run the same "
