@@ -196,14 +196,7 @@ def plot_leakage(rows: list[dict], knob: str, path: Path, title: str = "") -> Pa
     ax.set_xlabel("target accuracy (%), as deployed")
     ax.set_ylabel("attack accuracy (%), evaluator")
     ax.set_ylim(-3, 103)
-    ax.grid(alpha=0.3)
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return path
+    return _finish_figure(fig, ax, path, title)
 
 
 def plot_mia(rows: list[dict], path: Path, title: str = "") -> Path:
@@ -249,6 +242,13 @@ def plot_mia(rows: list[dict], path: Path, title: str = "") -> Path:
     ax.set_ylabel("membership inference AUC")
     values = [r[c] for r in per for c in ("mia_auc", "mia_loss_auc") if r.get(c) is not None]
     ax.set_ylim(min(0.45, min(values) - 0.02), max(0.75, max(values) + 0.03))
+    return _finish_figure(fig, ax, path, title)
+
+
+def _finish_figure(fig, ax, path: Path, title: str) -> Path:
+    """Grid, title and outside legend of a sweep plot; written atomically as PNG and closed."""
+    import matplotlib.pyplot as plt
+
     ax.grid(alpha=0.3)
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
