@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 MAX_MEMBER_BYTES = 1 << 30
 MAX_MEMBER_UNPACKED = 2 << 30
 MAX_MEMBER_IMAGES = 200_000
+MAX_MEMBER_PIXELS = 1 << 22  # values of one member image
 #: default number of members and of non-members per class the member-level tests use (a seeded sample)
 MEMBER_LIMIT = 200
 FEATURE_BATCH = 256
@@ -454,52 +455,17 @@ class _MemberData:
 
 def read_member_file(path, option: str) -> tuple[np.ndarray, np.ndarray]:
     """Images (N, H, W) as float32 in [0, 1] and labels (N,) as int64 from an .npz file holding arrays ``images``
-    ((N, H, W): uint8 grey levels, or floats in [0, 1]) and ``labels`` ((N,) integers). Read with
-    ``allow_pickle=False``; at most ``MAX_MEMBER_BYTES`` on disk, ``MAX_MEMBER_UNPACKED`` unpacked and
-    ``MAX_MEMBER_IMAGES`` images. Anything else is an ``InputError`` naming ``option`` and the file."""
-    import zipfile
+    ((N, H, W): uint8 grey levels, or floats in [0, 1]) and ``labels`` ((N,) integers), read by
+    :func:`~brainleaks_lava.data.labelled.read_labelled_npz` within ``MAX_MEMBER_BYTES`` on disk,
+    ``MAX_MEMBER_IMAGES`` images and ``MAX_MEMBER_UNPACKED`` bytes unpacked. Anything else is an ``InputError``
+    naming ``option`` and the file."""
+    from .data.labelled import read_labelled_npz
 
-    from .fileio import open_guarded
-
-    where = f"{option} {path}"
-    expected = ("expected an .npz file with arrays 'images' (N, H, W; uint8, or floats in [0, 1]) and 'labels' (N,; "
-                "integers)")
-    with open_guarded(path, f"{option} file", InputError, max_bytes=MAX_MEMBER_BYTES) as f:
-        try:
-            if f.read(4) != b"PK\x03\x04":  # what np.load cannot read as .npy or .npz it takes for a pickle
-                raise InputError(f"{where}: not an .npz archive (a zip file of .npy arrays); {expected}")
-            f.seek(0)
-            z = np.load(f, allow_pickle=False)
-            with z:
-                missing = [k for k in ("images", "labels") if k not in z.files]
-                if missing:
-                    raise InputError(f"{where}: no array {', '.join(repr(k) for k in missing)} (it has "
-                                     f"{', '.join(repr(k) for k in z.files[:10]) or 'none'}); {expected}")
-                unpacked = sum(z.zip.getinfo(f"{k}.npy").file_size for k in ("images", "labels"))
-                if unpacked > MAX_MEMBER_UNPACKED:
-                    raise InputError(f"{where}: its arrays unpack to {unpacked:,} bytes, more than the "
-                                     f"{MAX_MEMBER_UNPACKED:,}-byte limit")
-                images, labels = z["images"], z["labels"]
-        except InputError:
-            raise
-        except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, MemoryError) as e:
-            if "pickle" in str(e):
-                raise InputError(f"{where}: holds pickled Python objects, which are never loaded; {expected}") from None
-            raise InputError(f"{where}: not a readable .npz file ({type(e).__name__}: {e}); {expected}") from None
-    if images.ndim != 3 or not 1 <= images.shape[0] <= MAX_MEMBER_IMAGES or min(images.shape[1:]) < 1:
-        raise InputError(f"{where}: 'images' has shape {images.shape}; {expected}, with 1..{MAX_MEMBER_IMAGES} images")
-    if images.dtype == np.uint8:
-        images = images.astype(np.float32) / 255.0
-    elif images.dtype.kind == "f":
-        images = images.astype(np.float32)
-        if not np.isfinite(images).all() or images.min() < 0.0 or images.max() > 1.0:
-            raise InputError(f"{where}: 'images' holds values outside [0, 1] (or NaN); {expected}")
-    else:
-        raise InputError(f"{where}: 'images' has dtype {images.dtype}; {expected}")
-    if labels.shape != (images.shape[0],) or labels.dtype.kind not in "iu":
-        raise InputError(f"{where}: 'labels' has shape {labels.shape} and dtype {labels.dtype}; {expected}, one per "
-                         "image")
-    return images, labels.astype(np.int64)
+    images, labels = read_labelled_npz(path, option, max_bytes=MAX_MEMBER_BYTES, max_images=MAX_MEMBER_IMAGES,
+                                       max_values_per_image=MAX_MEMBER_PIXELS, max_values=MAX_MEMBER_UNPACKED // 4)
+    if images.ndim != 3:
+        raise InputError(f"{option} {path}: 'images' has shape {images.shape}; expected (N, H, W) still images")
+    return images, labels
 
 
 def _cap(labels: np.ndarray, classes, limit: int, rng) -> np.ndarray:
@@ -582,17 +548,10 @@ def _member_data(target, data_root, dataset, members, non_members, shape, classe
 # ---------------------------------------------------------------------------------------------- member-level tests
 
 def _scored_inputs(result, ev, stats, draws: int, seed: int):
-    """The first draw of ``result`` as ``evaluate_result(result, ev, draws, seed, contrast=stats)`` hands it to
-    ``ev`` (the same seeded generator, used in the same order)."""
-    from .attacks.recon_file import recon_draws
-    from .data.encoding import rate_encode
-    from .evaluation.score import contrast_images, evaluator_input
+    """The first input ``evaluate_result(result, ev, draws, seed, contrast=stats)`` hands to ``ev``."""
+    from .evaluation.score import evaluator_draws
 
-    gen = torch.Generator().manual_seed(int(seed))
-    if stats is None:
-        return evaluator_input(recon_draws(result, draws, seed)[0], ev, result.input_kind, gen, result.drive_range)
-    shown = contrast_images(result, *stats)
-    return rate_encode(shown, steps=ev.steps or 25, generator=gen) if ev.kind == "snn" else torch.as_tensor(shown)
+    return next(evaluator_draws(result, ev, draws, seed, stats))
 
 
 def _real_features(ev, stats, images: np.ndarray, seed: int, desc: str, progress: bool) -> np.ndarray:

@@ -117,8 +117,8 @@ OUTPUT_DIRS = {
     "run": (("state.json", "last_run.json", "report.md", "metrics.json", "*.png", "*.gif", "models", "models/*",
              "attacks", "attacks/*", "evaluation", "evaluation/*", "replay", "replay/*"), ("state.json",), False),
     "sweep": (("evaluator", "evaluator/*", "targets", "targets/*", "cells", "cells/*", "superseded", "superseded/*",
-               "results.csv", "results.json", "report.md", "leakage_*.png", "last_sweep.json"), ("cells", "targets"),
-              False),
+               "results.csv", "results.json", "report.md", "leakage_*.png", "mia_auc.png", "last_sweep.json"),
+              ("cells", "targets"), False),
     # membership inference: the report (mia.json written last), the shadow models it reuses, the report's staging
     # directory while it is written (``.report-<pid>.tmp``)
     "mia": (("report.md", "mia.json", "scores.csv", "roc.png", "shadows", "shadows/*", ".*.tmp/*"),

@@ -120,6 +120,24 @@ def contrast_images(result: AttackResult, mean: float, std: float) -> np.ndarray
     return standardise_rows(images, mean, std)
 
 
+def evaluator_draws(result: AttackResult, evaluator, draws: int, seed: int, stats):
+    """The inputs ``evaluator`` scores for ``result``, one per draw (a generator): the draws of a BL-v2 result
+    (or the one input of the others) as the evaluator takes them, or, under a contrast protocol (``stats`` =
+    (mean, std) from :func:`resolve_contrast`), the standardised images, rate-coded for a spiking evaluator. One
+    seeded generator serves every draw in order, so the first input is the same for every caller."""
+    gen = torch.Generator().manual_seed(int(seed))
+    if stats is None:
+        for d in recon_draws(result, draws, seed):
+            yield evaluator_input(d, evaluator, result.input_kind, gen, result.drive_range)
+        return
+    if evaluator.metadata.get("encoding", {}).get("kind") == "frames":
+        raise InputError("contrast standardisation applies to image data; this evaluator scores event frames")
+    shown = contrast_images(result, *stats)
+    for _ in range(check_draws(draws) if result.probabilities is not None else 1):
+        yield rate_encode(shown, steps=evaluator.steps or 25, generator=gen) if evaluator.kind == "snn" \
+            else torch.as_tensor(shown)
+
+
 def evaluate_result(result: AttackResult, evaluator, draws: int = 20, seed: int = 0, contrast=None) -> Evaluation:
     """The four metrics of ``result`` under ``evaluator`` (mean ± std over ``draws`` for BL-v2); ``contrast``:
     see :func:`resolve_contrast` and the module notes.
@@ -134,24 +152,8 @@ def evaluate_result(result: AttackResult, evaluator, draws: int = 20, seed: int 
                          f"{n_targets} classes" + (" (and a reject output)" if n_targets != evaluator.num_classes
                                                    else ""))
     stats = resolve_contrast(contrast, evaluator)
-    gen = torch.Generator().manual_seed(int(seed))
-    if stats is None:
-        d = recon_draws(result, draws, seed)
-        n_draws = len(d)
-    else:
-        if evaluator.metadata.get("encoding", {}).get("kind") == "frames":
-            raise InputError("contrast standardisation applies to image data; this evaluator scores event frames")
-        shown = contrast_images(result, *stats)
-        n_draws = check_draws(draws) if result.probabilities is not None else 1
-    posts = []
-    for k in range(n_draws):
-        if stats is None:
-            x = evaluator_input(d[k], evaluator, result.input_kind, gen, result.drive_range)
-        elif evaluator.kind == "snn":
-            x = rate_encode(shown, steps=evaluator.steps or 25, generator=gen)
-        else:
-            x = torch.as_tensor(shown)
-        posts.append(evaluator.posterior(x).numpy().astype(np.float64))
+    posts = [evaluator.posterior(x).numpy().astype(np.float64)
+             for x in evaluator_draws(result, evaluator, draws, seed, stats)]
     posts = np.stack(posts)
     posts /= posts.sum(-1, keepdims=True)  # float64 renormalisation against float32 rounding
     per_draw = [attack_metrics(p, result.targets, evaluator.num_classes) for p in posts]

@@ -322,15 +322,27 @@ def _read(f: h5py.File, path: Path, given_shape, declared_shape=None):
     return tuple(layers), tuple(int(v) for v in shape)
 
 
+def _weight_dataset(lg, where) -> h5py.Dataset:
+    """The ``weight`` dataset of a dense or conv layer group, or a ``ModelFileError`` saying what is there instead."""
+    if "weight" not in lg:
+        raise ModelFileError(f"{where('weight')}: missing")
+    w = lg["weight"]
+    if isinstance(w, h5py.Group):
+        raise ModelFileError(f"{where('weight')}: complex weights (weight/real, weight/imag) cannot be modelled")
+    if not isinstance(w, h5py.Dataset):
+        raise ModelFileError(f"{where('weight')}: not an array")
+    return w
+
+
 def _infer_input_shape(kind, lg, where, declared=None) -> tuple[int, ...]:
     if kind == "dense":
-        w = lg["weight"]
+        w = _weight_dataset(lg, where)
         if w.ndim == 2:
             return (int(w.shape[1]),)
         if "inFeatures" in lg:
             return (int(_ints(lg, "inFeatures", where, 1).reshape(-1)[0]),)
     if kind == "conv":
-        w = lg["weight"]
+        w = _weight_dataset(lg, where)
         out = _shape(lg, where)
         stride = _pair(lg, "stride", where, (1, 1))
         pad = _pair(lg, "padding", where, (0, 0))
@@ -363,10 +375,7 @@ def _layer(kind, lg, where, in_shape, is_first):
         if len(shape) != 1 or n_in % shape[0]:
             raise ModelFileError(f"{where('shape')}: {shape} groups do not divide the {n_in} inputs")
         return AverageLayer(index=where.index, in_shape=tuple(in_shape), out_shape=(shape[0],))
-    if "weight" not in lg:
-        raise ModelFileError(f"{where('weight')}: missing")
-    if isinstance(lg["weight"], h5py.Group):
-        raise ModelFileError(f"{where('weight')}: complex weights (weight/real, weight/imag) cannot be modelled")
+    _weight_dataset(lg, where)
     neuron = _neuron(lg, where)
     notes = []
     if kind == "dense":

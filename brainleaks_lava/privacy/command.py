@@ -71,63 +71,23 @@ class MiaReport:
 
 # ---------------------------------------------------------------------------------------------- member data
 
-def _npz_array(z, key: str, path, max_elements: int) -> np.ndarray:
-    """Array ``key`` of an open ``.npz``, its header checked (numbers, at most ``max_elements``) before it is read."""
-    fmt = np.lib.format
-    name = f"{key}.npy"
-    if name not in z.zip.namelist():
-        raise InputError(f"{path}: has no array '{key}' (it holds {', '.join(sorted(z.files)) or 'nothing'})")
-    with z.zip.open(name) as fp:
-        try:
-            version = fmt.read_magic(fp)
-            shape, _, dtype = (fmt.read_array_header_1_0(fp) if version == (1, 0) else fmt.read_array_header_2_0(fp))
-        except (ValueError, OSError, EOFError) as e:
-            raise InputError(f"{path}: array '{key}' is unreadable ({e})") from None
-    if dtype.hasobject or dtype.names is not None or dtype.kind not in "biuf":
-        raise InputError(f"{path}: array '{key}' must hold numbers, got dtype {dtype}")
-    if math.prod(shape) > max_elements:
-        raise InputError(f"{path}: array '{key}' of shape {shape} is larger than the {max_elements:,} values allowed")
-    try:
-        return np.asarray(z[key])
-    except (ValueError, OSError, EOFError, MemoryError) as e:
-        raise InputError(f"{path}: array '{key}' is unreadable ({type(e).__name__}: {e})") from None
-
-
 def load_examples(path, what: str, num_inputs: int, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
     """Images (N, features) float32 in [0, 1] and labels (N,) int64 of a ``.npz`` file with arrays ``images`` and
-    ``labels`` (never unpickled; sizes bounded before reading); ``InputError`` naming the file and the field."""
-    from ..fileio import open_guarded
-    from ..safety import MAX_COUNTS, check_memory
+    ``labels``, read by :func:`~brainleaks_lava.data.labelled.read_labelled_npz` (never unpickled; sizes bounded
+    before reading); ``InputError`` naming the file and the field."""
+    from ..data.labelled import read_labelled_npz
+    from ..safety import MAX_COUNTS
 
     limit = MAX_COUNTS["limit"][0]
-    with open_guarded(path, what, InputError, max_bytes=MAX_NPZ_BYTES) as f:
-        try:
-            z = np.load(f, allow_pickle=False)
-        except (ValueError, OSError, EOFError) as e:
-            raise InputError(f"{path}: not a readable .npz file ({e})") from None
-        if not isinstance(z, np.lib.npyio.NpzFile):
-            raise InputError(f"{path}: is a single .npy array; expected an .npz file with arrays 'images' and "
-                             f"'labels'")
-        with z:
-            labels = _npz_array(z, "labels", path, limit)
-            if labels.ndim != 1 or len(labels) == 0:
-                raise InputError(f"{path}: 'labels' must be a non-empty vector, got shape {labels.shape}")
-            check_memory(4.0 * len(labels) * num_inputs, f"the images of {path}")
-            images = _npz_array(z, "images", path, limit * num_inputs)
-    if len(images) != len(labels) or math.prod(images.shape[1:]) != num_inputs:
-        raise InputError(f"{path}: 'images' must have shape ({len(labels)}, ...) with {num_inputs} values per image "
-                         f"(the model's inputs), got {images.shape}")
-    if labels.dtype.kind == "f" and not np.all(labels == np.round(labels)):
-        raise InputError(f"{path}: 'labels' must be integer class indices")
+    images, labels = read_labelled_npz(path, what, max_bytes=MAX_NPZ_BYTES, max_images=limit,
+                                       max_values_per_image=num_inputs, max_values=MAX_NPZ_BYTES // 4)
+    if math.prod(images.shape[1:]) != num_inputs:
+        raise InputError(f"{what} {path}: 'images' must have {num_inputs} values per image (the model's inputs), got "
+                         f"shape {images.shape}")
     if labels.min() < 0 or labels.max() >= num_classes:
-        raise InputError(f"{path}: 'labels' must be class indices in 0..{num_classes - 1} (the model's classes)")
-    x = images.reshape(len(images), -1)
-    if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
-        raise InputError(f"{path}: 'images' hold NaN or infinite values")
-    if x.min() < 0 or x.max() > 1:
-        raise InputError(f"{path}: 'images' must hold intensities in [0, 1], got values in [{x.min():g}, {x.max():g}] "
-                         f"(divide 8-bit pixels by 255)")
-    return x.astype(np.float32), labels.astype(np.int64)
+        raise InputError(f"{what} {path}: 'labels' must be class indices in 0..{num_classes - 1} (the model's "
+                         f"classes)")
+    return images.reshape(len(images), -1), labels
 
 
 def member_data(target, members=None, non_members=None, data_root=None, dataset=None) -> dict:
@@ -140,8 +100,8 @@ def member_data(target, members=None, non_members=None, data_root=None, dataset=
     if (members is None) != (non_members is None):
         raise InputError("give both --members and --non-members (or neither, to use the dataset the model names)")
     if members is not None:
-        mem = load_examples(members, "member file", n_in, n_cls)
-        non = load_examples(non_members, "non-member file", n_in, n_cls)
+        mem = load_examples(members, "--members", n_in, n_cls)
+        non = load_examples(non_members, "--non-members", n_in, n_cls)
         return {"members": mem, "non_members": non, "notes": notes,
                 "source": f"members from {members} ({len(mem[1])}), non-members from {non_members} ({len(non[1])})"}
     meta = target.metadata or {}
@@ -524,8 +484,18 @@ def _report_md(report: MiaReport) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _marker_indices(fpr: np.ndarray, n: int = 12) -> list[int]:
+    """About ``n`` points of a curve, evenly spaced in log FPR (a log-log plot's eye), for markers."""
+    if len(fpr) == 0:
+        return []
+    logs = np.log10(np.maximum(fpr, 1e-12))
+    marks = np.linspace(logs.min(), logs.max(), n)
+    return sorted({int(np.argmin(np.abs(logs - m))) for m in marks})
+
+
 def plot_roc(path: Path, scores: dict, member: np.ndarray, title: str) -> Path:
-    """ROC curves on log-log axes: one colour per attack, the twin solid and Lava dashed, chance dotted."""
+    """ROC curves on log-log axes: one colour per attack, the twin solid, chance dotted; Lava dashed, or as open
+    markers on the twin's curve where its scores are identical to the twin's."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -539,13 +509,20 @@ def plot_roc(path: Path, scores: dict, member: np.ndarray, title: str) -> Path:
     cmap = plt.get_cmap("tab10")
     lo = 1.0 / max(n_neg, 1)
     for k, a in enumerate(ATTACKS):
-        for src, style in (("twin", "-"), ("lava", "--")):
+        for src in ("twin", "lava"):
             if src not in scores or a not in scores[src]:
                 continue
             fpr, tpr, _ = roc_curve(scores[src][a], member)
             fpr, tpr = np.maximum(fpr, lo / 2), np.maximum(tpr, lo / 2)  # zeros drawn at the axis' edge
-            ax.plot(fpr, tpr, style, color=cmap(k), lw=1.6 if style == "-" else 1.2, drawstyle="steps-post",
-                    label=f"{ATTACK_LABELS[a]}, {src}")
+            if src == "twin":
+                ax.plot(fpr, tpr, "-", color=cmap(k), lw=1.6, drawstyle="steps-post", label=f"{ATTACK_LABELS[a]}, twin")
+            elif "twin" in scores and a in scores["twin"] and np.array_equal(scores["twin"][a], scores[src][a]):
+                # a dashed copy would hide under the twin's line: open markers on it say "the same scores"
+                ax.plot(fpr, tpr, "o", color=cmap(k), mfc="none", ms=5, markevery=_marker_indices(fpr),
+                        label=f"{ATTACK_LABELS[a]}, Lava (scores identical to the twin)")
+            else:
+                ax.plot(fpr, tpr, "--", color=cmap(k), lw=1.2, drawstyle="steps-post",
+                        label=f"{ATTACK_LABELS[a]}, Lava")
     ax.plot([lo / 2, 1], [lo / 2, 1], ":", color="grey", lw=1.0, label="chance")
     ax.set_xscale("log")
     ax.set_yscale("log")

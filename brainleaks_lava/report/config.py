@@ -210,15 +210,15 @@ def parse_config(raw: dict[str, Any], path: Path) -> ExperimentConfig:
             raise ConfigError(f"'dataset.{key}' applies to event datasets ({', '.join(EVENT_NAMES)}) only")
     root = _path(base, ds["root"], "dataset.root") if ds.get("root") else None
 
-    def model_entries(section: str, kind_key: str, train_keys: dict, cls):
+    def model_entries(section: str, kind_key: str, train_keys: dict, cls, kinds: tuple[str, ...]):
         """[targets.*] / [evaluators.*]: a kind, and exactly one of an existing model file or train settings."""
         entries = {}
         for name, t in raw.get(section, {}).items():
             where = f"{section}.{name}"
             _check_name(name, where)  # models/<name>.net, models/eval_<name>.h5 in the run directory
             _check_keys(t, {kind_key: str, "model": str, "train": dict}, where, required=(kind_key,))
-            if t[kind_key] not in ("snn", "ann"):
-                raise ConfigError(f"'{where}.{kind_key}' must be 'snn' or 'ann', got {t[kind_key]!r}")
+            if t[kind_key] not in kinds:
+                raise ConfigError(f"'{where}.{kind_key}' must be one of {', '.join(kinds)}, got {t[kind_key]!r}")
             if ("model" in t) == ("train" in t):
                 raise ConfigError(f"'{where}' needs exactly one of 'model' (a file) or 'train' (settings)")
             if "train" in t:
@@ -236,8 +236,10 @@ def parse_config(raw: dict[str, Any], path: Path) -> ExperimentConfig:
             entries[name] = cls(name, t[kind_key], model, dict(t.get("train", {})))
         return entries
 
-    targets = model_entries("targets", "arch", TRAIN_KEYS, TargetCfg)
-    evaluators = model_entries("evaluators", "kind", EVAL_TRAIN_KEYS, EvaluatorCfg)
+    from ..evaluation.classifiers import KINDS as EVALUATOR_KINDS
+
+    targets = model_entries("targets", "arch", TRAIN_KEYS, TargetCfg, ("snn", "ann"))
+    evaluators = model_entries("evaluators", "kind", EVAL_TRAIN_KEYS, EvaluatorCfg, EVALUATOR_KINDS)
     attacks = []
     seen = set()
     for i, a in enumerate(raw["attacks"]):

@@ -211,8 +211,10 @@ def parse_study(raw: dict, path: Path) -> StudyConfig:
 
     ev = raw["evaluator"]
     _check_keys(ev, {"kind": str, "model": str, "train": dict}, "evaluator", required=("kind",))
-    if ev["kind"] not in ("ann", "snn"):
-        raise ConfigError(f"'evaluator.kind' must be 'ann' or 'snn', got {ev['kind']!r}")
+    from ..evaluation.classifiers import KINDS as EVALUATOR_KINDS
+
+    if ev["kind"] not in EVALUATOR_KINDS:
+        raise ConfigError(f"'evaluator.kind' must be one of {', '.join(EVALUATOR_KINDS)}, got {ev['kind']!r}")
     if ("model" in ev) == ("train" in ev):
         raise ConfigError("'evaluator' needs exactly one of 'model' (a file) or 'train' (settings)")
     if "train" in ev:

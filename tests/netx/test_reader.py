@@ -72,6 +72,10 @@ def test_input_layer_pool_delay_integrator_average(tmp_path):
      r"layer/0/neuron/sigma_output: unsupported neuron key 'sigma_output'"),
     (lambda f: _replace(f, "layer/0/neuron/vDecay", 5000), r"layer/0/neuron: iDecay .* vDecay 5000 outside"),
     (lambda f: _replace(f, "layer/1/delay", -np.ones(10)), r"layer/1/delay: negative delay"),
+    # found by the fuzz test: the first layer's weight is a group, read while the input shape is inferred
+    (lambda f: (f["layer/0"].__delitem__("weight"), f["layer/0"].create_group("weight").create_dataset(
+        "real", data=np.zeros((10, 784)))), r"layer/0/weight: complex weights"),
+    (lambda f: f["layer/0"].__delitem__("weight"), r"layer/0/weight: missing"),
 ])
 def test_unmodellable_files_refused_naming_layer_and_key(tmp_path, edit, message):
     path, _ = netx_nets.dense_bias(tmp_path / "m.net")

@@ -148,3 +148,35 @@ def test_membership_scores_with_and_without_shadows():
     assert set(m["tpr_at_fpr"]) == {"0.01", "0.001"} and m["members"] == 25
     with pytest.raises(InputError):
         membership_scores(logits, y, sh[:, :10], mask)
+
+
+def test_roc_plot_shows_lava_identical_to_twin_as_markers_and_different_lava_dashed(tmp_path, monkeypatch):
+    """Lava curves identical to the twin's would hide under them as dashes: they are drawn as open markers and
+    labelled identical; Lava scores that differ keep a dashed line of their own."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.axes import Axes
+
+    from brainleaks_lava.privacy.command import ATTACKS, plot_roc
+
+    drawn = []
+    real_plot = Axes.plot
+
+    def spy(self, *args, **kwargs):
+        drawn.append((kwargs.get("label"), args[2] if len(args) > 2 else None))
+        return real_plot(self, *args, **kwargs)
+
+    monkeypatch.setattr(Axes, "plot", spy)
+    rng = np.random.default_rng(0)
+    member = np.arange(200) < 100
+    twin = {a: rng.normal(size=200) + member for a in ATTACKS}
+    lava = {a: v.copy() for a, v in twin.items()}
+    lava[ATTACKS[0]] = lava[ATTACKS[0]] + rng.normal(scale=0.5, size=200)
+    out = plot_roc(tmp_path / "roc.png", {"twin": twin, "lava": lava}, member, "t")
+    assert out.stat().st_size > 0
+    styles = {label: style for label, style in drawn if label}
+    first = [k for k in styles if k.endswith(", Lava")]
+    same = [k for k in styles if "identical to the twin" in k]
+    assert len(first) == 1 and styles[first[0]] == "--"
+    assert len(same) == len(ATTACKS) - 1 and all(styles[k] == "o" for k in same)

@@ -201,3 +201,12 @@ def test_blenc_attack_in_a_run(tmp_path):
     assert "BL-enc" in report
     entry = metrics["attacks"]["bl2"]
     assert entry["method"] == "blenc" and entry["replay"]["agreement"] == 1.0 and entry["replay"]["samples"] == 20
+
+
+def test_every_evaluator_kind_of_the_panel_is_accepted_and_others_are_refused(tmp_path):
+    """The independent judges (resnet, reject) can be trained or named by a run config like ann and snn."""
+    for kind in ("resnet", "reject", "snn"):
+        cfg = load_config(write(tmp_path, TINY.replace('kind = "ann"', f'kind = "{kind}"', 1)))
+        assert cfg.evaluators["ann"].kind == kind
+    with pytest.raises(ConfigError, match=r"evaluators\.ann\.kind.*one of ann, snn, resnet, reject, got 'vit'"):
+        load_config(write(tmp_path, TINY.replace('kind = "ann"', 'kind = "vit"', 1)))

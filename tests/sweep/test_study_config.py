@@ -87,3 +87,11 @@ def test_cli_exit_status_2(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "grid.steps[0]" in err and len(err.strip().splitlines()) == 1
     assert main(["sweep", str(_write(tmp_path, BASE)), "--address", "x:1"]) == 2
+
+
+def test_every_evaluator_kind_of_the_panel_is_accepted_and_others_are_refused(tmp_path):
+    for kind in ("resnet", "reject", "snn"):
+        study = load_study(_write(tmp_path, BASE.replace('kind = "ann"', f'kind = "{kind}"')))
+        assert study.evaluator_kind == kind
+    with pytest.raises(ConfigError, match=r"evaluator\.kind.*one of ann, snn, resnet, reject, got 'vit'"):
+        load_study(_write(tmp_path, BASE.replace('kind = "ann"', 'kind = "vit"')))
