@@ -129,7 +129,7 @@ def iteration_vs_floor(snn_path: str, ann_path: str, repeats: int, only=None, ol
     w_ann = [layer.weight for layer in ann.model.layers]
     n = ann.num_classes
     floor = matmul_floor(w_ann, n, repeats)
-    mi = per_iteration(lambda i: MIFace(ann, MIFaceParams(max_iterations=i, patience=10 ** 9, cost_threshold=0.0)),
+    mi = per_iteration(lambda i: MIFace(ann, MIFaceParams(iterations=i, patience=10 ** 9, cost_threshold=0.0)),
                        20, 220, repeats)
     sizes = "-".join(str(w.shape[1]) for w in w_ann) + f"-{w_ann[-1].shape[0]}"
     print(f"{'miface':8s} {n:6d} {floor * 1e3:7.3f}ms {mi * 1e3:8.3f}ms {mi / floor:6.2f}   (ANN {ann_path}, {sizes})")

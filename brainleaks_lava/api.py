@@ -1,57 +1,338 @@
-"""The top-level Python API: the CLI's steps as functions.
+"""The top-level Python API: the CLI's steps as functions, for scripts and notebooks.
 
 >>> from brainleaks_lava import load_target, attack, evaluate, replay, audit
 >>> target = load_target("netx_models/mnist_snn.net")
->>> result = attack(target, "bl2", classes=[0, 1], seed=0)
+>>> result = attack(target, "bl2", classes=[0, 1], seed=0, iterations=10)
 >>> scores = evaluate(result, "netx_models/mnist_eval_snn.h5", draws=20)
->>> report = replay(target, result, draws=2)
+>>> fig = result.plot(evaluation=scores)        # the reconstruction grid (a matplotlib Figure)
+>>> scores.to_frame()                            # one row per class (pandas)
+>>> report = replay(target, result, draws=2)     # bit-exact check on Lava
+
+Nothing here imports torch or Lava until a function is called: ``import brainleaks_lava`` stays fast.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 
-def load_target(path, *, steps=None, encoding=None, input_shape=None, readout=None, input_range=None, card=None):
-    """A model file as an attack target: a NetX ``.net`` SNN (anyone's; the deployment from these keywords,
-    a card, the sidecar or defaults) or a brainleaks ANN ``.h5``."""
+def load_target(path, *, steps=None, encoding=None, input_shape=None, readout=None, input_range=None, card=None,
+                device=None):
+    """Load a model file as an attack target.
+
+    A NetX ``.net`` file (anyone's SNN, not only the toolkit's) is rebuilt as its lava-dl twin, with its
+    deployment (what a NetX file does not say) taken field by field from these keywords, then the deployment
+    ``card``, then the JSON sidecar beside the file, then defaults (``target.model.deployment.sources`` says
+    which). A brainleaks ANN ``.h5`` file is loaded as it is (the deployment keywords do not apply).
+
+    Parameters
+    ----------
+    path : str or path-like
+        The model file: ``.net`` (NetX HDF5) or a brainleaks ANN ``.h5``; decided by the file's content.
+    steps : int, optional
+        Time steps per sample the deployment runs (default: card, sidecar, else 25).
+    encoding : {'rate', 'if', 'graded', 'events'}, optional
+        The input encoder: Bernoulli ``rate`` coding of intensities, deterministic integrate-and-fire ``if``,
+        ``graded`` drives of the input layer within ``input_range``, or ``events`` (frames, already spikes).
+    input_shape : tuple of int, optional
+        The layout of one sample without time, e.g. ``(28, 28)`` or ``(2, 34, 34)``.
+    readout : {'spikes', 'membrane', 'voltage', 'integrator'}, optional
+        How the deployment classifies: softmax of output spike counts, of the time-averaged output potential
+        before the reset (the paper's), after it, or of the mean voltage of a last layer without neurons.
+    input_range : tuple of float, optional
+        ``(low, high)`` of a graded drive (default ``(0, 1)``).
+    card : str or path-like, optional
+        A deployment card (TOML) to use instead of ``<model stem>.card.toml`` beside the model.
+    device : {None, 'cpu', 'auto', 'cuda', 'cuda:N'} or torch.device, optional
+        Where the model computes (None: the CPU; ``auto``: CUDA when present). See ``models.device``.
+
+    Returns
+    -------
+    SNNTarget or ANNTarget
+        ``.model`` (the twin or the ANN), ``.path``, ``.sha256``, ``.metadata`` (the sidecar), ``.arch``.
+
+    Raises
+    ------
+    ModelFileError
+        The file is missing, unreadable, neither kind of model, or its sidecar or card is invalid.
+    InputError
+        A keyword is out of range (e.g. ``steps`` not a positive integer, an unknown ``readout``).
+
+    Examples
+    --------
+    >>> target = load_target("netx_models/mnist_snn.net")
+    >>> target.model.deployment.readout
+    'membrane'
+    >>> load_target("someone_elses.net", steps=32, encoding="rate", input_shape=(28, 28), readout="spikes")
+    """
     from .models.files import load_target as _load
 
     options = {"steps": steps, "encoding": encoding, "input_shape": input_shape, "readout": readout,
                "input_range": input_range}
-    return _load(path, options=options, card=card)
+    return _load(path, options=options, card=card, device=device)
 
 
 def attack(target, method: str = "bl2", *, mode: str = "paper", classes=None, seed: int = 0,
-           progress: bool = True, **params):
-    """Run ``method`` ("bl1", "bl2", "blenc" on SNNs; "miface" on ANNs) against ``target`` (a loaded target or
-    a model path) and return the ``AttackResult``; ``params`` override the attack's defaults."""
+           progress: bool = True, device=None, **params):
+    """Run a model-inversion attack and return its reconstructions.
+
+    Parameters
+    ----------
+    target : SNNTarget, ANNTarget, str or path-like
+        A target from :func:`load_target`, or a model path (loaded with its defaults).
+    method : {'bl2', 'bl1', 'blenc', 'miface'}
+        ``bl1`` BrainLeaks-v1 and ``bl2`` BrainLeaks-v2 (the paper's, SNN targets), ``blenc`` the encoder-aware
+        attack (SNN targets loaded from a ``.net`` file), ``miface`` MI-FACE (ANN targets).
+    mode : {'paper', 'reference'}
+        ``paper``: the algorithms as the paper states them; ``reference``: as the authors' published code runs
+        them, starting from that code's defaults (listed below as "reference"). ``blenc`` has ``paper`` only.
+    classes : sequence of int, optional
+        The classes to invert, one reconstruction each (default: all).
+    seed : int
+        Seed of every random draw (populations, Bernoulli samples, restarts): the same seed gives the same result.
+    progress : bool
+        Show a progress bar.
+    device : {None, 'cpu', 'auto', 'cuda', 'cuda:N'} or torch.device, optional
+        Where the attack computes: the target is moved there (None: where it is; a path loads on the CPU).
+        Random draws stay seeded on the CPU; on a GPU results equal the CPU's up to float rounding.
+    **params
+        The attack's settings, overriding its defaults: see "Other Parameters" for each method's names,
+        defaults and accepted values. A name the method does not have is refused.
+
+    Other Parameters
+    ----------------
+    method 'bl1': BrainLeaks-v1, ternary spike updates from quantized surrogate gradients
+
+    iterations : int, default 100 (reference 10), in [1, 1000000]
+        Updates of the spike trains.
+    eta : float, default 0.3, in (0, 1]
+        ``paper`` mode: threshold on the max-normalised gradient magnitude; entries above it flip.
+    stop_confidence : float or None, default 0.99 (reference None), in (0, 1]
+        Stop a class once the target's confidence in it reaches this (None: run all iterations).
+    graded_step : float, default 0.25, in (0, 1]
+        Graded-input networks only: step of the normalised drive per update.
+
+    method 'bl2': BrainLeaks-v2, optimised Bernoulli spike probabilities (population of draws, RMSProp)
+
+    iterations : int, default 50 (reference 10), in [1, 1000000]
+        Optimisation steps.
+    population : int, default 7, in [1, 4096]
+        Spike-train draws per class and step, whose gradients are weighted and summed.
+    lr : float, default 0.1 (reference 1.0), in (0, inf)
+        Step size.
+    momentum : float, default 0.9, in [0, 1)
+        Momentum of the step.
+    rho : float, default 0.9 (reference 0.1), in [0, 1]
+        Decay of RMSProp's squared-gradient average.
+    xi : float, default 0.01, in [0, inf)
+        Weight of the sparsity term (mean spike rate) in the loss.
+    eps : float, default 1e-08 (reference 1e-10), in (0, 1]
+        RMSProp's denominator offset.
+    init_prob : float, default 0.0, in [0, 1]
+        The spike probability everything starts from.
+    stop_confidence : float or None, default None, in (0, 1]
+        Stop a class once its population's mean confidence reaches this (None: run all iterations).
+
+    method 'blenc': BL-enc, encoder-aware inversion of a deployed SNN (Adam on input rates, priors, restarts)
+
+    objective : {'auto', 'potential', 'posterior', 'margin', 'integrator'}, default 'auto'
+        What is differentiated: the softmax of the output potential, the deployed read-out, a capped potential
+        margin, or an integrator read-out (``auto``: ``integrator`` for integrator read-outs, else ``potential``).
+    parameterisation : {'auto', 'static', 'per-step'}, default 'auto'
+        One rate per input shared over time, or one per input and step (``auto``: ``per-step`` for events).
+    estimator : {'stochastic', 'ste', 'expectation'}, default 'stochastic'
+        Gradient through the encoder: Bernoulli spikes passed straight through, the deployed encoder's own
+        spikes passed straight through, or the rates themselves as the expected spike train.
+    iterations : int, default 300, in [1, 1000000]
+        Adam steps per restart.
+    lr : float, default 0.1, in (0, inf)
+        Adam's step size (decayed by ``lr_decay``).
+    tv : float, default 0.1, in [0, inf)
+        Weight of the total-variation prior of the rate image.
+    sparsity : float, default 0.05, in [0, inf)
+        Weight of the mean-rate prior.
+    kappa : float, default 1.0, in (0, inf)
+        ``margin`` objective: the cap of the margin, in threshold units.
+    loss : {'ce', 'prob'}, default 'ce'
+        ``potential`` objective: cross-entropy ``-log p`` or ``1 - p``.
+    init_rate : float, default 0.1, in (0, 1)
+        The rate everything starts from.
+    restarts : int, default 1, in [1, 1000]
+        Independent seeded starts; the one with the lowest final loss is kept.
+    lr_decay : {'cosine', 'none'}, default 'cosine'
+        Step-size schedule.
+
+    method 'miface': MI-FACE, gradient descent in image space (ANN targets)
+
+    lr : float, default 0.1, in (0, inf)
+        Step size.
+    iterations : int, default 5000, in [1, 1000000]
+        Steps at most (the CLI's ``--iterations``).
+    patience : int, default 100, in [1, 1000000]
+        Stop a class after this many steps without improvement.
+    cost_threshold : float, default 0.01, in [0, 1]
+        Stop a class once its cost ``1 - p`` reaches this.
+    rescue_below : float, default 0.001 (reference 0.0), in [0, 1]
+        Below this target posterior, step along ``-grad log p`` (saturated classes; 0: never).
+    start : float, default 0.0, in [0, 1]
+        Grey level of the uniform start image.
+
+    Returns
+    -------
+    AttackResult
+        ``targets``, ``samples`` (spike trains (N, features, T), graded drives, or images (N, features)),
+        ``confidence`` (the target's posterior of each), ``probabilities`` (BL-v2), ``iterations``,
+        ``loss_history``, ``seconds``; ``images()``, ``plot()``, ``save(path)`` and ``to_frame()``.
+
+    Raises
+    ------
+    InputError
+        An unknown method, parameter or mode; a value out of range; classes outside the target's; a method the
+        target cannot take (MI-FACE on an SNN, the spike attacks on an ANN); an attack too large for memory.
+    ModelFileError
+        ``target`` is a path that does not hold a readable model.
+
+    Examples
+    --------
+    >>> result = attack("netx_models/mnist_snn.net", "bl2", classes=[0, 1, 7], iterations=10, population=5)
+    >>> result.confidence.round(2)
+    >>> result.plot("bl2.png")
+    >>> attack("netx_models/mnist_ann.h5", "miface", iterations=500)
+    """
     from .attacks import adapter_for, make_attack
 
     if isinstance(target, (str, Path)):
-        target = load_target(target)
-    return make_attack(method, adapter_for(target), mode=mode, **params).invert(classes=classes, seed=seed,
+        target = load_target(target, device=device)
+    elif device is not None:
+        target.to(device)
+    result = make_attack(method, adapter_for(target), mode=mode, **params).invert(classes=classes, seed=seed,
                                                                                   progress=progress)
+    _describe(result, target)
+    return result
 
 
-def evaluate(result, evaluator, *, draws: int = 20, seed: int = 0, contrast=None):
-    """The paper's four metrics of ``result`` under ``evaluator`` (a loaded evaluator or its path).
+def _describe(result, target) -> None:
+    """Record on ``result`` what the target says about its inputs and classes (for ``images()``, ``plot()``
+    and ``save()``)."""
+    meta = getattr(target, "metadata", None) or {}
+    dep = getattr(getattr(target, "model", None), "deployment", None)
+    shape = meta.get("input_shape")
+    if not (isinstance(shape, (list, tuple)) and len(shape) >= 2):
+        shape = getattr(dep, "input_shape", None)
+    if isinstance(shape, (list, tuple)) and len(shape) >= 2 and all(isinstance(v, int) for v in shape):
+        result.input_shape = tuple(int(v) for v in shape)
+    names = getattr(dep, "classes", None) or meta.get("classes")
+    if isinstance(names, (list, tuple)) and names:
+        result.class_names = tuple(str(c) for c in names)
+    if getattr(target, "path", None) is not None:
+        result.model_path = str(target.path)
+        result.model_sha256 = str(getattr(target, "sha256", "") or "")
 
-    ``contrast``: None (scored as they are), ``"standardise"`` (each reconstruction's image standardised to the
-    grey level of the evaluator's training images) or a (mean, std) pair; see ``evaluation.score``."""
+
+def evaluate(result, evaluator, *, draws: int = 20, seed: int = 0, contrast=None, device=None):
+    """Score reconstructions with an independent evaluation classifier: the paper's four metrics.
+
+    Attack accuracy, top-3 attack accuracy, average confidence and distinctive attack accuracy (DAA), as
+    fractions; for BL-v2 the mean and population std over ``draws`` seeded spike-train draws of its Bernoulli
+    probabilities (deterministic reconstructions are scored once).
+
+    Parameters
+    ----------
+    result : AttackResult
+        From :func:`attack` (or ``attacks.recon_file.load_recon`` of a file ``brainleaks attack`` wrote).
+    evaluator : evaluator or str or path-like
+        A loaded evaluator or its file (``brainleaks train-evaluator``; the shipped ones are in ``netx_models/``).
+    draws : int
+        Spike-train draws scored per BL-v2 reconstruction.
+    seed : int
+        Seed of the draws (and of rate coding for a spiking evaluator).
+    contrast : None, 'standardise' or (float, float)
+        ``None``: scored as they are; ``"standardise"``: each reconstruction's image standardised to the grey
+        level of the evaluator's training images; or an explicit ``(mean, std)`` (``evaluation.score``).
+    device : {None, 'cpu', 'auto', 'cuda', 'cuda:N'} or torch.device, optional
+        Where the evaluator computes: it is moved there (None: where it is; a path loads on the CPU).
+
+    Returns
+    -------
+    Evaluation
+        ``summary`` (metric -> mean, std; ``n_draws``), ``per_class`` rows, ``posteriors`` (draws, N, C);
+        ``to_frame()`` (one row per class) and ``to_frame(summary=True)`` (one row per metric).
+
+    Raises
+    ------
+    InputError
+        The reconstructions do not fit the evaluator (classes, features, time steps), bad ``draws`` or
+        ``contrast``.
+    ModelFileError
+        ``evaluator`` is a path that does not hold a readable evaluator.
+
+    Examples
+    --------
+    >>> scores = evaluate(result, "netx_models/mnist_eval_ann.h5", draws=10)
+    >>> scores.summary["accuracy"]["mean"]
+    >>> scores.to_frame(summary=True)
+    """
     from .evaluation.classifiers import load_evaluator
     from .evaluation.score import evaluate_result
 
     if isinstance(evaluator, (str, Path)):
-        evaluator = load_evaluator(evaluator)
-    return evaluate_result(result, evaluator, draws=draws, seed=seed, contrast=contrast)
+        evaluator = load_evaluator(evaluator, device=device)
+    elif device is not None:
+        evaluator.to(device)
+    ev = evaluate_result(result, evaluator, draws=draws, seed=seed, contrast=contrast)
+    names = getattr(evaluator, "classes", None)
+    if names:
+        ev.class_names = tuple(str(c) for c in names)
+    return ev
 
 
 def replay(target, inputs, *, targets=None, draws: int = 1, seed: int = 0, mode: str = "stream",
-           progress: bool = True, workers: int | None = None):
-    """Replay on Lava fixed_pt and compare every layer with the twin: ``inputs`` is an ``AttackResult``
-    (``draws`` seeded draws of Bernoulli reconstructions) or an (N, features, T) array. ``target`` is a
-    loaded SNN target or a ``.net`` path. ``workers``: Lava runtimes run in parallel (None: automatic, at
-    most 2; the result does not depend on it). Returns the ``EquivalenceReport``."""
+           progress: bool = True, workers: int | None = None, device=None):
+    """Replay inputs on Lava's fixed-point simulator and compare every layer with the twin, spike for spike.
+
+    Parameters
+    ----------
+    target : SNNTarget, str or path-like
+        A loaded SNN target (its deployment is used as loaded) or a ``.net`` path.
+    inputs : AttackResult or numpy.ndarray
+        An attack result (``draws`` seeded draws of each BL-v2 reconstruction; other results once), or an array
+        of spike trains (or graded drives) of shape (N, features, T).
+    targets : array of int, optional
+        With an array: the class of each input, for the confidences of the report (taken from a result).
+    draws : int
+        Draws per BL-v2 reconstruction.
+    seed : int
+        Seed of the draws.
+    mode : {'stream', 'per-sample'}
+        Inputs streamed through Lava runs of up to 200 each (neurons reset between inputs), or one run per
+        input (the reference the streaming is checked against).
+    progress : bool
+        Show a progress bar.
+    workers : int, optional
+        Lava runtimes run in parallel (None: automatic, at most 2); the result does not depend on it.
+    device : {None, 'cpu', 'auto', 'cuda', 'cuda:N'} or torch.device, optional
+        Where the twin side computes (Lava runs on the CPU): the target is moved there (None: where it is; a
+        path loads on the CPU). Where a GPU would not give the CPU's bits, the comparison uses the CPU twin.
+
+    Returns
+    -------
+    EquivalenceReport
+        ``agreement`` (share of inputs identical in every layer), ``samples`` (per input: equal, the first
+        differing layer, neuron and step, the Lava and twin confidences), ``to_dict()``.
+
+    Raises
+    ------
+    InputError
+        Inputs of the wrong shape or values, classes out of range, a bad ``draws``, ``mode`` or ``workers``.
+    ModelFileError
+        ``target`` is a path that does not hold a NetX network Lava can run.
+
+    Examples
+    --------
+    >>> report = replay(target, result, draws=2)
+    >>> report.agreement
+    1.0
+    >>> replay(target, result.samples[:1], targets=result.targets[:1])   # one reconstruction
+    """
     import numpy as np
 
     from .attacks.base import AttackResult
@@ -59,7 +340,9 @@ def replay(target, inputs, *, targets=None, draws: int = 1, seed: int = 0, mode:
     from .hardware.equivalence import check_equivalence
 
     if isinstance(target, (str, Path)):
-        target = load_target(target)
+        target = load_target(target, device=device)
+    elif device is not None:
+        target.to(device)
     if isinstance(inputs, AttackResult):
         d = recon_draws(inputs, draws, seed)
         targets = np.tile(inputs.targets, d.shape[0])
@@ -72,7 +355,42 @@ def replay(target, inputs, *, targets=None, draws: int = 1, seed: int = 0, mode:
 
 
 def audit(model_path, evaluator_path, out, **kwargs):
-    """``brainleaks audit`` (see ``brainleaks_lava.audit.run_audit`` for the keywords)."""
+    """Audit a model: run a portfolio of attacks, keep each class's worst case, score it, replay it on Lava and
+    write a report (``brainleaks audit``).
+
+    Parameters
+    ----------
+    model_path : str or path-like
+        The model to audit (``.net`` or ANN ``.h5``).
+    evaluator_path : str or path-like
+        The evaluator that scores every attack and selects each class's winner.
+    out : str or path-like
+        The report directory (new or empty; an earlier audit's only with ``force=True``): ``report.md``,
+        ``audit.json``, ``best.png``, ``recon/<attack>.h5``.
+    **kwargs
+        The keywords of ``brainleaks_lava.audit.run_audit``: ``options`` (the deployment, as
+        :func:`load_target`'s keywords in a dict), ``card``, ``budget`` (seconds, default 600), ``draws``,
+        ``seed``, ``replay`` / ``replay_draws``, ``classes``, ``judges`` (independent evaluator files),
+        ``members`` / ``non_members`` (.npz) or ``data_root`` / ``dataset`` (member-level tests),
+        ``member_limit``, ``contrast``, ``portfolio``, ``progress``, ``force``, ``device`` (where the target,
+        attacks and evaluators compute; as :func:`load_target`'s).
+
+    Returns
+    -------
+    AuditReport
+        ``best`` (per class: winning attack, confidences, verdict), ``worst_case``, ``attacks``, ``replay``,
+        ``verdict``; ``to_frame()`` (one row per class) and ``to_frame("attacks")``.
+
+    Raises
+    ------
+    InputError, ModelFileError, OutputError
+        Bad keywords; unreadable model, evaluator or member files; an ``out`` that may not be written.
+
+    Examples
+    --------
+    >>> rep = audit("netx_models/mnist_snn.net", "netx_models/mnist_eval_snn.h5", "audit_out", budget=120)
+    >>> rep.to_frame()[["class", "attack", "evaluator_confidence"]]
+    """
     from .audit import run_audit
 
     return run_audit(model_path, evaluator_path, out, **kwargs)

@@ -40,6 +40,7 @@ import torch
 
 from .errors import InputError
 from .evaluation.evidence import MIN_PER_CLASS as MIN_MEMBERS  # members and non-members a class needs at least
+from .text import plural
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ class PortfolioEntry:
     seed_offset: int = 0  # added to the audit's seed: the same settings from another start
 
 
-# In order of what they found on lava-dl's tutorial classifier (README, "brainleaks audit"): single BL-enc
+# In order of what they found on lava-dl's tutorial classifier (docs/audit.md): single BL-enc
 # runs differ from class to class, so the portfolio varies the loss, the priors, the start and the seed.
 SNN_PORTFOLIO = (
     PortfolioEntry("bl2", "bl2"),
@@ -96,6 +97,24 @@ class AuditReport:
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
+
+    def to_frame(self, what: str = "classes"):
+        """A pandas DataFrame. ``"classes"`` (default): one row per audited class, its per-class worst case:
+        ``class``, ``name``, the winning ``attack``, the evaluator's and the twin's confidence, the evaluator's
+        top classes, with the replay on Lava, the nearest training image and the leak verdict where the audit
+        measured them (nested per-judge records stay in :meth:`to_dict`). ``"attacks"``: one row per attack of the
+        portfolio that ran, with the mean of each of the paper's four metrics under the evaluator and its
+        seconds. Needs pandas."""
+        from .attacks.base import data_frame
+        from .evaluation.metrics import METRIC_NAMES
+
+        if what == "classes":
+            return data_frame([{k: v for k, v in b.items() if not isinstance(v, dict)} for b in self.best])
+        if what == "attacks":
+            return data_frame([{"attack": a["name"], "label": a["label"], "method": a["method"],
+                                **{m: float(a["summary"][m]["mean"]) for m in METRIC_NAMES},
+                                "seconds": a["seconds"]} for a in self.attacks])
+        raise InputError(f"what must be 'classes' or 'attacks', got {what!r}")
 
 
 # ---------------------------------------------------------------------------------------------- pieces
@@ -177,7 +196,7 @@ def run_audit(model_path, evaluator_path, out, *, options: dict | None = None, c
               dataset: str | None = None, budget: float = 600.0, draws: int = 20, seed: int = 0,
               replay_draws: int = 2, replay: bool = True, classes=None, portfolio=None,
               progress: bool = True, force: bool = False, contrast=None, judges=(), members=None,
-              non_members=None, member_limit: int = MEMBER_LIMIT) -> AuditReport:
+              non_members=None, member_limit: int = MEMBER_LIMIT, device=None) -> AuditReport:
     """Audit ``model_path`` (see the module docstring) and write the report into the directory ``out``
     (``report.md``, ``audit.json``, ``best.png``, ``recon/<attack>.h5`` and the marker ``.brainleaks-audit``).
     ``out`` must not exist or be empty unless ``force``, which replaces only a report an earlier audit wrote
@@ -190,15 +209,18 @@ def run_audit(model_path, evaluator_path, out, *, options: dict | None = None, c
     training images and images it never saw; without them, ``data_root`` holds them when the model file names its
     dataset and training-set size, or ``dataset`` names it: split "train" = members, "val" = non-members. At most
     ``member_limit`` of each per audited class are used (a seeded sample). Without member data the member-level
-    tests are skipped with a note saying why."""
+    tests are skipped with a note saying why. ``device``: where the target, the attacks and the evaluators compute
+    ("cpu", "auto", "cuda", "cuda:N"; None: the CPU; see ``models.device``); Lava runs on the CPU."""
     from .attacks import adapter_for, make_attack
     from .attacks.recon_file import save_recon
     from .evaluation.classifiers import load_evaluator
     from .evaluation.metrics import summarize_draws, attack_metrics, per_class_table
     from .evaluation.score import evaluate_result, resolve_contrast
+    from .models.device import resolve_device
     from .models.files import load_target
     from .safety import check_count, check_recon_for_evaluator, claim_output_dir, write_marker
 
+    device = resolve_device(device)  # a bad name or a missing GPU fails before anything is read or written
     out = Path(out)
     judges = [judges] if isinstance(judges, (str, os.PathLike)) else list(judges or ())
     if len(judges) > MAX_JUDGES:
@@ -215,8 +237,8 @@ def run_audit(model_path, evaluator_path, out, *, options: dict | None = None, c
         raise InputError("--members and --non-members go together: give both (images the target was trained on, "
                          "and images of the same classes it never saw)")
     t_start = time.time()
-    target = load_target(model_path, options=options, card=card)
-    ev = load_evaluator(evaluator_path)
+    target = load_target(model_path, options=options, card=card, device=device)
+    ev = load_evaluator(evaluator_path, device=device)
     spiking = target.arch == "snn"
     if spiking and replay:  # before any attack: a file Lava cannot run as it is would fail only at the end
         from .hardware.replay import check_replayable
@@ -229,7 +251,7 @@ def run_audit(model_path, evaluator_path, out, *, options: dict | None = None, c
         raise InputError(f"{model_path} has {n_cls} classes but the evaluator {evaluator_path} has "
                          f"{_target_classes(ev)}")
     stats = resolve_contrast(contrast, ev)  # before any attack runs: a bad setting fails at once
-    panel = _load_judges(judges, ev, evaluator_path, n_cls, contrast)
+    panel = _load_judges(judges, ev, evaluator_path, n_cls, contrast, device)
     classes = list(range(n_cls)) if classes is None else list(classes)
     names = getattr(getattr(target, "model", None), "deployment", None)
     class_names = list(names.classes) if names is not None and names.classes else list(ev.classes)
@@ -300,7 +322,7 @@ def run_audit(model_path, evaluator_path, out, *, options: dict | None = None, c
         notes, nearest = [], None
         if stats is not None:
             notes.append(f"the evaluator scored each reconstruction's image standardised to grey mean {stats[0]:.3f} "
-                         f"and std {stats[1]:.3f} (README, 'Scoring what a reconstruction shows'); the figure "
+                         f"and std {stats[1]:.3f} (docs/attacks.md, 'Scoring what a reconstruction shows'); the figure "
                          "shows them so")
         if data_root is not None and views is not None:
             nearest = _nearest(best, views, target, data_root, dataset, notes)
@@ -352,7 +374,7 @@ class _Judge:
     evaluations: list = field(default_factory=list)  # one per attack, in the order of the report's attacks
 
 
-def _load_judges(paths, selector_ev, selector_path, n_cls: int, contrast) -> list:
+def _load_judges(paths, selector_ev, selector_path, n_cls: int, contrast, device=None) -> list:
     """The independent judges, checked before any attack runs: readable, other files than the selector and than
     each other, with the target's classes, and able to follow the contrast protocol (``"standardise"``: each to
     its own training images' grey level)."""
@@ -361,7 +383,7 @@ def _load_judges(paths, selector_ev, selector_path, n_cls: int, contrast) -> lis
 
     panel, seen = [], {selector_ev.sha256: f"the --evaluator {selector_path}"}
     for i, path in enumerate(paths):
-        j = load_evaluator(path)
+        j = load_evaluator(path, device=device)
         if j.sha256 in seen:
             raise InputError(f"--judge {path} is the same file as {seen[j.sha256]}: a judge must be another "
                              "evaluator")
@@ -432,8 +454,8 @@ def _leak_verdicts(best, panel, member_level) -> str:
     n = len(best)
     counts = {c: sum(leak_category(b["leak_kind"]) == c for b in best)
               for c in ("record-level", "class-level", "fools the target only")}
-    head = (f"record-level leak in {counts['record-level']} of {n} classes; class-level in {counts['class-level']}"
-            if tested else f"class-level leak in {counts['class-level']} of {n} classes")
+    head = (f"record-level leak in {counts['record-level']} of {plural(n, 'class')}; class-level in "
+            f"{counts['class-level']}" if tested else f"class-level leak in {counts['class-level']} of {plural(n, 'class')}")
     head += f"; fools the target only in {counts['fools the target only']}"
     who = (f"panel of {len(labels)}: {len(panel)} independent judge{'s' if len(panel) != 1 else ''} and the selector"
            if panel else "the selector alone, an upper bound: no independent judge")
@@ -845,7 +867,7 @@ def _write(work: Path, report: AuditReport, target, ev, views, nearest, budget, 
     dep = getattr(target.model, "deployment", None)
     if dep is not None:
         lines.append(f"- deployment: {dep.describe()}")
-    lines += [f"- evaluator: `{report.evaluator}` ({ev.kind}, {draws} draws per Bernoulli reconstruction)"
+    lines += [f"- evaluator: `{report.evaluator}` ({ev.kind}, {plural(draws, 'draw')} per Bernoulli reconstruction)"
               + ("; it selects the per-class winners" if report.judges else "")]
     lines += [f"- {j['label']}: `{j['path']}` ({j['kind']}; scores the reconstructions {j['contrast_text']})"
               for j in report.judges]

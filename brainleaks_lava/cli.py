@@ -11,10 +11,9 @@ import argparse
 import logging
 import math
 import os
+import re
 import signal
 import sys
-
-import numpy as np
 
 from . import __version__
 from .errors import BrainleaksError
@@ -22,16 +21,102 @@ from . import interrupts
 from .interrupts import Terminated, ctrl_c_in_this_process_only
 from .safety import (MAX_TIME_STEPS, check_command_paths, check_recon_for_evaluator, check_recon_for_replay,
                      count_bound, count_problem, threads_bound)
+from .text import plural
 
 log = logging.getLogger("brainleaks_lava")
 
 
 class _Parser(argparse.ArgumentParser):
-    """An argument parser whose errors are one line on stderr (exit status 2), like every other error."""
+    """An argument parser whose errors are one line on stderr (exit status 2), like every other error; a mistyped
+    command, option or choice gets the nearest valid one as a suggestion."""
 
     def error(self, message: str):  # noqa: D102 - argparse API
         msg = " ".join(str(message).split())
+        m = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)$", msg)
+        if m:
+            msg += _did_you_mean(m.group(1), re.findall(r"'([^']*)'", m.group(2)))
         self.exit(2, f"{self.prog}: error: {msg} (see '{self.prog} --help')\n")
+
+    def parse_args(self, args=None, namespace=None):  # noqa: D102 - argparse API
+        # argparse's own parse_args, except that arguments nobody knows are reported by the chosen command's parser
+        # (its name and options), with the nearest option as a suggestion
+        namespace, extras = self.parse_known_args(args, namespace)
+        if extras:
+            commands = [a for a in self._actions if isinstance(a, _Commands)]
+            chosen = commands[0].choices.get(getattr(namespace, "command", None)) if commands else None
+            parser = chosen or self
+            known = [o for p in {self, parser} for a in p._actions for o in a.option_strings]
+            unknown = next((e for e in extras if e.startswith("-")), None)
+            hint = _did_you_mean(unknown.split("=", 1)[0], known) if unknown else ""
+            parser.error(f"unrecognized arguments: {' '.join(extras)}{hint}")
+        return namespace
+
+
+def _did_you_mean(word: str, choices) -> str:
+    """"; did you mean 'X'?" for the choice nearest to the mistyped ``word`` (difflib), or ""."""
+    import difflib
+
+    near = difflib.get_close_matches(word, [str(c) for c in choices], n=1, cutoff=0.6)
+    return f"; did you mean '{near[0]}'?" if near else ""
+
+
+class _Commands(argparse._SubParsersAction):
+    """The subcommands, each of whose options are added when it is chosen (to parse or to show its help), so that
+    ``brainleaks --help`` and every other command start without importing what one command's options need."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.pending: dict = {}  # command name -> its add_arguments(parser), until it is called
+
+    def complete(self, name: str) -> argparse.ArgumentParser:
+        p = self.choices[name]
+        add = self.pending.pop(name, None)
+        if add is not None:
+            add(p)
+            _finish_command(p)
+        return p
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if values and values[0] in self.choices:
+            p = self.complete(values[0])
+            unknown = _unknown_option(p, values[1:])
+            if unknown:  # reported before argparse's "required" message, which a mistyped option often causes
+                known = [o for a in (*p._actions, *parser._actions) for o in a.option_strings]
+                p.error(f"unrecognized arguments: {unknown}{_did_you_mean(unknown.split('=', 1)[0], known)}")
+        super().__call__(parser, namespace, values, option_string)
+
+
+def _unknown_option(p: argparse.ArgumentParser, args) -> str | None:
+    """The first of ``args`` that looks like an option (``--name``, ``-x``; not a value such as -1 or -1,1) and is
+    no option of ``p`` nor the prefix of one (argparse accepts unambiguous prefixes), or None."""
+    for a in args:
+        if a == "--":
+            return None
+        if not (a.startswith("--") or re.match(r"-[A-Za-z]", a)):
+            continue
+        name = a.split("=", 1)[0] if a.startswith("--") else a[:2]
+        if not any(o.startswith(name) for o in p._option_string_actions):
+            return a
+    return None
+
+
+def _finish_command(p: argparse.ArgumentParser) -> None:
+    """What every command has: the output options also after the command's name (``brainleaks attack -q ...``),
+    and each option's default in its help as "(default: X)" (where the help does not say it already)."""
+    p.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                   help="no progress output (as before the command's name)")
+    p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="show info logs")
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks and debug logs")
+    for a in p._actions:
+        if not a.option_strings or a.help == argparse.SUPPRESS:
+            continue
+        text = a.help or ""
+        if re.search(r"\(default\b|\bdefault\)|%\(default\)", text):
+            a.help = re.sub(r"\(default (?!:)", "(default: ", text)  # one spelling: "(default: X)"
+        elif not (a.default is None or a.default is False or a.default == argparse.SUPPRESS
+                  or isinstance(a.default, list)):
+            shown = ",".join(map(str, a.default)) if isinstance(a.default, tuple) else str(a.default)
+            a.help = (f"{text} " if text else "") + f"(default: {shown.replace('%', '%%')})"
 
 
 def _int_type(minimum: int, what: str):
@@ -83,7 +168,7 @@ def finite_float(text: str) -> float:
         v = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
-    if not np.isfinite(v):
+    if not math.isfinite(v):
         raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
     return v
 
@@ -99,7 +184,8 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--downsample", type=count("downsample"), default=None,
                    help="integer spatial downsampling factor (default 1; DVS Gesture 4: 128x128 -> 32x32)")
     p.add_argument("--limit", type=count("limit"), default=None,
-                   help="event data: at most this many samples per split, round-robin over classes")
+                   help="at most this many samples per split, round-robin over classes (images: a seeded sample, "
+                        "for a quick run)")
 
 
 def _add_dataset(p: argparse.ArgumentParser) -> None:
@@ -117,9 +203,10 @@ def _run_dataset(args) -> int:
                           time_bins=args.steps if events else None, limit=args.limit)
         counts = {int(c): int((ds.labels == c).sum()) for c in sorted(set(ds.labels.tolist()))}
         shape = "x".join(str(v) for v in dataset_inputs(ds).shape[1:])
-        kind = "recordings framed as C x H x W x T =" if events else "images of"
-        print(f"{args.dataset} {split}: {len(ds.labels)} {kind} {shape}, "
-              f"{len(counts)} classes, per class {counts}  [{ds.source}]")
+        kind = "recording" if events else "image"
+        print(f"{args.dataset} {split}: {plural(len(ds.labels), kind)} "
+              f"{'framed as C x H x W x T =' if events else 'of'} {shape}, "
+              f"{plural(len(counts), 'class')}, per class {counts}  [{ds.source}]")
     return 0
 
 
@@ -167,7 +254,22 @@ def _add_training_run_options(p: argparse.ArgumentParser) -> None:
                         "finished epoch)")
 
 
+def _check_model_suffix(out: str, suffix: str, what: str) -> None:
+    """``--out`` of a training must name the file type the model is written as (InputError otherwise)."""
+    from pathlib import Path
+
+    from .errors import InputError
+
+    if Path(out).suffix.lower() != suffix:
+        raise InputError(f"--out {out}: {what}; give --out NAME{suffix}")
+
+
 def _run_train(args) -> int:
+    if args.arch == "ann":
+        _check_model_suffix(args.out, ".h5", "an ANN target is written as an HDF5 .h5 file (a NetX .net holds SNNs)")
+    else:
+        _check_model_suffix(args.out, ".net", "an SNN target is written as a NetX .net file (with its .json "
+                                              "sidecar)")
     from .models.snn import NeuronConfig
     from .models.targets import TargetRequest, train_target
     from .models.training import TrainConfig
@@ -181,7 +283,7 @@ def _run_train(args) -> int:
                       threads=args.threads, device=args.device, weight_decay=args.weight_decay)
     meta = train_target(req, cfg, args.out, resume=not args.no_resume)
     print(f"wrote {args.out}: {args.arch} target, validation accuracy "
-          f"{100 * meta['validation_accuracy']:.2f}% on {meta['validation_images']} images")
+          f"{100 * meta['validation_accuracy']:.2f}% on {plural(meta['validation_images'], 'image')}")
     return 0
 
 
@@ -208,6 +310,7 @@ def _add_train_evaluator(p: argparse.ArgumentParser) -> None:
 
 
 def _run_train_evaluator(args) -> int:
+    _check_model_suffix(args.out, ".h5", "an evaluator is written as an HDF5 .h5 file")
     from .data import is_event_dataset
     from .evaluation.classifiers import train_evaluator
     from .models.training import TrainConfig
@@ -220,7 +323,7 @@ def _run_train_evaluator(args) -> int:
                            augment=args.augment)
     extras = [what for on, what in ((meta["augment"], "augmented"), (meta["rejects"], "with a reject output")) if on]
     print(f"wrote {args.out}: {args.kind} evaluator{' (' + ', '.join(extras) + ')' if extras else ''}, validation "
-          f"accuracy {100 * meta['validation_accuracy']:.2f}% on {meta['validation_images']} images")
+          f"accuracy {100 * meta['validation_accuracy']:.2f}% on {plural(meta['validation_images'], 'image')}")
     return 0
 
 
@@ -273,8 +376,28 @@ def _deployment_options(args) -> dict:
             "readout": args.readout, "input_range": args.input_range}
 
 
+def _device_name(text: str) -> str:
+    """--device: its spelling only (no torch import); a GPU this machine lacks is refused when the command runs."""
+    from .errors import InputError
+    from .models.device import DEVICE_NAMES, check_device_name
+
+    try:
+        return check_device_name(text)
+    except InputError:
+        raise argparse.ArgumentTypeError(f"must be one of {', '.join(DEVICE_NAMES)}, got {text[:40]!r}") from None
+
+
+def _add_device(p: argparse.ArgumentParser) -> None:
+    """--device of the commands that run the twin, the attacks or the evaluators (``models.device``)."""
+    from .models.device import DEVICE_HELP
+
+    p.add_argument("--device", type=_device_name, default="cpu", metavar="cpu|auto|cuda|cuda:N", help=DEVICE_HELP)
+
+
 def _add_info(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="a .net NetX network or an .h5 model file")
+    p.add_argument("model", metavar="FILE",
+                   help="any file brainleaks reads or writes: a .net NetX network or its .json sidecar, an ANN target, "
+                        "evaluator, reconstruction or checkpoint .h5, a deployment card .toml")
     p.add_argument("--json", action="store_true", help="print the description as JSON")
     _add_deployment(p)
 
@@ -282,38 +405,10 @@ def _add_info(p: argparse.ArgumentParser) -> None:
 def _run_info(args) -> int:
     import json
 
-    from .models.files import load_target
-    from .netx.readiness import describe, format_readiness, format_table
+    from .info import describe_file
 
-    t = load_target(args.model, options=_deployment_options(args), card=args.card)
-    m = t.metadata
-    if t.arch != "snn":
-        if args.json:
-            print(json.dumps({"path": str(t.path), "sha256": t.sha256, **m}, indent=2, sort_keys=True))
-            return 0
-        print(f"model:      {t.path}  ({t.arch}, sha256 {t.sha256[:16]}...)")
-        print(f"topology:   {'-'.join(str(s) for s in t.model.spec.sizes)}")
-    else:
-        dep = t.deployment
-        info = describe(t.net, dep.steps)
-        if args.json:
-            d = {"path": str(t.path), "sha256": t.sha256, "network": info,
-                 "deployment": {"steps": dep.steps, "encoding": dep.encoding,
-                                "input_shape": list(dep.input_shape or ()), "readout": dep.readout,
-                                "classes": list(dep.classes) if dep.classes else None,
-                                "posterior_scale": dep.posterior_scale, "sources": dep.sources},
-                 "metadata": m}
-            print(json.dumps(d, indent=2, sort_keys=True, default=str))
-            return 0
-        print(f"model:      {t.path}  (NetX SNN, sha256 {t.sha256[:16]}...)")
-        print(f"topology:   {'-'.join(str(s) for s in t.model.spec.sizes)}")
-        print(f"deployment: {dep.describe()}")
-        print(format_table(info))
-        print(format_readiness(info))
-    if "dataset" in m:
-        print(f"dataset:    {m['dataset']} ({m.get('data_source', '?')})")
-    if "validation_accuracy" in m:
-        print(f"validation: {100 * m['validation_accuracy']:.2f}% on {m.get('validation_images', '?')} images")
+    d = describe_file(args.model, options=_deployment_options(args), card=args.card)
+    print(json.dumps(d.data, indent=2, sort_keys=True, default=str) if args.json else d.text)
     return 0
 
 
@@ -321,7 +416,7 @@ def _add_attack(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="target: .net SNN (bl1, bl2) or ANN .h5 (miface)")
     p.add_argument("--method", required=True, choices=["bl1", "bl2", "miface", "blenc"],
                    help="bl1, bl2: the paper's BrainLeaks; miface: the ANN baseline; blenc: encoder-aware "
-                        "inversion (README, 'BL-enc')")
+                        "inversion (docs/attacks.md, 'BL-enc')")
     p.add_argument("--mode", default="paper", choices=["paper", "reference"],
                    help="paper: the paper's algorithm; reference: the published code's variant and defaults")
     p.add_argument("--classes", type=count("classes", 0), nargs="+", default=None, help="target classes (default: all)")
@@ -337,6 +432,7 @@ def _add_attack(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=thread_count, default=0,
                    help="torch CPU threads (0: torch default; at most 4 per CPU)")
     p.add_argument("--out", required=True, help="output reconstruction file (.h5)")
+    _add_device(p)
     _add_deployment(p)
 
 
@@ -348,10 +444,10 @@ def _run_attack(args) -> int:
     from .models.training import apply_threads
 
     apply_threads(args.threads)
-    target = load_target(args.model, options=_deployment_options(args), card=args.card)
+    target = load_target(args.model, options=_deployment_options(args), card=args.card, device=args.device)
     overrides = {}
     if args.iterations is not None:
-        overrides["max_iterations" if args.method == "miface" else "iterations"] = args.iterations
+        overrides["iterations"] = args.iterations  # MI-FACE's at most, as in a run config
     for name in ("population", "lr", "eta", "xi", "stop_confidence"):
         if getattr(args, name) is not None:
             overrides[name] = getattr(args, name)
@@ -363,10 +459,10 @@ def _run_attack(args) -> int:
     attack = make_attack(args.method, adapter_for(target), mode=args.mode, **overrides)
     result = attack.invert(classes=args.classes, seed=args.seed)
     save_recon(result, args.out, model_path=str(args.model), model_sha256=target.sha256)
-    print(f"wrote {args.out}: {args.method} ({args.mode}) on {args.model}, {len(result.targets)} classes, "
+    print(f"wrote {args.out}: {args.method} ({args.mode}) on {args.model}, {plural(len(result.targets), 'class')}, "
           f"{result.seconds:.1f} s")
     for c, conf, it in zip(result.targets, result.confidence, result.iterations):
-        print(f"  class {c}: target confidence {conf:.4f} after {it} iterations")
+        print(f"  class {c}: target confidence {conf:.4f} after {plural(int(it), 'iteration')}")
     return 0
 
 
@@ -378,7 +474,7 @@ def _check_overrides(method: str, overrides: dict) -> None:
     from .errors import InputError
 
     fields = {f.name for f in dataclasses.fields(ATTACKS[method].params_class)} - {"mode"}
-    flags = {"iterations": "--iterations", "max_iterations": "--iterations", "population": "--population",
+    flags = {"iterations": "--iterations", "population": "--population",
              "lr": "--lr", "eta": "--eta", "xi": "--xi", "stop_confidence": "--stop-confidence"}
     for name in overrides:
         if name not in fields:
@@ -409,12 +505,15 @@ def _add_replay(p: argparse.ArgumentParser) -> None:
         return worker_count(text)
     p.add_argument("--workers", type=workers, default=None, metavar="N",
                    help="Lava runtimes run in parallel, each in a process of its own on its share of the samples "
-                        "(default auto: min(2, CPUs, one per 10 streamed samples)); the result does not depend on it")
+                        "(default: auto, min(2, CPUs, one per 10 streamed samples)); the result does not depend on it")
     p.add_argument("--json", default=None, help="write the equivalence report as JSON")
+    _add_device(p)
     _add_deployment(p)
 
 
 def _run_replay(args) -> int:
+    import numpy as np
+
     from .attacks.recon_file import load_recon, recon_draws
     from .errors import InputError
     from .fileio import write_json_atomic
@@ -422,7 +521,7 @@ def _run_replay(args) -> int:
     from .models.files import load_snn
 
     options = _deployment_options(args)
-    target = load_snn(args.twin or args.model, options=options, card=args.card)
+    target = load_snn(args.twin or args.model, options=options, card=args.card, device=args.device)
     model = target.model
     for note in [n for layer in model.net.layers for n in layer.notes]:
         print(f"note: {args.twin or args.model}: {note}", file=sys.stderr)
@@ -450,13 +549,14 @@ def _run_replay(args) -> int:
         n_draws, r = d.shape[:2]
         spikes = d.reshape(n_draws * r, *d.shape[2:])
         targets = np.tile(rec.targets, n_draws)
-        kind = "graded drives" if rec.input_kind == "drive" else "spike trains"
-        what = f"{len(spikes)} {kind} ({r} reconstructions x {n_draws} draws) of {args.recon}"
+        kind = "graded drive" if rec.input_kind == "drive" else "spike train"
+        what = (f"{plural(len(spikes), kind)} ({plural(r, 'reconstruction')} x {plural(n_draws, 'draw')}) of "
+                f"{args.recon}")
     report = check_equivalence(args.model, spikes, targets, twin_path=args.twin,
                                mode="per-sample" if args.per_sample else "stream", options=options, card=args.card,
                                twin=target, workers=args.workers)
     print(f"replayed {what} on Lava fixed_pt ({report.mode}, {report.seconds:.1f} s); every layer compared "
-          f"({report.layers} layers, steps >= {model.settle} of each sample)")
+          f"({plural(report.layers, 'layer')}, steps >= {model.settle} of each sample)")
     print(f"agreement with the twin: {100 * report.agreement:.2f}% "
           f"({len(spikes) - len(report.mismatches)}/{len(spikes)} identical spike for spike)")
     if targets is not None:
@@ -507,6 +607,7 @@ def _add_evaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=count("seed", 0), default=0, help="seed of the draws")
     p.add_argument("--json", default=None, help="write the metrics as JSON")
     _add_contrast(p)
+    _add_device(p)
 
 
 def _run_evaluate(args) -> int:
@@ -519,7 +620,7 @@ def _run_evaluate(args) -> int:
     from .errors import InputError
 
     rec = load_recon(args.recon)
-    ev = load_evaluator(args.evaluator)
+    ev = load_evaluator(args.evaluator, device=args.device)
     if rec.samples.shape[1] != ev.num_features:
         raise InputError(f"{args.recon}: reconstructions have {rec.samples.shape[1]} input features but the "
                          f"evaluator {args.evaluator} takes {ev.num_features} "
@@ -530,8 +631,8 @@ def _run_evaluate(args) -> int:
     except InputError as e:
         raise InputError(f"{args.recon} cannot be scored by {args.evaluator}: {e}") from e
     n = res.summary["n_draws"]
-    print(f"{res.label} on {rec.extra.get('model_path') or '?'}: {len(rec.targets)} reconstructions, "
-          f"{n} draw{'s' if n > 1 else ''}, scored by {args.evaluator} ({ev.kind} evaluator)"
+    print(f"{res.label} on {rec.extra.get('model_path') or '?'}: {plural(len(rec.targets), 'reconstruction')}, "
+          f"{plural(n, 'draw')}, scored by {args.evaluator} ({ev.kind} evaluator)"
           + (f"; images standardised to grey mean {res.extra['contrast']['mean']:.3f}, std "
              f"{res.extra['contrast']['std']:.3f}" if res.extra.get("contrast") else "") + "\n")
     print(format_paper_table({res.label: res.summary}))
@@ -637,6 +738,7 @@ def _add_audit(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true",
                    help="replace a report directory an earlier audit wrote (never a directory holding anything "
                         "else)")
+    _add_device(p)
     _add_deployment(p)
 
 
@@ -646,6 +748,13 @@ def _run_audit(args) -> int:
     from .audit import run_audit
     from .models.training import apply_threads
 
+    if args.data_root is not None and args.dataset is None:
+        from .info import named_dataset
+
+        if named_dataset(args.model) is None:  # said now, not only in the report at the end
+            print(f"brainleaks audit: note: {args.model} does not name the dataset it was trained on, so --data-root "
+                  f"is not used (no nearest training images; member-level tests only with --members): give --dataset "
+                  f"with it", file=sys.stderr)
     apply_threads(args.threads)
     out = Path(args.out) if args.out else Path(f"audit-{Path(args.model).stem}")
     extra = {} if args.member_limit is None else {"member_limit": args.member_limit}
@@ -653,7 +762,7 @@ def _run_audit(args) -> int:
               data_root=args.data_root, dataset=args.dataset, budget=args.budget, draws=args.draws,
               seed=args.seed, replay_draws=args.replay_draws, replay=not args.no_replay,
               classes=args.classes, force=args.force, contrast=args.contrast, judges=args.judge or (),
-              members=args.members, non_members=args.non_members, **extra)
+              members=args.members, non_members=args.non_members, device=args.device, **extra)
     print((out / "report.md").read_text())
     print(f"report: {out / 'report.md'}")
     return 0
@@ -699,7 +808,8 @@ COMMANDS = {
     "train": ("train an SNN or ANN target and write its model file", _add_train, _run_train),
     "train-evaluator": ("train an evaluation classifier (the paper's CNN, ANN or spiking) and write it (.h5)",
                         _add_train_evaluator, _run_train_evaluator),
-    "info": ("describe a model file (topology, neuron, validation accuracy)", _add_info, _run_info),
+    "info": ("describe a file brainleaks reads or writes: model, sidecar, evaluator, reconstruction, checkpoint, "
+             "card", _add_info, _run_info),
     "attack": ("run a model-inversion attack and write the reconstructions (.h5)", _add_attack, _run_attack),
     "evaluate": ("score reconstructions with an evaluation classifier (paper metrics)", _add_evaluate, _run_evaluate),
     "run": ("run an experiment config: train, attack, evaluate, replay, report (resumable)", _add_run, _run_run),
@@ -744,7 +854,8 @@ class _VersionAction(argparse.Action):
         parser.exit(0)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(complete: bool = False) -> argparse.ArgumentParser:
+    """The ``brainleaks`` parser. A command's options are added when it is chosen (``complete``: all at once)."""
     parser = _Parser(
         prog="brainleaks",
         description="Model-inversion attacks on lava-dl SNNs, replayed bit-exactly on Lava's fixed-point simulator.",
@@ -755,10 +866,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true",
                         help="no progress output (bars on a terminal, plain lines every 10 s elsewhere)")
     parser.add_argument("-v", "--verbose", action="store_true", help="show info logs")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", action=_Commands)
     for name, (help_, add, _run) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_, description=help_)
-        add(p)
+        sub.add_parser(name, help=help_, description=help_)
+        sub.pending[name] = add
+        if complete:
+            sub.complete(name)
     return parser
 
 

@@ -114,8 +114,9 @@ def inside(path: Path, directory: Path) -> bool:
 # the files that identify a directory it wrote before markers existed; whether --force replaces the directory)
 OUTPUT_DIRS = {
     "audit": (("report.md", "audit.json", "best.png", "recon", "recon/*.h5"), ("audit.json", "report.md"), True),
-    "run": (("state.json", "last_run.json", "report.md", "metrics.json", "*.png", "*.gif", "models", "models/*",
-             "attacks", "attacks/*", "evaluation", "evaluation/*", "replay", "replay/*"), ("state.json",), False),
+    "run": (("state.json", "last_run.json", "report.md", "metrics.json", "results.csv", "*.png", "*.gif", "models",
+             "models/*", "attacks", "attacks/*", "evaluation", "evaluation/*", "replay", "replay/*"), ("state.json",),
+            False),
     "sweep": (("evaluator", "evaluator/*", "targets", "targets/*", "cells", "cells/*", "superseded", "superseded/*",
                "results.csv", "results.json", "report.md", "leakage_*.png", "mia_auc.png", "last_sweep.json"),
               ("cells", "targets"), False),

@@ -13,25 +13,11 @@ if [ -x "$VENV/bin/python" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want"
     exit 0
 fi
 
-find_python310() {
-    local c
-    for c in "${PYTHON310:-}" python3.10; do
-        if [ -n "$c" ] && command -v "$c" >/dev/null 2>&1 &&
-           "$c" -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 10) else 1)' 2>/dev/null; then
-            command -v "$c"; return 0
-        fi
-    done
-    local root
-    if command -v pyenv >/dev/null 2>&1; then root="$(pyenv root)"; else root="${PYENV_ROOT:-$HOME/.pyenv}"; fi
-    for c in $(ls -d "$root"/versions/3.10.*/bin/python 2>/dev/null | sort -V -r); do
-        if [ -x "$c" ]; then echo "$c"; return 0; fi
-    done
-    return 1
-}
+# shellcheck source=scripts/python310.sh
+source scripts/python310.sh
 
 if ! PY="$(find_python310)"; then
-    echo "setup: no Python 3.10 found (lava-nc 0.10 and lava-dl 0.6 require Python >=3.10,<3.11)." >&2
-    echo "setup: install one, e.g. 'pyenv install 3.10.13', or set PYTHON310=/path/to/python3.10, then rerun." >&2
+    no_python310 setup
     exit 2
 fi
 

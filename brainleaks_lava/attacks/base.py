@@ -55,7 +55,10 @@ class TargetAdapter:
 
     @property
     def device(self) -> torch.device:
-        return next(self.model.parameters()).device
+        """Where the model computes: the attack creates its inputs there (random draws stay on the CPU)."""
+        from ..models.device import module_device
+
+        return module_device(self.model)
 
 
 class SNNAdapter(TargetAdapter):
@@ -128,6 +131,13 @@ class AttackResult:
     seconds: float = 0.0
     extra: dict = field(default_factory=dict)
     drive_range: tuple[float, float] | None = None  # set when ``samples`` are graded input drives
+    # What the attacked model says about its inputs and classes, when known (``brainleaks_lava.attack`` sets them;
+    # a reconstruction file keeps only the model's path and sha256, in ``extra`` once read back): the layout of one
+    # sample without time ((H, W) or (C, H, W)) for ``images()`` and ``plot()``, the class names for their labels.
+    input_shape: tuple[int, ...] | None = None
+    class_names: tuple[str, ...] | None = None
+    model_path: str = ""
+    model_sha256: str = ""
 
     @property
     def input_kind(self) -> str:
@@ -145,6 +155,119 @@ class AttackResult:
             lo, hi = self.drive_range
             return np.clip((self.samples.astype(np.float32) - lo) / (hi - lo), 0.0, 1.0)
         return self.probabilities if self.probabilities is not None else self.samples
+
+    # ---------------------------------------------------------------- notebook helpers
+
+    def layout(self, input_shape=None) -> tuple[int, ...]:
+        """The (H, W) or (C, H, W) layout of one sample: ``input_shape`` if given, else the attacked model's (the
+        ``input_shape`` field, or the sidecar of the model a reconstruction file names), else a square image of the
+        features. ``InputError`` when none fits the number of features."""
+        from ..report.plot import recon_shape
+
+        features = int(self.samples.shape[1])
+        shape = input_shape if input_shape is not None else self.input_shape
+        if shape is not None and input_shape is None and len(tuple(shape)) < 2:
+            shape = None  # a flat input: the sidecar's or the square layout below
+        if shape is not None:
+            try:
+                shape = tuple(int(v) for v in shape)
+            except (TypeError, ValueError):
+                raise InputError(f"input_shape must be (H, W) or (C, H, W), got {input_shape!r}") from None
+            if len(shape) not in (2, 3) or min(shape) <= 0 or int(np.prod(shape)) != features:
+                raise InputError(f"input_shape must be (H, W) or (C, H, W) of {features} values (the features of "
+                                 f"these reconstructions), got {shape}")
+            return shape
+        try:
+            return recon_shape(self, None)
+        except InputError:
+            raise InputError(f"cannot tell the image layout of {features} features: give input_shape=(H, W) or "
+                             f"(C, H, W)") from None
+
+    def images(self, input_shape=None) -> np.ndarray:
+        """The reconstructions as images in [0, 1], one per row of ``targets``: (N, H, W) (event frames (C, H, W):
+        the channels' mean, as figures show them).
+
+        Spike trains are rate-decoded (time average; BL-v2: of its Bernoulli probabilities, the expected image of
+        its draws), graded drives normalised by their range, MI-FACE images min-max scaled (:meth:`view`).
+        ``input_shape``: see :meth:`layout`."""
+        from ..report.figures import decode_for_view
+
+        return decode_for_view(self.view(), self.layout(input_shape))
+
+    def plot(self, path=None, *, evaluation=None, input_shape=None, title: str | None = None, columns: int = 10):
+        """A grid of the reconstructions (one panel per class, more than ``columns`` wrap into further rows), each
+        titled with its target class and a confidence: the attacked model's (``confidence``), or the evaluator's
+        mean over draws when ``evaluation`` (from ``brainleaks_lava.evaluate``) is given.
+
+        Returns the matplotlib ``Figure`` (built without pyplot, so it changes no backend and no open figure; a
+        notebook shows it as a cell's value); ``path`` also writes it as PNG (atomically)."""
+        from ..evaluation.score import METHOD_LABELS
+        from ..fileio import atomic_path
+        from ..report.figures import recon_figure
+        from ..report.plot import MAX_PLOT_PANELS
+        from ..safety import check_count
+
+        columns = check_count(columns, "columns", MAX_PLOT_PANELS, 1)
+        if len(self.targets) > MAX_PLOT_PANELS:
+            raise InputError(f"a figure shows at most {MAX_PLOT_PANELS} reconstructions; this result holds "
+                             f"{len(self.targets)}")
+        targets = np.asarray(self.targets)
+        if evaluation is not None:
+            rows = getattr(evaluation, "per_class", None)
+            if rows is None or [r["target_class"] for r in rows] != targets.tolist():
+                raise InputError("evaluation must be the evaluation of this result (its classes differ)")
+            conf, label = [r["target_confidence"] for r in rows], "eval"
+        else:
+            conf, label = self.confidence, "model"
+        if title is None:
+            title = f"{METHOD_LABELS.get(self.attack, self.attack)} ({self.mode})"
+        fig = recon_figure(self.view(), targets, self.layout(input_shape), title,
+                           class_names=self.class_names, confidences=conf, columns=columns, conf_label=label,
+                           target_label="class")
+        if path is not None:
+            with atomic_path(path) as tmp:
+                fig.savefig(tmp, format="png", dpi=110)
+        return fig
+
+    def save(self, path):
+        """Write the result as a reconstruction file (HDF5, ``attacks.recon_file``; what ``brainleaks attack``
+        writes, readable by ``brainleaks evaluate / replay / plot``); returns its path."""
+        from .recon_file import save_recon
+
+        return save_recon(self, path, model_path=self.model_path or str(self.extra.get("model_path", "")),
+                          model_sha256=self.model_sha256 or str(self.extra.get("model_sha256", "")))
+
+    def to_frame(self):
+        """A pandas DataFrame, one row per reconstruction: its ``class`` (and ``name`` when the class names are
+        known), the attacked model's ``confidence`` in it, the ``iterations`` it took, its last ``loss``, and
+        ``attack``, ``mode``, ``seed``; BL-v2 adds its population's mean confidence, BL-enc the confidence at its
+        start. Needs pandas."""
+        r = len(self.targets)
+        hist = np.asarray(self.loss_history, dtype=np.float64).reshape(-1, r)
+        last = [float(col[np.isfinite(col)][-1]) if np.isfinite(col).any() else float("nan") for col in hist.T]
+        rows = []
+        for i, c in enumerate(np.asarray(self.targets).tolist()):
+            row = {"class": int(c)}
+            if self.class_names:
+                row["name"] = self.class_names[c] if c < len(self.class_names) else str(c)
+            row.update(confidence=float(self.confidence[i]), iterations=int(self.iterations[i]), loss=last[i])
+            for key in ("population_confidence", "start_confidence"):
+                values = self.extra.get(key)
+                if isinstance(values, list) and len(values) == r:
+                    row[key] = float(values[i])
+            row.update(attack=self.attack, mode=self.mode, seed=int(self.seed))
+            rows.append(row)
+        return data_frame(rows)
+
+
+def data_frame(rows: list[dict], columns=None):
+    """``pandas.DataFrame(rows)``; pandas is imported here (not with the package), and its absence is an
+    ``InputError`` saying how to install it."""
+    try:
+        import pandas as pd
+    except ImportError:
+        raise InputError("to_frame() needs pandas: pip install pandas") from None
+    return pd.DataFrame(rows, columns=columns)
 
 
 def minmax_rows(x: np.ndarray) -> np.ndarray:

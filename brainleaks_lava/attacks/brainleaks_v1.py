@@ -31,7 +31,7 @@ class BLv1Params(AttackParams):
     iterations: int = 100
     # quantization threshold on the max-normalised |grad| (paper mode). The paper leaves it empirical;
     # at 0.5 the ternary updates on the shipped MNIST target stall (2 of 10 classes reach confidence 0.9,
-    # after 100 iterations as after 300), at 0.3 all 10 pass 0.98 (README, "BL-v1's threshold").
+    # after 100 iterations as after 300), at 0.3 all 10 pass 0.98 (docs/attacks.md, "BL-v1's threshold").
     eta: float = 0.3
     stop_confidence: float | None = 0.99  # stop a row once its target confidence reaches this (None: never)
     # graded-input networks only: step of the normalised drive per update (1.0 would jump between the

@@ -45,7 +45,7 @@ class BLv2Params(AttackParams):
     # stop a class once its population's mean target confidence reaches this (None: run all iterations).
     # Default None: on the shipped MNIST target the confidence saturates after 3 iterations, when the
     # reconstruction is still the sign pattern of the first gradients with a speckled border; the
-    # iterations after that let the sparsity term clear the background (README, "BL-v2's stopping rule").
+    # iterations after that let the sparsity term clear the background (docs/attacks.md, "BL-v2's stopping rule").
     stop_confidence: float | None = None
 
     def __post_init__(self):

@@ -57,7 +57,7 @@ class BLencParams(AttackParams):
     estimator: str = "stochastic"
     iterations: int = 300
     lr: float = 0.1
-    # Priors. On lava-dl's tutorial MNIST classifier (probes in the README, "BL-enc"): TV 0.1 gave the
+    # Priors. On lava-dl's tutorial MNIST classifier (probes in docs/attacks.md, "BL-enc"): TV 0.1 gave the
     # most recognisable digits (84.5 % evaluator accuracy); 0.3 and 1.0 blurred them (79 %, 75 %).
     tv: float = 0.1
     sparsity: float = 0.05

@@ -2,7 +2,8 @@
 
 x starts at 0 (``start``: another uniform grey); each step ``x <- clip(x - lr * grad, 0, 1)``; the best x seen (lowest cost) is kept.
 A reconstruction stops after ``patience`` iterations without improvement, when its cost reaches
-``cost_threshold``, or after ``max_iterations`` (published: lr 0.1, patience 100, 0.01, 5,000).
+``cost_threshold``, or after ``iterations`` (published: lr 0.1, patience 100, 0.01, 5,000; ``iterations`` was
+called ``max_iterations`` before, and that name is still accepted with a ``FutureWarning``).
 All classes run in one batch.
 
 Saturated classes (paper mode): where the target posterior p is below ``rescue_below`` (default 1e-3), the
@@ -27,10 +28,13 @@ the published code does.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import warnings
+from dataclasses import InitVar, dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
+from ..errors import InputError
 from ..progress import progress_bar
 
 from .base import IMAGE, Attack, AttackParams, AttackResult, history_row, stack_history
@@ -42,17 +46,25 @@ log = logging.getLogger(__name__)
 class MIFaceParams(AttackParams):
     mode: str = "paper"
     lr: float = 0.1
-    max_iterations: int = 5000
+    iterations: int = 5000  # at most this many (the patience and cost rules stop a class earlier)
     patience: int = 100
     cost_threshold: float = 0.01
     rescue_below: float = 1e-3  # step along -grad log p where the target posterior is below this (0: never)
     start: float = 0.0  # intensity of the uniform start image (published: 0, black)
+    max_iterations: InitVar[int | None] = None  # the old name of ``iterations``
+    renamed: ClassVar[dict] = {"max_iterations": "iterations"}  # old name -> name (run configs map them too)
 
-    def __post_init__(self):
+    def __post_init__(self, max_iterations=None):
+        if max_iterations is not None:
+            if self.iterations != MIFaceParams.iterations:
+                raise InputError("give MI-FACE's 'iterations' only ('max_iterations' is its old name)")
+            warnings.warn("MI-FACE's 'max_iterations' is now called 'iterations' (as the CLI's --iterations and "
+                          "BL-v1/BL-v2's); the old name will go", FutureWarning, stacklevel=3)
+            object.__setattr__(self, "iterations", max_iterations)
         self._mode()
         self._in_range("rescue_below", 0.0, 1.0)
         self._in_range("lr", 0.0, float("inf"), lo_open=True, hi_open=True)
-        self._positive_int("max_iterations")
+        self._positive_int("iterations")
         self._positive_int("patience")
         self._in_range("cost_threshold", 0.0, 1.0)
         self._in_range("start", 0.0, 1.0)
@@ -81,7 +93,7 @@ class MIFace(Attack):
         active = torch.ones(r, dtype=torch.bool)
         iters = np.zeros(r, dtype=np.int64)
         history = []
-        bar = progress_bar(range(p.max_iterations), desc="MI-FACE", disable=not progress)
+        bar = progress_bar(range(p.iterations), desc="MI-FACE", disable=not progress)
         for _ in bar:
             idx = active.nonzero().squeeze(1)
             if len(idx) == 0:

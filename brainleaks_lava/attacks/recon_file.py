@@ -81,6 +81,11 @@ def load_recon(path: str | Path) -> AttackResult:
     path = Path(path)
     with open_h5(path, "reconstruction file") as f:
         try:
+            from ..info import wrong_kind
+
+            other = wrong_kind(f, path, "recon")  # a model given where a reconstruction belongs
+            if other:
+                raise ModelFileError(f"{other} (one written by 'brainleaks attack' or 'brainleaks audit')")
             if _attr_str(f, "format", path) != RECON_FORMAT:
                 raise ModelFileError(f"{path}: not a brainleaks reconstruction file (format {read_attr(f, 'format')!r})")
             for key in DATASETS:

@@ -66,14 +66,16 @@ def load_dataset(name: str, root: str | Path | None, split: str = "train", downs
     ``"dvs-gesture"``.
 
     ``downsample``: integer spatial factor (default 1; 4 for DVS Gesture, 128 -> 32; N-MNIST takes
-    only 1). ``time_bins``, ``limit``, ``cache_dir``: event datasets only (number of frames T,
-    at most that many samples round-robin over classes, frame cache directory).
+    only 1). ``limit``: at most that many samples of the split, round-robin over classes (event data: each
+    class's first files; images: :func:`limit_static`, a seeded sample). ``time_bins``, ``cache_dir``: event
+    datasets only (number of frames T, frame cache directory).
     """
     if name in STATIC_DATASETS:
-        for key, value in (("time_bins", time_bins), ("limit", limit), ("cache_dir", cache_dir)):
+        for key, value in (("time_bins", time_bins), ("cache_dir", cache_dir)):
             if value is not None:
                 raise InputError(f"{key} applies to event datasets only, not to {name!r}")
-        return load_static(name, root, split=split, downsample=1 if downsample is None else downsample)
+        ds = load_static(name, root, split=split, downsample=1 if downsample is None else downsample)
+        return ds if limit is None else limit_static(ds, limit)
     if name not in EVENT_NAMES:
         raise InputError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
     from .events import load_events
@@ -87,6 +89,35 @@ def load_dataset(name: str, root: str | Path | None, split: str = "train", downs
     else:
         framing = dvs_gesture_framing(downsample=4 if downsample is None else downsample, **kwargs)
     return load_events(name, root, split=split, framing=framing, cache_dir=cache_dir, limit=limit)
+
+
+LIMIT_SEED = 0  # the sample limit_static keeps is always the same for the same split and limit
+
+
+def limit_static(ds: StaticDataset, limit: int) -> StaticDataset:
+    """At most ``limit`` images of ``ds`` for a quick run: each class's images in a seeded random order
+    (``LIMIT_SEED``), taken round-robin over the classes (so a small limit still covers every class), kept in
+    their order in ``ds``; ``ds`` itself when it holds no more. Its ``source`` says so."""
+    import dataclasses
+
+    import numpy as np
+
+    from ..safety import MAX_COUNTS, check_count
+
+    limit = check_count(limit, "limit", MAX_COUNTS["limit"][0], 1, MAX_COUNTS["limit"][1])
+    n = len(ds.labels)
+    if limit >= n:
+        return ds
+    order = np.random.default_rng(LIMIT_SEED).permutation(n)
+    rank = np.empty(n, dtype=np.int64)  # the place of each image among its class's, in the seeded order
+    for c in np.unique(ds.labels):
+        members = order[ds.labels[order] == c]
+        rank[members] = np.arange(len(members))
+    position = np.empty(n, dtype=np.int64)
+    position[order] = np.arange(n)
+    keep = np.sort(np.argsort(rank * n + position, kind="stable")[:limit])
+    return dataclasses.replace(ds, images=ds.images[keep], labels=ds.labels[keep],
+                               source=f"{ds.source}; a seeded sample of {limit} of its {n} images (limit)")
 
 
 def __getattr__(name: str):
@@ -103,6 +134,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "load_dataset",
+    "limit_static",
     "is_event_dataset",
     "DATASETS",
     "load_static",

@@ -642,7 +642,7 @@ class Evaluator:
             raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
         t = self._prepare(x, "x")
         self.model.eval()
-        device = next(self.model.parameters()).device
+        device = self.device
         out = [fn(t[i:i + batch_size].to(device)).float().cpu() for i in range(0, t.shape[0], batch_size)]
         return torch.cat(out) if out else torch.zeros(0, width)
 
@@ -669,6 +669,20 @@ class Evaluator:
     def predict(self, x, batch_size: int = 256) -> torch.Tensor:
         """Predicted labels (N,)."""
         return self.logits(x, batch_size=batch_size).argmax(dim=1)
+
+    @property
+    def device(self) -> torch.device:
+        """Where the model computes (inputs are moved there batch by batch; results come back to the CPU)."""
+        from ..models.device import module_device
+
+        return module_device(self.model)
+
+    def to(self, device) -> "Evaluator":
+        """Move the model to ``device`` (a name, see ``models.device``, or a ``torch.device``); returns self."""
+        from ..models.device import resolve_device
+
+        self.model.to(resolve_device(device))
+        return self
 
 
 # ----------------------------------------------------------------------------------------------
@@ -850,8 +864,13 @@ def check_image_stats(stats) -> None:
         raise ValueError(f"image_stats: {e}") from None
 
 
-def load_evaluator(path) -> Evaluator:
-    """Load an evaluator written by :func:`train_evaluator`; unusable files raise ``ModelFileError``."""
+def load_evaluator(path, device=None) -> Evaluator:
+    """Load an evaluator written by :func:`train_evaluator`; unusable files raise ``ModelFileError``. ``device``:
+    where it computes ("cpu", "auto", "cuda", "cuda:N"; None: the CPU; see ``models.device``); its inputs are
+    drawn on the CPU and its posteriors returned there, whatever the device."""
+    from ..models.device import resolve_device
+
+    dev = resolve_device(device)  # a bad name or a missing GPU fails before the file is read
     path = Path(path)
     meta, arrays, fmt = read_torch_h5(path, "brainleaks-evaluator")
     if fmt not in READABLE_FORMATS:
@@ -882,4 +901,4 @@ def load_evaluator(path) -> Evaluator:
     load_state(model, arrays, path)
     model.eval()
     ev.sha256 = sha256_file(path)
-    return ev
+    return ev.to(dev)

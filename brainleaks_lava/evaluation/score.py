@@ -31,7 +31,7 @@ from ..attacks.base import AttackResult, minmax_rows
 from ..attacks.recon_file import check_draws, recon_draws
 from ..data.encoding import rate_encode
 from ..errors import InputError
-from .metrics import AttackMetrics, attack_metrics, per_class_table, summarize_draws
+from .metrics import METRIC_NAMES, AttackMetrics, attack_metrics, per_class_table, summarize_draws
 
 METHOD_LABELS = {"bl1": "BL-v1", "bl2": "BL-v2", "miface": "MI-FACE", "blenc": "BL-enc"}
 
@@ -45,10 +45,37 @@ class Evaluation:
     targets: np.ndarray
     label: str = ""
     extra: dict = field(default_factory=dict)
+    class_names: tuple[str, ...] | None = None  # the evaluator's class names, for to_frame (set by the API)
 
     def to_dict(self) -> dict:
         return {"label": self.label, "summary": self.summary, **self.extra,
                 "per_draw": [m.__dict__ for m in self.per_draw], "per_class": self.per_class}
+
+    def to_frame(self, summary: bool = False):
+        """A pandas DataFrame. Default: one row per reconstruction, from the evaluator's posteriors averaged
+        over draws: its target ``class`` (and ``name``), the evaluator's ``confidence`` in it, its ``rank`` among
+        the classes, ``correct`` (rank 1), the ``predicted`` class and its probability, and the top-3 classes with
+        their probabilities. ``summary=True``: one row per metric (the paper's four, as fractions) with its
+        ``mean`` and ``std`` over draws and ``draws``. Needs pandas."""
+        from ..attacks.base import data_frame
+
+        if summary:
+            rows = [{"metric": m, "mean": float(self.summary[m]["mean"]), "std": float(self.summary[m]["std"]),
+                     "draws": int(self.summary.get("n_draws", len(self.per_draw)))} for m in METRIC_NAMES]
+            return data_frame(rows).set_index("metric")
+        names = self.class_names
+        rows = []
+        for r in self.per_class:
+            c = int(r["target_class"])
+            row = {"class": c}
+            if names:
+                row["name"] = names[c] if c < len(names) else str(c)
+            row.update(confidence=float(r["target_confidence"]), rank=int(r["target_rank"]),
+                       correct=bool(r["correct"]), predicted=int(r["top_classes"][0]),
+                       predicted_prob=float(r["top_probs"][0]), top_classes=list(r["top_classes"]),
+                       top_probs=[float(v) for v in r["top_probs"]])
+            rows.append(row)
+        return data_frame(rows)
 
 
 def evaluator_input(samples: np.ndarray, evaluator, input_kind: str, generator: torch.Generator,

@@ -3,6 +3,11 @@
 For targets whose posterior is read from the output voltage (``readout`` "membrane" or "voltage") the
 output voltages the posterior reads (before or after the step's reset) are compared too (exactly, in
 Lava's fixed-point units), and both confidences are computed from what each side observed.
+
+The twin computes on its own device (``load_snn(..., device=)``; Lava always runs on the CPU) where its forward
+pass is the same integers there as on the CPU: 0/1 spikes into dense and input layers on the fast kernel
+(``NetxTwin.device_inexact_reason``). Otherwise, on a GPU, the comparison uses a CPU copy of the twin (logged),
+so that no float summation order of a GPU can make Lava and the twin look different.
 """
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
+from ..models.device import exact_float32, module_device
 from ..models.files import load_snn
 from ..models.snn import VOLTAGE_READOUTS
 from .replay import check_spikes, replay
@@ -78,13 +84,14 @@ def replayed_voltage(spec) -> str | None:
 
 def twin_outputs(model, spikes: np.ndarray, batch: int = 100, voltage: bool = False):
     """The twin's output spikes (N, C, T); with ``voltage`` also the output voltages its posterior
-    reads (first settle steps zeroed, as the replay does)."""
+    reads (first settle steps zeroed, as the replay does). Computed on the twin's device, returned on the CPU."""
+    dev = module_device(model)
     out, volts = [], []
     with torch.no_grad():
         for i in range(0, len(spikes), batch):
-            s, v = model.run(torch.as_tensor(spikes[i:i + batch], dtype=torch.float32))
-            out.append(s.numpy())
-            volts.append(v.double().numpy())
+            s, v = model.run(torch.as_tensor(spikes[i:i + batch], dtype=torch.float32).to(dev))
+            out.append(s.cpu().numpy())
+            volts.append(v.double().cpu().numpy())
     out = np.concatenate(out)
     out[..., :model.settle] = 0.0
     if not voltage:
@@ -96,16 +103,44 @@ def twin_outputs(model, spikes: np.ndarray, batch: int = 100, voltage: bool = Fa
 
 def twin_layers(model, spikes: np.ndarray, batch: int = 100) -> list[np.ndarray]:
     """Every computing layer's spikes of the twin (steps before each layer's clean step zeroed, as the
-    replay does)."""
+    replay does). Computed on the twin's device, returned on the CPU."""
+    dev = module_device(model)
     per_layer = None
     with torch.no_grad():
         for i in range(0, len(spikes), batch):
-            layers, _ = model.twin.run_all(torch.as_tensor(spikes[i:i + batch], dtype=torch.float32))
-            layers = [a.numpy() for a in layers]
+            layers, _ = model.twin.run_all(torch.as_tensor(spikes[i:i + batch], dtype=torch.float32).to(dev))
+            layers = [a.cpu().numpy() for a in layers]
             per_layer = layers if per_layer is None else [np.concatenate([p, a]) for p, a in zip(per_layer, layers)]
     for a, clean in zip(per_layer, model.net.clean_steps()):
         a[..., :clean] = 0.0
     return per_layer
+
+
+_CPU_NOTES: set = set()
+
+
+def comparison_twin(model, x: np.ndarray):
+    """The twin a replay is compared with: ``model`` itself on the CPU, or on a GPU where its forward pass gives
+    the CPU's numbers for the inputs ``x`` (see the module docstring); else a CPU twin rebuilt from the same
+    ``NetSpec`` and deployment (said once per reason in the log)."""
+    from ..netx.target import DeployedSNN
+
+    dev = module_device(model)
+    if dev.type == "cpu":
+        return model
+    binary = bool(np.isin(x, (0, 1)).all())
+    why = model.twin.device_inexact_reason(binary)
+    if why is None:
+        exact_float32()
+        return model
+    if why not in _CPU_NOTES:
+        _CPU_NOTES.add(why)
+        log.info("replay: the twin side of the comparison runs on the CPU, not %s (%s: a GPU need not give the "
+                 "same bits)", dev, why)
+    cpu = DeployedSNN(model.net, model.deployment).eval()
+    for mine, theirs in zip(cpu.twin.layers, model.twin.layers):
+        mine.fast = theirs.fast  # the same path (fast kernel or lava-dl's) as the twin it replaces
+    return cpu
 
 
 def check_equivalence(net_path: str | Path, spikes, targets=None, twin_path: str | Path | None = None,
@@ -117,7 +152,8 @@ def check_equivalence(net_path: str | Path, spikes, targets=None, twin_path: str
     The twin is rebuilt from ``twin_path`` (default: the same file); giving the file the attack used
     and a deployed copy checks that the deployed copy behaves identically. ``options`` / ``card``: the
     deployment (see ``netx.deployment``). ``twin``: the target already loaded from ``twin_path or net_path``
-    with these options (saves reading it again). ``workers``: parallel Lava runtimes (``replay_network``).
+    with these options (saves reading it again), on any device (see the module docstring). ``workers``: parallel
+    Lava runtimes (``replay_network``).
     """
     import time
 
@@ -144,8 +180,9 @@ def check_equivalence(net_path: str | Path, spikes, targets=None, twin_path: str
     lava = replay_network(lava_spec, x, mode=mode, progress=progress, voltage=which, graded=graded,
                           workers=workers)
     seconds = time.time() - t0
-    ref_layers = twin_layers(model, x)
-    ref, ref_v = twin_outputs(model, x, voltage=True)
+    ref_model = comparison_twin(model, x)
+    ref_layers = twin_layers(ref_model, x)
+    ref, ref_v = twin_outputs(ref_model, x, voltage=True)
     if which is None:
         ref_v = None
     lava_out = lava.output

@@ -266,6 +266,8 @@ def _forward_tm(z: torch.Tensor, p: CubaParams, delay: bool, bias: torch.Tensor 
     kernel = _numba_kernel() if z.device.type == "cpu" and z.is_contiguous() else None
     if kernel:
         return _forward_numba(kernel, z, p, delay, bias, bias_from)
+    if z.device.type != "cpu":
+        _log_device_loop(z.device)
     voltage = _voltage_torch(z, p, bias, bias_from)
     voltage.mul_(1.0 / STATE_SCALE)  # a power of two: commutes with the float32 rounding of the state
     if delay:
@@ -275,6 +277,17 @@ def _forward_tm(z: torch.Tensor, p: CubaParams, delay: bool, bias: torch.Tensor 
     else:
         spikes = torch.ge(voltage, p.spike_level).to(voltage.dtype)
     return spikes, voltage
+
+
+_DEVICE_LOOP_LOGGED: set = set()
+
+
+def _log_device_loop(device: torch.device) -> None:
+    """Say once per device type that the numba loop (CPU code) is not used there."""
+    if device.type not in _DEVICE_LOOP_LOGGED:
+        _DEVICE_LOOP_LOGGED.add(device.type)
+        log.info("CUBA kernel on %s: the numba loop is CPU only; the time loop runs as torch operations on %s "
+                 "(float64 state, the same integers)", device.type, device.type)
 
 
 def _leaky_backward(g: torch.Tensor, decay: int) -> torch.Tensor:

@@ -23,19 +23,15 @@ import torch
 
 from ..errors import ModelFileError
 from ..fileio import atomic_h5, open_h5, read_attr, read_dataset, sha256_file, write_json_atomic
-from ..safety import check_model_metadata, check_sidecar
+from ..netx.sidecar import (MAX_SIDECAR_BYTES, SNN_FORMAT, read_deployed_network, read_sidecar,  # noqa: F401
+                             sidecar_path)  # (torch-free: info reads .net files with them; re-exported here)
+from ..safety import check_model_metadata
 from .ann import ANNSpec, SigmoidMLP
 from .snn import SNNSpec, SpikingMLP
 
 log = logging.getLogger(__name__)
 
-SNN_FORMAT = "brainleaks-snn/1"
 MAX_FIXED_POINT = 2**31  # |weight| and thresholds must fit Loihi's fixed-point registers (and int64 safely)
-MAX_SIDECAR_BYTES = 16 << 20
-
-
-def sidecar_path(net_path: str | Path) -> Path:
-    return Path(net_path).with_suffix(".json")
 
 
 @dataclass
@@ -59,6 +55,20 @@ class SNNTarget:
     def deployment(self):
         return self.model.deployment
 
+    @property
+    def device(self):
+        """Where the twin computes (``to`` moves it)."""
+        from .device import module_device
+
+        return module_device(self.model)
+
+    def to(self, device) -> "SNNTarget":
+        """Move the twin to ``device`` (a name, see ``models.device``, or a ``torch.device``); returns self."""
+        from .device import resolve_device
+
+        self.model.to(resolve_device(device))
+        return self
+
     arch = "snn"
 
 
@@ -68,6 +78,20 @@ class ANNTarget:
     path: Path
     sha256: str
     metadata: dict = field(default_factory=dict)
+
+    @property
+    def device(self):
+        """Where the model computes (``to`` moves it)."""
+        from .device import module_device
+
+        return module_device(self.model)
+
+    def to(self, device) -> "ANNTarget":
+        """Move the model to ``device`` (a name, see ``models.device``, or a ``torch.device``); returns self."""
+        from .device import resolve_device
+
+        self.model.to(resolve_device(device))
+        return self
 
     arch = "ann"
 
@@ -104,79 +128,21 @@ def export_snn(model: SpikingMLP, path: str | Path, metadata: dict | None = None
     return path
 
 
-def read_sidecar(net_path: str | Path) -> dict:
-    from ..fileio import read_bytes_guarded
-
-    p = sidecar_path(net_path)
-    if not (p.exists() or p.is_symlink()):
-        return {}
-    raw = read_bytes_guarded(p, "sidecar", MAX_SIDECAR_BYTES, ModelFileError)  # no FIFO, device, huge file
-    try:
-        meta = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
-        raise ModelFileError(f"{p}: sidecar is not valid JSON ({type(e).__name__}: {e})") from None
-    if not isinstance(meta, dict):
-        raise ModelFileError(f"{p}: sidecar must hold a JSON object")
-    return meta
-
-
-def load_snn(path: str | Path, options: dict | None = None, card: str | Path | None = None) -> SNNTarget:
+def load_snn(path: str | Path, options: dict | None = None, card: str | Path | None = None,
+             device=None) -> SNNTarget:
     """Rebuild the lava-dl twin of any NetX file (``netx.read_network``) with its deployment
-    (``netx.deployment.resolve``: ``options``, a deployment card, the sidecar, defaults)."""
-    from ..netx.deployment import resolve
+    (``netx.deployment.resolve``: ``options``, a deployment card, the sidecar, defaults), on ``device``
+    (``models.device.resolve_device``; None: the CPU)."""
+    from ..netx.sidecar import read_deployment
     from ..netx.target import DeployedSNN
+    from .device import resolve_device
 
+    dev = resolve_device(device)  # a bad name fails before the file is read
     path = Path(path)
-    options = dict(options or {})
-    net, meta = read_deployed_network(path, options, card)
-    if meta and meta.get("net_sha256") not in (None, net.sha256):
-        log.warning("%s: sha256 differs from the one recorded in its sidecar (file changed since export)", path)
-    try:
-        dep = resolve(net, path, meta, options, card)
-    except ModelFileError:
-        raise
-    except (TypeError, ValueError) as e:
-        raise ModelFileError(f"{sidecar_path(path)}: invalid deployment ({e})") from None
+    net, dep, meta = read_deployment(path, options, card)
     model = DeployedSNN(net, dep)
     model.eval()
-    return SNNTarget(model=model, path=path, sha256=net.sha256, metadata=meta)
-
-
-def read_deployed_network(path: str | Path, options: dict | None = None, card=None):
-    """(``NetSpec``, sidecar metadata) of a NetX file, read with the input shape its deployment declares (an
-    option, the deployment card, the sidecar) where the file does not say it; the sidecar is checked first."""
-    from ..netx.reader import read_network
-
-    path, options = Path(path), dict(options or {})
-    meta = read_sidecar(path)
-    check_sidecar(meta, sidecar_path(path), SNN_FORMAT)
-    return read_network(path, input_shape=options.get("input_shape"),
-                        declared_shape=_declared_input_shape(path, meta, options, card)), meta
-
-
-def _declared_input_shape(path: Path, meta: dict, options: dict, card) -> tuple | None:
-    """The input shape the deployment declares (an option, else the deployment card, else the sidecar: the
-    precedence of ``netx.deployment.resolve``), checked and naming where it came from. The reader needs it before
-    the deployment is resolved when the file does not say it (a first conv layer with a stride > 1, no input
-    layer)."""
-    from ..netx.deployment import Deployment, card_path, from_sidecar, read_card
-
-    if options.get("input_shape") is not None:
-        return None  # read_network takes the option itself
-    card_file = Path(card) if card is not None else card_path(path)
-    shape, where = None, None
-    if card is not None or card_file.is_file():  # an explicit card must exist (read_card names it)
-        shape, where = read_card(card_file).get("input_shape"), card_file
-    if shape is None:
-        try:
-            shape, where = from_sidecar(meta).get("input_shape"), sidecar_path(path)
-        except (TypeError, ValueError, AttributeError) as e:  # fields of the wrong type
-            raise ModelFileError(f"{sidecar_path(path)}: invalid deployment ({type(e).__name__}: {e})") from None
-    if shape is None:
-        return None
-    shape = tuple(shape) if isinstance(shape, list) else shape
-    Deployment(input_shape=shape).check(str(where))
-    return shape
+    return SNNTarget(model=model.to(dev), path=path, sha256=net.sha256, metadata=meta)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -208,7 +174,10 @@ def read_torch_h5(path: str | Path, fmt_prefix: str) -> tuple[dict, dict[str, np
             fmt = read_attr(f, "brainleaks_format")
             fmt = fmt.decode() if isinstance(fmt, bytes) else fmt
             if not isinstance(fmt, str) or not fmt.startswith(fmt_prefix):
-                raise ModelFileError(f"{path}: not a brainleaks {fmt_prefix} model file (format attribute {fmt!r})")
+                from ..info import format_kind, wrong_kind
+
+                raise ModelFileError(wrong_kind(f, path, format_kind(fmt_prefix) or fmt_prefix)
+                                     or f"{path}: not a brainleaks {fmt_prefix} model file (format attribute {fmt!r})")
             raw = read_attr(f, "metadata", "{}")
             raw = raw.decode() if isinstance(raw, bytes) else raw
             try:
@@ -267,7 +236,11 @@ def save_ann(model: SigmoidMLP, path: str | Path, metadata: dict | None = None) 
     return save_torch_h5(model, path, ANN_FORMAT, meta)
 
 
-def load_ann(path: str | Path) -> ANNTarget:
+def load_ann(path: str | Path, device=None) -> ANNTarget:
+    """A brainleaks ANN file as a target, on ``device`` (``models.device.resolve_device``; None: the CPU)."""
+    from .device import resolve_device
+
+    dev = resolve_device(device)
     path = Path(path)
     meta, arrays, _ = read_torch_h5(path, "brainleaks-ann")
     check_model_metadata(meta, path)
@@ -286,19 +259,29 @@ def load_ann(path: str | Path) -> ANNTarget:
     model = SigmoidMLP(spec)
     load_state(model, arrays, path)
     model.eval()
-    return ANNTarget(model=model, path=path, sha256=sha256_file(path), metadata=meta)
+    return ANNTarget(model=model.to(dev), path=path, sha256=sha256_file(path), metadata=meta)
 
 
-def load_target(path: str | Path, options: dict | None = None, card=None) -> SNNTarget | ANNTarget:
+def load_target(path: str | Path, options: dict | None = None, card=None, device=None) -> SNNTarget | ANNTarget:
     """Load an SNN (.net NetX file) or ANN (brainleaks HDF5) target, deciding by the file's content
-    (``options`` / ``card``: the deployment of a NetX file, see ``load_snn``)."""
+    (``options`` / ``card``: the deployment of a NetX file, see ``load_snn``), with its model on ``device``
+    ("cpu", "auto", "cuda", "cuda:N" or a ``torch.device``; None: the CPU; see ``models.device``)."""
+    from .device import resolve_device
+
+    resolve_device(device)  # a bad name or a missing GPU fails before the file is read
     path = Path(path)
     with open_h5(path, "model file") as f:  # lookups in a corrupt file become ModelFileError
         is_net = "layer" in f
         fmt = read_attr(f, "brainleaks_format")
+        if not is_net:
+            from ..info import wrong_kind
+
+            other = wrong_kind(f, path, "a target model (a NetX .net SNN or a brainleaks ANN .h5)")
     if is_net:
-        return load_snn(path, options=options, card=card)
+        return load_snn(path, options=options, card=card, device=device)
     fmt = fmt.decode("utf-8", "replace") if isinstance(fmt, bytes) else fmt
     if isinstance(fmt, str) and fmt.startswith("brainleaks-ann"):
-        return load_ann(path)
+        return load_ann(path, device=device)
+    if other:  # an evaluator, a reconstruction, a checkpoint
+        raise ModelFileError(other)
     raise ModelFileError(f"{path}: neither a NetX SNN file (no 'layer' group) nor a brainleaks ANN file")

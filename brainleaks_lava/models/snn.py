@@ -31,7 +31,7 @@ Three read-outs of the output layer are supported (``SNNSpec.readout``):
 * ``"voltage"``: the same average over the voltage *after* the step's reset (``v * (1 - s)``, what the
   ``Monitor`` reads directly). A neuron that fires reads 0 at that step, so the class the model is
   surest of is pulled down whenever it spikes; targets trained with it give blurrier inversions
-  (README, "Target recipe: the read-out"). Kept so that files trained with it keep their meaning.
+  (docs/attacks.md, "Target recipe: the read-out"). Kept so that files trained with it keep their meaning.
 * ``"spikes"``: a softmax of the output spike counts, ``softmax(posterior_scale * sum_t s_out)``,
   observable from a Lava ``RingBuffer`` sink alone.
 
@@ -68,7 +68,7 @@ class NeuronConfig:
     voltage_decay: float = 0.3
     # surrogate gradient: lava-dl's exponential surrogate, 100 x tau_grad thresholds wide; the lava-dl
     # defaults (1, 1) give an almost flat gradient, these (as in lava-dl's examples) a 3-threshold-wide one.
-    # The shipped MNIST target uses tau_grad 0.003 (README, "Target recipe: the surrogate width").
+    # The shipped MNIST target uses tau_grad 0.003 (docs/attacks.md, "Target recipe: the surrogate width").
     tau_grad: float = 0.03
     scale_grad: float = 3.0
 

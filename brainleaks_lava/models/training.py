@@ -57,11 +57,10 @@ class TrainConfig:
 
 
 def resolve_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise InputError("device 'cuda' was asked for but no CUDA device is available")
-    return torch.device(device)
+    """The training's device (``TrainConfig.device``; "auto": CUDA when present): ``device.resolve_device``."""
+    from .device import resolve_device as resolve
+
+    return resolve(device)
 
 
 def apply_threads(threads: int) -> None:

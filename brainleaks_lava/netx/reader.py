@@ -180,7 +180,8 @@ def lava_dense_weights(w: np.ndarray) -> np.ndarray | None:
     shift = int(np.floor(np.log2(scale))) + signed
     if shift < 0:
         return None
-    trailing = next((k for k in range(8, 0, -1) if not np.any(w % (1 << k))), 0)
+    low = int(np.bitwise_or.reduce(w.reshape(-1)))  # its lowest set bit: the trailing zero bits all weights share
+    trailing = min(8, (low & -low).bit_length() - 1)
     bits = 8 - shift - (trailing - signed)
     shifted = w << shift
     if shifted.min() >= 0:
@@ -256,7 +257,10 @@ def read_network(path: str | Path, input_shape: tuple[int, ...] | None = None,
 
 def _read(f: h5py.File, path: Path, given_shape, declared_shape=None):
     if "layer" not in f or not isinstance(f["layer"], h5py.Group):
-        raise ModelFileError(f"{path}: not a NetX network file (no 'layer' group)")
+        from ..info import wrong_kind
+
+        raise ModelFileError(wrong_kind(f, path, "netx")
+                             or f"{path}: not a NetX network file (no 'layer' group)")
     names = []
     f.visititems(lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None)
     if len(names) > 100_000:

@@ -90,6 +90,18 @@ def _state_bound(layer, steps: int, graded_max: float) -> float:
     return per_v * steps if n.v_decay == 0 else min(per_v * steps, per_v * DECAY_SCALE / n.v_decay)
 
 
+def _distinct(w: np.ndarray) -> np.ndarray:
+    """The distinct values of the integer array ``w``, sorted (``np.unique``; by counting when their range is
+    small, as weights' are: a sort of a 784 x 3000 matrix takes a second)."""
+    w = np.asarray(w).reshape(-1)
+    if w.size == 0:
+        return w
+    lo, hi = int(w.min()), int(w.max())
+    if w.dtype.kind not in "iu" or hi - lo > (1 << 22):
+        return np.unique(w)
+    return np.flatnonzero(np.bincount((w - lo).astype(np.int64), minlength=hi - lo + 1)) + lo
+
+
 def describe(spec: NetSpec, steps: int) -> dict:
     """The layer table and the readiness summary as data (``info --json``)."""
     rows, issues, risks, blocked = [], [], [], []
@@ -109,8 +121,9 @@ def describe(spec: NetSpec, steps: int) -> dict:
                 row["weight_range"] = [layer.weight, layer.weight]
             elif w is not None:
                 row["weight_range"] = [int(w.min()), int(w.max())]
-                nz = np.unique(np.abs(w[w != 0])) if np.any(w) else np.array([0])
-                row["weight_levels"] = int(len(np.unique(w)))
+                values = _distinct(w)
+                nz = np.unique(np.abs(values[values != 0])) if np.any(values) else np.array([0])
+                row["weight_levels"] = int(len(values))
                 row["weight_bits"] = int(np.ceil(np.log2(max(1, int(np.abs(w).max())) + 1))) + 1
                 row["weight_step"] = int(np.gcd.reduce(nz.astype(np.int64))) if nz.size else 0
             bound = _state_bound(layer, steps, 1.0)

@@ -102,7 +102,8 @@ class TwinLayer(torch.nn.Module):
         else:
             self.bias = None
         d = getattr(layer, "delay", None)
-        self.delays = None if d is None else torch.as_tensor(d, dtype=torch.long)
+        # a buffer, so that the twin's .to(device) moves it with the weights (not in the state dict)
+        self.register_buffer("delays", None if d is None else torch.as_tensor(d, dtype=torch.long), persistent=False)
         try:
             self._cuba = fast_cuba.CubaParams.from_neuron(self.neuron)
         except ValueError as e:  # e.g. NetX's integrator (threshold 2048)
@@ -182,6 +183,22 @@ class TwinLayer(torch.nn.Module):
             return s, v, _step_delay(s)
         return s_tm.movedim(0, -1), v_tm.movedim(0, -1), d_tm.movedim(0, -1)
 
+    def device_inexact_reason(self, binary: bool) -> str | None:
+        """Why this layer's forward on a GPU may differ in a bit from the CPU's (None: the same numbers).
+
+        Exact anywhere: the fast kernel's integer dynamics (float64 state on a GPU), an input layer's elementwise
+        drive, and a dense synapse fed 0/1 spikes as a matrix product (its sums of multiples of 1/64 are exact in
+        float32 in any order, see the module docstring). Other synapses run as convolutions, whose GPU algorithms
+        (cuDNN's Winograd and FFT among them) need not sum exactly; lava-dl's dynamics are not checked there."""
+        on = FAST_PATH if self.fast is None else self.fast
+        if not (on and self._cuba is not None):
+            return "lava-dl's dynamics (not the fast kernel)"
+        if isinstance(self.layer, InputLayer) or (isinstance(self.layer, DenseLayer) and self._matmul and binary):
+            return None
+        if isinstance(self.layer, DenseLayer):
+            return "a dense synapse fed inputs other than 0/1 runs as a convolution"
+        return f"a {self.layer.kind} synapse runs as a convolution"
+
     def _forward_lava(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self._lava_dynamics(self.delay(self.synapse(x)))
 
@@ -228,6 +245,18 @@ class NetxTwin(torch.nn.Module):
     @property
     def input_shape(self) -> tuple[int, ...]:
         return self.spec.input_shape
+
+    def device_inexact_reason(self, binary_input: bool) -> str | None:
+        """Why a forward pass on a GPU may differ in a bit from the CPU's for inputs that are 0/1 spikes
+        (``binary_input``) or not, naming the first layer concerned; None when every layer computes the same
+        numbers (:meth:`TwinLayer.device_inexact_reason`)."""
+        binary = binary_input
+        for layer in self.layers:
+            why = layer.device_inexact_reason(binary)
+            if why is not None:
+                return f"layer {layer.layer.index}: {why}"
+            binary = True  # every later layer gets spikes
+        return None
 
     def check_input(self, x: torch.Tensor, name: str = "spikes") -> torch.Tensor:
         """Accept (N, features, T) or (N, *input_shape, T); return (N, *input_shape, T)."""

@@ -35,7 +35,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ..errors import InputError
 from .membership import ATTACKS, FPR_LEVELS, attack_metrics, membership_scores
@@ -182,6 +181,8 @@ def eval_pool_index(ev: dict, n_members: int) -> np.ndarray:
 
 def encode_once(images: np.ndarray, encoding: dict, seed: int, batch: int = 500) -> np.ndarray:
     """Every image encoded once (``data.encoding.to_spikes``, one generator seeded ``seed``), bit-packed."""
+    import torch
+
     from ..data.encoding import to_spikes
     from .shadows import pack_spikes
 

@@ -9,6 +9,7 @@ Every error is a ``ConfigError`` naming the config file and the key.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import re
 from dataclasses import dataclass, field
@@ -122,6 +123,23 @@ def _check_positive(table: dict, where: str, positive=(), nonnegative=()) -> Non
     for key in nonnegative:
         if key in table and not table[key] >= 0:
             raise ConfigError(f"'{where}.{key}' must be >= 0, got {table[key]!r}")
+
+
+def _current_names(method: str, params: dict, where: str) -> dict:
+    """``params`` with the old name of a parameter replaced by its name (the ``renamed`` table of the attack's
+    parameter class: MI-FACE's ``max_iterations`` is ``iterations``, as the CLI's ``--iterations``), with a warning
+    naming the key; both names at once are an error."""
+    from ..attacks import ATTACKS
+
+    out = dict(params)
+    for old, new in getattr(ATTACKS[method].params_class, "renamed", {}).items():
+        if old in out:
+            if new in out:
+                raise ConfigError(f"'{where}.params' gives both '{new}' and its old name '{old}'")
+            logging.getLogger(__name__).warning("'%s.params.%s' is the old name of '%s' (as the CLI's --%s): please "
+                                                "rename it", where, old, new, new.replace("_", "-"))
+            out[new] = out.pop(old)
+    return out
 
 
 def _check_attack_params(method: str, mode: str, params: dict, where: str) -> None:
@@ -262,7 +280,8 @@ def parse_config(raw: dict[str, Any], path: Path) -> ExperimentConfig:
         if arch != METHOD_ARCH[a["method"]]:
             raise ConfigError(f"'{where}.method' {a['method']} attacks {METHOD_ARCH[a['method']].upper()} targets, but "
                               f"'{where}.target' {a['target']!r} is an {arch.upper()}")
-        _check_attack_params(a["method"], a.get("mode", "paper"), a.get("params", {}), where)
+        params = _current_names(a["method"], a.get("params", {}), where)
+        _check_attack_params(a["method"], a.get("mode", "paper"), params, where)
         classes = a.get("classes")
         if classes is not None and (not classes or not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in classes)):
             raise ConfigError(f"'{where}.classes' must be a non-empty list of class indices")
@@ -270,7 +289,7 @@ def parse_config(raw: dict[str, Any], path: Path) -> ExperimentConfig:
         if classes is not None and n_classes is not None and max(classes) >= n_classes:
             raise ConfigError(f"'{where}.classes': {ds['name']} has classes 0..{n_classes - 1}, got {max(classes)}")
         attacks.append(AttackCfg(a["name"], a["method"], a.get("mode", "paper"), a["target"], a.get("evaluator", ""),
-                                 dict(a.get("params", {})), tuple(classes) if classes else None))
+                                 params, tuple(classes) if classes else None))
     ev = raw.get("evaluation", {})
     _check_keys(ev, {"draws": int, "contrast": (str, list)}, "evaluation")
     contrast = _contrast(ev.get("contrast", "none"))

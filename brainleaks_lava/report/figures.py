@@ -40,46 +40,49 @@ def recon_grid(path: str | Path, recon: np.ndarray, targets: np.ndarray, input_s
     """Write a PNG: reconstructions rate-decoded (labelled with target class and evaluator confidence),
     each under a real training example of its class when given. More than ``columns`` classes wrap into
     further rows (a real-example row above each reconstruction row)."""
-    import matplotlib.pyplot as plt
-
     fig = recon_figure(recon, targets, input_shape, title, class_names, confidences, real_examples, real_label,
                        columns, conf_label)
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
     return path
 
 
 def recon_figure(recon: np.ndarray, targets: np.ndarray, input_shape: tuple[int, ...], title: str,
                  class_names=None, confidences=None, real_examples: np.ndarray | None = None,
-                 real_label: str = "real", columns: int = COLUMNS, conf_label: str = "eval"):
-    """The matplotlib figure :func:`recon_grid` writes (the caller closes it)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+                 real_label: str = "real", columns: int = COLUMNS, conf_label: str = "eval",
+                 target_label: str = "target"):
+    """The matplotlib figure :func:`recon_grid` writes. Built without pyplot: it switches no backend and closes
+    no open figure (a notebook shows it as a cell's value); one axes per panel, none for empty grid cells."""
+    from matplotlib.figure import Figure
 
     views = decode_for_view(recon, input_shape)
     reals = decode_for_view(real_examples, input_shape) if real_examples is not None else None
     n = len(views)
     blocks, cols = grid_layout(n, columns)
     per = 2 if real_examples is not None else 1
-    fig, axes = plt.subplots(blocks * per, cols, figsize=(1.3 * cols, (1.55 * per) * blocks + 0.5), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    name = (lambda c: class_names[c]) if class_names is not None else str
+    fig = Figure(figsize=(1.3 * cols, (1.55 * per) * blocks + 0.5))
+    axes = fig.subplots(blocks * per, cols, squeeze=False)
+    name = (lambda c: class_names[c] if c < len(class_names) else str(c)) if class_names else str
+    used = set()
     for i in range(n):
         b, col = divmod(i, cols)
         if reals is not None:
             ax = axes[b * per, col]
             ax.imshow(reals[i], cmap="gray", vmin=0, vmax=1)
             ax.set_title(f"{real_label} {name(int(targets[i]))}", fontsize=8)
+            used.add(id(ax))
         ax = axes[b * per + per - 1, col]
         ax.imshow(views[i], cmap="gray", vmin=0, vmax=1)  # rates and images are in [0, 1]
-        label = f"target {name(int(targets[i]))}"
+        label = f"{target_label} {name(int(targets[i]))}"
         if confidences is not None:
-            label += f"\n{conf_label} {confidences[i]:.2f}"
+            label += f"\n{conf_label} {float(confidences[i]):.2f}"
         ax.set_title(label, fontsize=8)
+        used.add(id(ax))
+    for ax in axes.flat:
+        ax.axis("off")
+        if id(ax) not in used:
+            fig.delaxes(ax)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig

@@ -7,6 +7,7 @@ from pathlib import Path
 from ..fileio import atomic_path, write_json_atomic
 from ..evaluation.metrics import METRIC_NAMES, format_paper_table
 from ..evaluation.score import METHOD_LABELS, contrast_images
+from ..text import plural
 from .figures import class_examples, frames_gif, recon_grid
 
 
@@ -31,12 +32,12 @@ def write_report(cfg, out: Path, target_files: dict, eval_files: dict, recon_fil
     targets = {n: load_target(p) for n, p in target_files.items()}
     evaluators = {n: load_evaluator(p) for n, p in eval_files.items()}
     lines = [f"# {cfg.name}", "", f"Config `{cfg.path.name}`, dataset {cfg.dataset}, seed {cfg.seed}, "
-             f"{cfg.draws} draws per Bernoulli reconstruction.", ""]
+             f"{plural(cfg.draws, 'draw')} per Bernoulli reconstruction.", ""]
     if cfg.contrast != "none":
         lines += ["Evaluators score each reconstruction's image standardised to a grey-level mean and standard "
                   "deviation (`[evaluation] contrast = " + (f'"{cfg.contrast}"' if isinstance(cfg.contrast, str)
                                                             else str(list(cfg.contrast))) + "`; values below per "
-                  "attack), not its raw brightness: see README, \"Scoring what a reconstruction shows\".", ""]
+                  "attack), not its raw brightness: see docs/attacks.md, \"Scoring what a reconstruction shows\".", ""]
 
     # Tables 1/2: accuracies
     lines += ["## Target and evaluator accuracy (paper Tables 1 and 2)", "",

@@ -176,7 +176,7 @@ def _dataset_dir(cfg: ExperimentConfig) -> Path:
 
 def _run_outputs(cfg: ExperimentConfig, out: Path) -> list[Path]:
     """Every file a run of ``cfg`` writes into ``out``."""
-    paths = [out / n for n in ("state.json", "last_run.json", "report.md", "metrics.json")]
+    paths = [out / n for n in ("state.json", "last_run.json", "report.md", "metrics.json", "results.csv")]
     for t in cfg.targets.values():
         if t.model is None:
             net = out / "models" / f"{t.name}.{'net' if t.arch == 'snn' else 'h5'}"
@@ -264,12 +264,57 @@ def _check_target_fits_evaluator(cfg: ExperimentConfig, a, target, tfile: Path, 
                       f"({'x'.join(str(v) for v in ev.input_shape)} images): attack '{a.name}' was not run{kept}")
 
 
+#: ``results.csv``: one row per attack of the run, the numbers of report.md's tables: the mean and std over draws of
+#: each of the paper's four metrics (fractions; empty for an attack without an evaluator), the draws scored, and
+#: the Lava replay (spike trains replayed, share identical to the twin; empty without a replay)
+RESULT_COLUMNS = ("attack", "method", "mode", "target", "evaluator", "accuracy", "accuracy_std", "top3_accuracy",
+                  "top3_accuracy_std", "avg_confidence", "avg_confidence_std", "daa", "daa_std", "draws",
+                  "replay_samples", "lava_agreement")
+
+
+def results_rows(cfg: ExperimentConfig, evaluations: dict, replays: dict) -> list[dict]:
+    """The rows of ``results.csv`` (``RESULT_COLUMNS``; None where not measured), in the config's attack order,
+    from the evaluation and replay records the report reads."""
+    from ..evaluation.metrics import METRIC_NAMES
+
+    rows = []
+    for a in cfg.attacks:
+        row = dict.fromkeys(RESULT_COLUMNS)
+        row.update(attack=a.name, method=a.method, mode=a.mode, target=a.target, evaluator=a.evaluator or None)
+        summary = (evaluations.get(a.name) or {}).get("summary")
+        if summary:
+            for m in METRIC_NAMES:
+                row[m], row[f"{m}_std"] = summary[m]["mean"], summary[m]["std"]
+            row["draws"] = summary.get("n_draws")
+        rep = replays.get(a.name)
+        if rep:
+            row["replay_samples"], row["lava_agreement"] = rep["samples"], rep["agreement"]
+        rows.append(row)
+    return rows
+
+
+def write_results_csv(cfg: ExperimentConfig, path: Path, evaluations: dict, replays: dict) -> Path:
+    """Write ``results.csv`` (:func:`results_rows`; empty cells where not measured) atomically."""
+    import csv
+    import io
+
+    from ..fileio import atomic_path
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=RESULT_COLUMNS, lineterminator="\n")
+    w.writeheader()
+    for row in results_rows(cfg, evaluations, replays):
+        w.writerow({k: "" if v is None else v for k, v in row.items()})
+    with atomic_path(path) as tmp:
+        tmp.write_text(buf.getvalue(), encoding="utf-8")
+    return path
+
+
 def demo_config() -> Path:
-    """``experiments/demo.toml`` of the checkout this package runs from."""
-    p = Path(__file__).resolve().parents[2] / "experiments" / "demo.toml"
-    if not p.is_file():
-        raise ConfigError(f"the demo config is missing: expected {p} (run from a checkout of the repository)")
-    return p
+    """``experiments/demo.toml``, from the checkout or from the installed package (``resources.demo_config``)."""
+    from ..resources import demo_config as shipped_demo_config
+
+    return shipped_demo_config()
 
 
 def run_experiment(config: str | Path, out: str | Path | None = None, force: bool = False,
@@ -397,9 +442,15 @@ def run_experiment(config: str | Path, out: str | Path | None = None, force: boo
 
     report_inputs = list(recon_files.values()) + [out / "evaluation" / f"{n}.json" for n in evaluations] + \
         [out / "replay" / f"{n}.json" for n in replays] + list(target_files.values()) + list(eval_files.values())
-    outputs = [out / "report.md", out / "metrics.json"] + [out / f"{a.name}.png" for a in cfg.attacks]
-    run.stage("report", {"paper": cfg.paper, "config": str(cfg.path)}, report_inputs, outputs,
-              lambda: write_report(cfg, out, target_files, eval_files, recon_files, evaluations, replays))
+    outputs = [out / "report.md", out / "metrics.json", out / "results.csv"] + \
+        [out / f"{a.name}.png" for a in cfg.attacks]
+
+    def do_report():
+        info = write_report(cfg, out, target_files, eval_files, recon_files, evaluations, replays)
+        write_results_csv(cfg, out / "results.csv", evaluations, replays)
+        return info
+
+    run.stage("report", {"paper": cfg.paper, "config": str(cfg.path)}, report_inputs, outputs, do_report)
     log.info("stages run: %s; skipped: %s", run.ran, run.skipped)
     status(f"run {cfg.name}: {len(run.ran)} stage{'s' if len(run.ran) != 1 else ''} run, {len(run.skipped)} "
            f"already done, in {format_duration(time.monotonic() - started)}")

@@ -82,6 +82,7 @@ class Engine:
             yield from _pool_run(self._pool, fn, tasks)
 
     def _ray_init(self):
+        plain_ray_logs()
         try:
             import ray
         except ImportError:
@@ -127,6 +128,21 @@ class Engine:
             for r in refs:
                 ray.cancel(r, force=True)
             raise
+
+
+def plain_ray_logs() -> None:
+    """Ray forwards its workers' output lines with a colour-coded ``(task pid=...)`` prefix (ANSI escapes) whether
+    or not the output is a terminal, so a sweep's output redirected to a log file was full of escape codes. Unless
+    stdout and stderr are both terminals, they are turned off here (``RAY_COLOR_PREFIX=0``, read by Ray's driver
+    for every line it prints); a value the user set is kept."""
+    def terminal(stream) -> bool:
+        try:
+            return bool(stream.isatty())
+        except (AttributeError, ValueError, OSError):  # a closed or replaced stream
+            return False
+
+    if "RAY_COLOR_PREFIX" not in os.environ and not (terminal(sys.stdout) and terminal(sys.stderr)):
+        os.environ["RAY_COLOR_PREFIX"] = "0"
 
 
 RAY_CONNECT_SECONDS = 5.0  # a TCP connection to the cluster's address, before Ray is asked to join it

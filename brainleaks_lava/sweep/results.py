@@ -20,6 +20,7 @@ import numpy as np
 
 from ..errors import OutputError
 from ..fileio import atomic_path, read_bytes_guarded, write_json_atomic
+from ..text import plural
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +111,7 @@ def write_results(study, out: Path, records: list[dict], missing: list[str]) -> 
     if mia:
         mia_png = plot_mia(rows, out / "mia_auc.png", title=f"{study.name}: membership inference vs time steps")
     lines = [f"# Sweep {study.name}", "",
-             f"{len({r['cell'] for r in rows})} cells done" + (f", {len(missing)} missing: {_listed(missing)}"
+             f"{plural(len({r['cell'] for r in rows}), 'cell')} done" + (f", {len(missing)} missing: {_listed(missing)}"
                                                                if missing else "") + f"; attacks: "
              f"{', '.join(a.name for a in study.attacks)}; evaluator draws {study.draws}; Lava replay "
              + (f"{study.replay_draws} draw(s) per reconstruction" if study.replay else "off") + ".", "",

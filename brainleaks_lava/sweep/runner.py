@@ -30,6 +30,7 @@ from ..fileio import sweep_stale_temps, write_json_atomic
 from ..progress import format_duration, status
 from ..report.runner import fingerprint
 from ..safety import claim_output_dir, inside, marker_path, write_marker
+from ..text import plural
 from .cells import DONE, RESULT, run_cell_task, run_target_task, unit_done
 from .config import StudyConfig, load_study
 from .results import read_record
@@ -198,10 +199,10 @@ def run_sweep(config: str | Path, out: str | Path | None = None, engine: str = "
     for p in done:
         status(f"cell {p[1]}: already done, skipped")
     todo = missing if max_cells is None else missing[:max_cells]
-    status(f"sweep {study.name}: {len(cells)} cells, {len(done)} done, {len(todo)} to run now"
+    status(f"sweep {study.name}: {plural(len(cells), 'cell')}, {len(done)} done, {len(todo)} to run now"
            + (f" ({len(missing) - len(todo)} left for later: max cells {max_cells})"
               if len(todo) < len(missing) else "")
-           + f" [{engine}, {workers} worker{'s' if workers != 1 else ''}]")
+           + f" [{engine}, {plural(workers, 'worker')}]")
 
     from .engines import Engine
 

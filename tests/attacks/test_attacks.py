@@ -155,7 +155,7 @@ def test_batched_rows_are_independent(snn):
 def test_miface_raises_confidence_images_in_range(ann):
     a = adapter_for(ann)
     start = _start_conf(a, a.input_shape, 10)
-    res = MIFace(a, MIFaceParams(max_iterations=300, patience=50)).invert(seed=0, progress=False)
+    res = MIFace(a, MIFaceParams(iterations=300, patience=50)).invert(seed=0, progress=False)
     assert res.samples.shape == (10, 784)
     assert res.samples.min() >= 0 and res.samples.max() <= 1
     assert np.all(res.confidence > start)
@@ -165,7 +165,7 @@ def test_stop_confidence_stops_rows(snn):
     a = adapter_for(snn)
     res = make_attack("bl2", a, iterations=30, stop_confidence=0.5).invert(classes=[0, 1], seed=0, progress=False)
     assert np.all(res.iterations < 30)
-    # BL-v2's default has no confidence stop: the same rows run every iteration (README, stopping rule)
+    # BL-v2's default has no confidence stop: the same rows run every iteration (docs/attacks.md, stopping rule)
     full = make_attack("bl2", a, iterations=30).invert(classes=[0, 1], seed=0, progress=False)
     assert full.iterations.tolist() == [30, 30] and np.all(full.confidence >= 0.5)
     assert np.all(np.isfinite(full.loss_history))

@@ -129,9 +129,9 @@ def test_miface_rescues_saturated_classes_and_reports_stuck_ones():
     with torch.no_grad():
         p0 = adapter.posterior(torch.zeros(1, 784))[0, 8]
     assert p0 < 1e-6
-    paper = make_attack("miface", adapter, max_iterations=300).invert(classes=[8], seed=0, progress=False)
+    paper = make_attack("miface", adapter, iterations=300).invert(classes=[8], seed=0, progress=False)
     assert paper.confidence[0] > 0.9 and paper.samples.max() > 0 and paper.extra["stuck_at_start"] == []
-    ref = make_attack("miface", adapter, mode="reference", max_iterations=300).invert(classes=[8], seed=0,
+    ref = make_attack("miface", adapter, mode="reference", iterations=300).invert(classes=[8], seed=0,
                                                                                      progress=False)
     assert ref.confidence[0] < 1e-6 and ref.samples.max() == 0 and ref.extra["stuck_at_start"] == [8]
 
@@ -151,7 +151,7 @@ def test_miface_progress_below_float32_resolution_of_the_cost():
         model.layers[1].bias.copy_(torch.tensor([-67.0, 0.0]))
     adapter = adapter_for(model)
     assert adapter.posterior(torch.zeros(1, 2))[0, 0] < 1e-11
-    same_steps = {"lr": 1e-4, "max_iterations": 3000, "rescue_below": 0.5}
+    same_steps = {"lr": 1e-4, "iterations": 3000, "rescue_below": 0.5}
     paper = make_attack("miface", adapter, **same_steps).invert(classes=[0], seed=0, progress=False)
     ref = make_attack("miface", adapter, mode="reference", **same_steps).invert(classes=[0], seed=0, progress=False)
     assert paper.confidence[0] > 0.9 and paper.extra["stuck_at_start"] == []
@@ -164,7 +164,7 @@ def test_miface_start_intensity():
     from brainleaks_lava.attacks.miface import MIFaceParams
 
     adapter = adapter_for(load_target("netx_models/mnist_ann.h5"))
-    r = make_attack("miface", adapter, start=0.5, max_iterations=1).invert(classes=[3], seed=0, progress=False)
+    r = make_attack("miface", adapter, start=0.5, iterations=1).invert(classes=[3], seed=0, progress=False)
     assert r.samples.shape == (1, 784) and np.all(r.samples == 0.5)  # the one image scored is the start
     with torch.no_grad():
         assert np.isclose(r.confidence[0], float(adapter.posterior(torch.full((1, 784), 0.5))[0, 3]), rtol=1e-5)

@@ -381,7 +381,7 @@ def test_truncated_and_garbage_files_raise_model_file_error(tmp_path):
 def test_wrong_format_or_metadata_raises_model_file_error(tmp_path):
     m = CNNEvaluator().eval()
     other = save_torch_h5(m, tmp_path / "other.h5", "brainleaks-ann/1", {"architecture": m.config()})
-    with pytest.raises(ModelFileError, match="evaluator"):
+    with pytest.raises(ModelFileError, match="an ANN target.*not an evaluation classifier"):
         load_evaluator(other)
     no_arch = save_torch_h5(m, tmp_path / "noarch.h5", EVALUATOR_FORMAT, {"kind": "ann"})
     with pytest.raises(ModelFileError, match="metadata"):
