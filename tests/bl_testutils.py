@@ -26,3 +26,15 @@ def assert_lava_run_equals_twin(net_path, x, min_voltage=0.0):
     np.testing.assert_array_equal(got, expected.numpy())
     np.testing.assert_array_equal(got_v, expected_v)
     return expected
+
+
+def modules_loaded_by(code: str, roots: tuple[str, ...], cwd) -> list[str]:
+    """Run ``code`` in a fresh interpreter (from ``cwd``) and return the loaded modules whose top-level package is
+    one of ``roots`` (what a start-up path imports). The code must succeed."""
+    import subprocess
+    import sys
+
+    probe = code + (f"\nimport sys\nprint(sorted(m for m in sys.modules if m.split('.')[0] in {tuple(roots)!r}))\n")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=cwd, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return eval(out.stdout.strip().splitlines()[-1])  # a list literal of module names printed above

@@ -34,8 +34,26 @@ log = logging.getLogger(__name__)
 MAX_FIXED_POINT = 2**31  # |weight| and thresholds must fit Loihi's fixed-point registers (and int64 safely)
 
 
+class _OnDevice:
+    """``device`` and ``to(device)`` of a target: where its ``model`` computes, and moving it there."""
+
+    @property
+    def device(self):
+        """Where the model (an SNN's twin) computes (``to`` moves it)."""
+        from .device import module_device
+
+        return module_device(self.model)
+
+    def to(self, device):
+        """Move the model to ``device`` (a name, see ``models.device``, or a ``torch.device``); returns self."""
+        from .device import resolve_device
+
+        self.model.to(resolve_device(device))
+        return self
+
+
 @dataclass
-class SNNTarget:
+class SNNTarget(_OnDevice):
     """An SNN target loaded from its .net file: the lava-dl twin plus its sidecar metadata."""
 
     model: "DeployedSNN"  # noqa: F821 - netx.target
@@ -55,43 +73,15 @@ class SNNTarget:
     def deployment(self):
         return self.model.deployment
 
-    @property
-    def device(self):
-        """Where the twin computes (``to`` moves it)."""
-        from .device import module_device
-
-        return module_device(self.model)
-
-    def to(self, device) -> "SNNTarget":
-        """Move the twin to ``device`` (a name, see ``models.device``, or a ``torch.device``); returns self."""
-        from .device import resolve_device
-
-        self.model.to(resolve_device(device))
-        return self
-
     arch = "snn"
 
 
 @dataclass
-class ANNTarget:
+class ANNTarget(_OnDevice):
     model: torch.nn.Module
     path: Path
     sha256: str
     metadata: dict = field(default_factory=dict)
-
-    @property
-    def device(self):
-        """Where the model computes (``to`` moves it)."""
-        from .device import module_device
-
-        return module_device(self.model)
-
-    def to(self, device) -> "ANNTarget":
-        """Move the model to ``device`` (a name, see ``models.device``, or a ``torch.device``); returns self."""
-        from .device import resolve_device
-
-        self.model.to(resolve_device(device))
-        return self
 
     arch = "ann"
 
