@@ -176,6 +176,53 @@ def attack(target, method: str = "bl2", *, mode: str = "paper", classes=None, se
     start : float, default 0.0, in [0, 1]
         Grey level of the uniform start image.
 
+    method 'nes': query-only NES, antithetic zeroth-order gradient estimates through a query oracle (SNN targets)
+
+    queries : int, default 10000, in [1, 10000000]
+        The query budget in all (every query the deployed network answers counts; never exceeded).
+    exposes : {'posterior', 'counts'}, default 'posterior'
+        What the deployment answers a query with: its posterior (after the deployment's defense), or output
+        spike counts (spike-count read-outs).
+    population : int, default 10, in [1, 4096]
+        Antithetic pairs per class and iteration (two queries each).
+    sigma : float, default 0.5, in (0, 100]
+        Perturbation of the input logits.
+    lr : float, default 0.1, in (0, inf)
+        Adam's step size (cosine decay to 10 %).
+    iterations : int, default 1000, in [1, 1000000]
+        Steps at most (fewer when the budget runs out first).
+    objective : {'logp', 'margin'}, default 'logp'
+        The target's negative log-posterior, or its log-posterior margin to the best other class.
+    kappa : float, default 5.0, in (0, inf)
+        ``margin`` objective: the cap of the margin.
+    tv : float, default 0.1, in [0, inf)
+        Weight of the total-variation prior of the rate image (exact gradient, no queries).
+    sparsity : float, default 0.05, in [0, inf)
+        Weight of the mean-rate prior.
+    init_rate : float, default 0.1, in (0, 1)
+        The rate everything starts from.
+
+    method 'label': query-only label-only boundary repelling (BREP-MI style) through a query oracle (SNN targets)
+
+    queries : int, default 10000, in [1, 10000000]
+        The query budget in all, split evenly between the classes (never exceeded).
+    exposes : {'label', 'counts', 'posterior'}, default 'label'
+        What the deployment answers with (only the top-1 label is used).
+    population : int, default 16, in [1, 4096]
+        Points on the sphere per step.
+    radius : float, default 0.3, in (0, 100]
+        Starting sphere radius (RMS per input logit).
+    grow : float, default 1.3, in [1, 10]
+        Radius factor when every point on the sphere keeps the label.
+    max_radius : float, default 8.0, in (0, 1000]
+        Largest radius.
+    step : float, default 1.0, in (0, 100]
+        Move length, in radii.
+    iterations : int, default 1000, in [1, 1000000]
+        Steps per class at most (fewer when the budget runs out first).
+    search_fraction : float, default 0.5, in (0, 1]
+        Share of a class's budget the random search for a start may use at most.
+
     Returns
     -------
     AttackResult

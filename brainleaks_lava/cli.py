@@ -412,11 +412,15 @@ def _run_info(args) -> int:
     return 0
 
 
+MAX_QUERIES = 10_000_000  # --queries (attacks.query_only.MAX_QUERIES; not imported: --help starts without torch)
+
+
 def _add_attack(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="target: .net SNN (bl1, bl2) or ANN .h5 (miface)")
-    p.add_argument("--method", required=True, choices=["bl1", "bl2", "miface", "blenc"],
+    p.add_argument("--method", required=True, choices=["bl1", "bl2", "miface", "blenc", "nes", "label"],
                    help="bl1, bl2: the paper's BrainLeaks; miface: the ANN baseline; blenc: encoder-aware "
-                        "inversion (docs/attacks.md, 'BL-enc')")
+                        "inversion (docs/attacks.md, 'BL-enc'); nes, label: query-only attacks that see the "
+                        "deployed network only through its answers (score-based NES; label-only boundary search)")
     p.add_argument("--mode", default="paper", choices=["paper", "reference"],
                    help="paper: the paper's algorithm; reference: the published code's variant and defaults")
     p.add_argument("--classes", type=count("classes", 0), nargs="+", default=None, help="target classes (default: all)")
@@ -428,6 +432,10 @@ def _add_attack(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stop-confidence", type=finite_float, default=None,
                    help="stop a class at this target confidence (default: BL-v1 paper mode 0.99, otherwise none)")
     p.add_argument("--no-stop", action="store_true", help="run all iterations (no confidence stop)")
+    p.add_argument("--queries", type=bounded_int(1, (MAX_QUERIES, " (queries)"), "an integer"), default=None,
+                   help="nes, label: the query budget (queries answered by the deployed network, in all)")
+    p.add_argument("--exposes", choices=["counts", "posterior", "label"], default=None,
+                   help="nes, label: what the deployment answers a query with (default: nes posterior, label label)")
     p.add_argument("--seed", type=count("seed", 0), default=0)
     p.add_argument("--threads", type=thread_count, default=0,
                    help="torch CPU threads (0: torch default; at most 4 per CPU)")
@@ -448,7 +456,7 @@ def _run_attack(args) -> int:
     overrides = {}
     if args.iterations is not None:
         overrides["iterations"] = args.iterations  # MI-FACE's at most, as in a run config
-    for name in ("population", "lr", "eta", "xi", "stop_confidence"):
+    for name in ("population", "lr", "eta", "xi", "stop_confidence", "queries", "exposes"):
         if getattr(args, name) is not None:
             overrides[name] = getattr(args, name)
     if args.no_stop:
@@ -463,6 +471,9 @@ def _run_attack(args) -> int:
           f"{result.seconds:.1f} s")
     for c, conf, it in zip(result.targets, result.confidence, result.iterations):
         print(f"  class {c}: target confidence {conf:.4f} after {plural(int(it), 'iteration')}")
+    if "queries" in result.extra:
+        print(f"  {plural(int(result.extra['queries']), 'query', 'queries')} answered ({args.method}, the deployment "
+              f"exposes {result.extra['oracle']['exposes']})")
     return 0
 
 
@@ -475,7 +486,8 @@ def _check_overrides(method: str, overrides: dict) -> None:
 
     fields = {f.name for f in dataclasses.fields(ATTACKS[method].params_class)} - {"mode"}
     flags = {"iterations": "--iterations", "population": "--population",
-             "lr": "--lr", "eta": "--eta", "xi": "--xi", "stop_confidence": "--stop-confidence"}
+             "lr": "--lr", "eta": "--eta", "xi": "--xi", "stop_confidence": "--stop-confidence",
+             "queries": "--queries", "exposes": "--exposes"}
     for name in overrides:
         if name not in fields:
             valid = sorted({flags[f] for f in fields if f in flags})

@@ -373,6 +373,7 @@ MAX_COUNTS = {
     "batch_size": (65_536, ""),
     "iterations": (1_000_000, ""),
     "max_iterations": (1_000_000, ""),
+    "queries": (10_000_000, " (queries)"),
     "patience": (1_000_000, ""),
     "restarts": (1_000, ""),
     "population": (4_096, " (BL-v2 population)"),

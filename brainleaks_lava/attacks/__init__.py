@@ -11,9 +11,11 @@ from .brainleaks_v1 import BLv1Params, BrainLeaksV1
 from .brainleaks_v2 import BLv2Params, BrainLeaksV2, draw_samples
 from .encoder_aware import BLencParams, EncoderAware
 from .miface import MIFace, MIFaceParams
+from .oracle import QueryBudgetExceeded, QueryOracle
+from .query_only import LabelOnlyAttack, LabelParams, NESAttack, NESParams
 
 ATTACKS: dict[str, type[Attack]] = {"bl1": BrainLeaksV1, "bl2": BrainLeaksV2, "miface": MIFace,
-                                    "blenc": EncoderAware}
+                                    "blenc": EncoderAware, "nes": NESAttack, "label": LabelOnlyAttack}
 
 
 def make_attack(method: str, adapter: TargetAdapter, mode: str = "paper", **overrides) -> Attack:
@@ -35,4 +37,5 @@ def make_attack(method: str, adapter: TargetAdapter, mode: str = "paper", **over
 
 __all__ = ["ATTACKS", "make_attack", "Attack", "AttackResult", "TargetAdapter", "SNNAdapter", "ANNAdapter",
            "adapter_for", "BrainLeaksV1", "BLv1Params", "BrainLeaksV2", "BLv2Params", "draw_samples",
-           "MIFace", "MIFaceParams", "EncoderAware", "BLencParams"]
+           "MIFace", "MIFaceParams", "EncoderAware", "BLencParams", "QueryOracle", "QueryBudgetExceeded",
+           "NESAttack", "NESParams", "LabelOnlyAttack", "LabelParams"]
