@@ -155,3 +155,18 @@ FEATURES = {
     "conv": conv_net, "pool": pool_net, "delay": delay_net, "delay_bias": lambda p: delay_net(p, bias=True),
     "loihi": loihi_type, "integrator": integrator_net, "average": average_net,
 }
+
+
+def signed_net(path):
+    """16 inputs -> 2 outputs, no hidden layer: inputs 0-7 excite output 0 and inhibit output 1, inputs 8-15 the
+    reverse (a target whose classes an attack can reach by construction)."""
+    s = _slayer()
+    block = s.block.cuba.Dense(neuron(1.0, 0.25, 0.03), 16, 2)
+    w = torch.zeros(2, 16)
+    w[0, :8], w[0, 8:], w[1, :8], w[1, 8:] = 0.5, -0.5, -0.5, 0.5
+    with torch.no_grad():
+        block.synapse.weight.data.copy_(w.reshape(block.synapse.weight.shape))
+        block(torch.zeros(1, 16, 4))
+    with h5py.File(path, "w") as f:
+        block.export_hdf5(f.create_group("layer").create_group("0"))
+    return path

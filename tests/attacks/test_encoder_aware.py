@@ -1,6 +1,5 @@
 """BL-enc on constructed networks: gradient signs through each estimator, the priors, the encoders, the
 start-confidence guard; the integrate-and-fire encoder; MI-FACE's rescue of saturated classes."""
-import h5py
 import numpy as np
 import pytest
 import torch
@@ -18,17 +17,7 @@ STEPS = 12
 @pytest.fixture(scope="module")
 def signed_net(tmp_path_factory):
     """16 inputs -> 2 outputs: inputs 0-7 excite output 0 and inhibit output 1, inputs 8-15 the reverse."""
-    s = netx_nets._slayer()
-    block = s.block.cuba.Dense(netx_nets.neuron(1.0, 0.25, 0.03), 16, 2)
-    w = torch.zeros(2, 16)
-    w[0, :8], w[0, 8:], w[1, :8], w[1, 8:] = 0.5, -0.5, -0.5, 0.5
-    with torch.no_grad():
-        block.synapse.weight.data.copy_(w.reshape(block.synapse.weight.shape))
-        block(torch.zeros(1, 16, 4))
-    path = tmp_path_factory.mktemp("signed") / "signed.net"
-    with h5py.File(path, "w") as f:
-        block.export_hdf5(f.create_group("layer").create_group("0"))
-    return path
+    return netx_nets.signed_net(tmp_path_factory.mktemp("signed") / "signed.net")
 
 
 def _grad_of_rate(attack, rate, cls, gen_seed=0):

@@ -1,6 +1,5 @@
 """The query oracle and the query-only attacks (issue 30): the oracle exposes only what it declares and never
 passes its budget; NES estimates the gradient; nes and label invert a tiny deployed network; seeded."""
-import h5py
 import numpy as np
 import pytest
 import torch
@@ -21,17 +20,7 @@ STEPS = 12
 @pytest.fixture(scope="module")
 def signed_net(tmp_path_factory):
     """16 inputs -> 2 outputs: inputs 0-7 excite output 0 and inhibit output 1, inputs 8-15 the reverse."""
-    s = netx_nets._slayer()
-    block = s.block.cuba.Dense(netx_nets.neuron(1.0, 0.25, 0.03), 16, 2)
-    w = torch.zeros(2, 16)
-    w[0, :8], w[0, 8:], w[1, :8], w[1, 8:] = 0.5, -0.5, -0.5, 0.5
-    with torch.no_grad():
-        block.synapse.weight.data.copy_(w.reshape(block.synapse.weight.shape))
-        block(torch.zeros(1, 16, 4))
-    path = tmp_path_factory.mktemp("signed") / "signed.net"
-    with h5py.File(path, "w") as f:
-        block.export_hdf5(f.create_group("layer").create_group("0"))
-    return path
+    return netx_nets.signed_net(tmp_path_factory.mktemp("signed") / "signed.net")
 
 
 def _target(path, encoding="rate"):
