@@ -72,7 +72,7 @@ def load_target(path, *, steps=None, encoding=None, input_shape=None, readout=No
 
 
 def attack(target, method: str = "bl2", *, mode: str = "paper", classes=None, seed: int = 0,
-           progress: bool = True, device=None, **params):
+           progress: bool = True, device=None, defense=None, **params):
     """Run a model-inversion attack and return its reconstructions.
 
     Parameters
@@ -94,6 +94,12 @@ def attack(target, method: str = "bl2", *, mode: str = "paper", classes=None, se
     device : {None, 'cpu', 'auto', 'cuda', 'cuda:N'} or torch.device, optional
         Where the attack computes: the target is moved there (None: where it is; a path loads on the CPU).
         Random draws stay seeded on the CPU; on a GPU results equal the CPU's up to float rounding.
+    defense : dict or defenses.ObservedPosterior, optional
+        What the deployment does to every query it answers (SNN targets): ``round_posterior`` (round each class
+        probability to a multiple of it), ``clip_counts`` (cap output spike counts), ``input_flip`` (flip each
+        input spike with this probability), ``straight_through`` (a white-box attacker who knows the rounding or
+        clipping passes gradients through it). Gradient attacks then differentiate what the deployment
+        answers; ``nes`` and ``label`` query it. Recorded in ``result.extra['defense']``.
     **params
         The attack's settings, overriding its defaults: see "Other Parameters" for each method's names,
         defaults and accepted values. A name the method does not have is refused.
@@ -251,8 +257,18 @@ def attack(target, method: str = "bl2", *, mode: str = "paper", classes=None, se
         target = load_target(target, device=device)
     elif device is not None:
         target.to(device)
-    result = make_attack(method, adapter_for(target), mode=mode, **params).invert(classes=classes, seed=seed,
-                                                                                  progress=progress)
+    from .defenses.readout import observed_posterior
+
+    from .attacks.base import SNNAdapter
+    from .errors import InputError
+
+    observe = observed_posterior(defense, seed)
+    adapter = adapter_for(target, observe)
+    if observe is not None and not isinstance(adapter, SNNAdapter):
+        raise InputError("a query-time defense (round_posterior, clip_counts, input_flip) applies to SNN targets")
+    result = make_attack(method, adapter, mode=mode, **params).invert(classes=classes, seed=seed, progress=progress)
+    if observe is not None:
+        result.extra["defense"] = observe.describe()
     _describe(result, target)
     return result
 

@@ -21,7 +21,7 @@ from . import interrupts
 from .interrupts import Terminated, ctrl_c_in_this_process_only
 from .safety import (MAX_TIME_STEPS, check_command_paths, check_recon_for_evaluator, check_recon_for_replay,
                      count_bound, count_problem, threads_bound)
-from .text import plural
+from .text import defense_text, plural
 
 log = logging.getLogger("brainleaks_lava")
 
@@ -442,10 +442,19 @@ def _add_attack(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output reconstruction file (.h5)")
     _add_device(p)
     _add_deployment(p)
+    d = p.add_argument_group("query-time defense (SNN targets; what the deployment does to every query it answers)")
+    d.add_argument("--round-posterior", type=finite_float, default=None, metavar="Q",
+                   help="round each class probability to a multiple of Q, in (0, 1]")
+    d.add_argument("--clip-counts", type=count("clip_counts"), default=None, metavar="C",
+                   help="cap each output neuron's spike count at C (spike-count read-outs)")
+    d.add_argument("--input-flip", type=finite_float, default=None, metavar="P",
+                   help="flip each input spike with probability P, in [0, 0.5]")
+    d.add_argument("--straight-through", action="store_true",
+                   help="gradient attacks pass gradients through the rounding and clipping (an attacker who "
+                        "knows the defense)")
 
 
 def _run_attack(args) -> int:
-    from .attacks import adapter_for, make_attack
     from .errors import InputError
     from .attacks.recon_file import save_recon
     from .models.files import load_target
@@ -464,8 +473,17 @@ def _run_attack(args) -> int:
             raise InputError("--no-stop applies to bl1 and bl2 (MI-FACE has its own stopping rules)")
         overrides["stop_confidence"] = None
     _check_overrides(args.method, overrides)
-    attack = make_attack(args.method, adapter_for(target), mode=args.mode, **overrides)
-    result = attack.invert(classes=args.classes, seed=args.seed)
+    defense = {k: getattr(args, k) for k in ("round_posterior", "clip_counts", "input_flip")
+               if getattr(args, k) is not None}
+    if args.straight_through:
+        if args.method in ("nes", "label"):
+            raise InputError("--straight-through is a gradient attacker's knowledge of the defense; nes and label "
+                             "only query the deployment")
+        defense["straight_through"] = True
+    from .api import attack
+
+    result = attack(target, args.method, mode=args.mode, classes=args.classes, seed=args.seed,
+                    defense=defense or None, **overrides)
     save_recon(result, args.out, model_path=str(args.model), model_sha256=target.sha256)
     print(f"wrote {args.out}: {args.method} ({args.mode}) on {args.model}, {plural(len(result.targets), 'class')}, "
           f"{result.seconds:.1f} s")
@@ -473,7 +491,9 @@ def _run_attack(args) -> int:
         print(f"  class {c}: target confidence {conf:.4f} after {plural(int(it), 'iteration')}")
     if "queries" in result.extra:
         print(f"  {plural(int(result.extra['queries']), 'query', 'queries')} answered ({args.method}, the deployment "
-              f"exposes {result.extra['oracle']['exposes']})")
+              f"exposes {result.extra['oracle']['exposes']}{defense_text(result.extra['oracle'])})")
+    elif "defense" in result.extra:
+        print(f"  against the deployment's defense{defense_text(result.extra['defense'])}")
     return 0
 
 
@@ -579,9 +599,24 @@ def _run_replay(args) -> int:
             sel = targets == c
             print(f"  class {c}: twin {conf_t[sel].mean():.4f}  Lava {conf_l[sel].mean():.4f}  "
                   f"identical {int(sum(s.equal for s, m in zip(report.samples, sel) if m))}/{int(sel.sum())}")
+    queries = None
+    if not args.random and rec.query_sample is not None:
+        from .hardware.equivalence import check_query_sample
+
+        queries = check_query_sample(args.model, rec.query_sample, rec.extra.get("oracle"), target,
+                                     twin_path=args.twin, mode="per-sample" if args.per_sample else "stream",
+                                     workers=args.workers)
+        q = queries.to_dict()
+        print(f"oracle queries (a seeded sample the attack's oracle answered): {q['same_answer']}/{q['queries']} "
+              f"answered the same from Lava's read-out ({rec.extra['oracle']['exposes']}"
+              f"{defense_text(rec.extra['oracle'])}), {100 * q['spike_agreement']:.2f}% identical spike for "
+              f"spike")
     if args.json:
         write_json_atomic(args.json, {"recon": None if args.random else str(args.recon), "draws": n_draws,
-                                      **report.to_dict()})
+                                      **report.to_dict(), **({"oracle_queries": queries.to_dict()} if queries else {})})
+    if queries is not None and queries.agreement < 1.0:
+        print(f"oracle queries answered differently on Lava: {queries.to_dict()['differing_queries']}", file=sys.stderr)
+        return 1
     if report.mismatches:
         print("mismatching samples (index: target, first differing layer/neuron/step):", file=sys.stderr)
         for s in report.mismatches:

@@ -374,6 +374,7 @@ MAX_COUNTS = {
     "iterations": (1_000_000, ""),
     "max_iterations": (1_000_000, ""),
     "queries": (10_000_000, " (queries)"),
+    "clip_counts": (1_000_000, " (output spike counts)"),
     "patience": (1_000_000, ""),
     "restarts": (1_000, ""),
     "population": (4_096, " (BL-v2 population)"),

@@ -138,6 +138,9 @@ class AttackResult:
     class_names: tuple[str, ...] | None = None
     model_path: str = ""
     model_sha256: str = ""
+    # Query-only attacks: a seeded sample of the queries the oracle answered, for replay on Lava: ``inputs``
+    # (k, features, T) as the twin saw them, ``outputs`` (what the oracle answered), ``index`` (query numbers).
+    query_sample: dict | None = None
 
     @property
     def input_kind(self) -> str:

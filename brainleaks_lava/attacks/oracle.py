@@ -63,6 +63,30 @@ def _defense_parts(defense):
     return readout, float(defense.input_flip)
 
 
+def expose_answer(logits: torch.Tensor, exposes: str, posterior_scale: float, round_posterior: float | None = None,
+                  clip_counts: int | None = None) -> np.ndarray:
+    """What the deployment answers, from the deployed read-out's logits (N, C) as the twin or Lava computed them
+    (``netx.target.readout_logits``): spike counts capped at ``clip_counts`` (int64), the softmax posterior rounded
+    to ``round_posterior`` (float64; ``defenses.ObservedPosterior`` applied to the same logits), or the top-1
+    label (int64). One function for the oracle and for checking its answers on Lava, so both agree by
+    construction of the arithmetic, not by a second copy of it."""
+    from ..defenses.readout import round_to_grid
+
+    if exposes not in EXPOSURES:
+        raise InputError(f"exposes must be one of {', '.join(EXPOSURES)}, got {exposes!r}")
+    if clip_counts is not None:
+        counts = torch.round(logits / posterior_scale)
+        logits = posterior_scale * torch.clamp(counts, max=float(clip_counts))
+    if exposes == "label":
+        return logits.argmax(1).cpu().numpy().astype(np.int64)
+    if exposes == "counts":
+        return torch.round(logits / posterior_scale).cpu().numpy().astype(np.int64)
+    post = torch.softmax(logits, dim=1)
+    if round_posterior is not None:
+        post = round_to_grid(post, round_posterior)
+    return post.cpu().numpy().astype(np.float64)
+
+
 class QueryOracle:
     """The deployed network as a black box (see the module docstring)."""
 
@@ -111,6 +135,7 @@ class QueryOracle:
         device = module_device(model)
         enc_gen = torch.Generator().manual_seed(int(seed))
         steps, features, encoding, input_range = self._steps, self._features, self._encoding, self._input_range
+        scale, rounding, clip = self._posterior_scale, self._rounding, self._clip
 
         def encode(x) -> torch.Tensor:
             """A batch in the deployment's input domain -> what the twin's input layer receives (N, F, T)."""
@@ -141,17 +166,8 @@ class QueryOracle:
             outs = []
             with torch.no_grad():
                 for i in range(0, len(x), batch_size):
-                    xb = x[i:i + batch_size].to(device)
-                    if exposes == "counts" or exposes == "label":
-                        logits = readout.logits(model, xb) if readout is not None else model.logits(xb)
-                        if exposes == "label":
-                            outs.append(logits.argmax(1).cpu().numpy().astype(np.int64))
-                        else:
-                            counts = torch.round(logits / float(dep.posterior_scale))
-                            outs.append(counts.cpu().numpy().astype(np.int64))
-                    else:
-                        post = readout(model, xb) if readout is not None else model.posterior(xb)
-                        outs.append(post.cpu().numpy().astype(np.float64))
+                    logits = model.logits(x[i:i + batch_size].to(device))
+                    outs.append(expose_answer(logits, exposes, scale, rounding, clip))
             return x, np.concatenate(outs)
 
         self._encode = encode
@@ -204,6 +220,11 @@ class QueryOracle:
     @property
     def remaining(self) -> int:
         return self._budget - self._used
+
+    @property
+    def kept(self) -> int:
+        """Answered queries held for replay (at most ``keep``)."""
+        return len(self._kept_in)
 
     def describe(self) -> dict:
         return {"exposes": self._exposes, "encoding": self._encoding, "budget": self._budget,

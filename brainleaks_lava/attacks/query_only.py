@@ -195,9 +195,14 @@ class _QueryAttack(Attack):
         return post.gather(1, classes.view(-1, 1).to(post.device)).squeeze(1).cpu().numpy()
 
     def _result(self, classes, theta, gen, iters, history, extra) -> AttackResult:
+        from .recon_file import MAX_RECON_VALUES
+
         p = self.params
         samples, probs = self._final_input(theta, gen)
         graded = self.encoding == "graded"
+        feats, steps = self.adapter.input_shape
+        k = min(self.oracle.kept, MAX_RECON_VALUES // (feats * steps))
+        sample = self.oracle.sample_for_replay(k) if k else None
         return AttackResult(
             attack=self.name, mode=p.mode, params=p.to_dict(), seed=0, targets=classes.numpy(),
             samples=samples.numpy().astype(np.float32 if graded else np.uint8),
@@ -206,7 +211,8 @@ class _QueryAttack(Attack):
             extra={"queries": int(self.oracle.queries_used), "oracle": self.oracle.describe(),
                    "encoding": self.encoding, "parameterisation": "per-step" if self.per_step else "static",
                    **extra},
-            drive_range=self.adapter.drive_range if graded else None)
+            drive_range=self.adapter.drive_range if graded else None,
+            query_sample=None if sample is None else {key: sample[key] for key in ("inputs", "outputs", "index")})
 
 
 class NESAttack(_QueryAttack):

@@ -4,7 +4,10 @@ Layout: attrs ``format`` (``brainleaks-recon/1``), ``attack``, ``mode``, ``param
 ``model_path``, ``model_sha256``, ``input_kind`` (``spikes`` | ``image`` | ``drive``), ``seconds``, ``extra``
 (JSON), for drives ``drive_range`` (JSON [low, high]); datasets ``targets`` (R,), ``samples`` (R, features, T)
 uint8 spikes, (R, features, T) float32 graded drives or (R, features) float32 images,
-``confidence`` (R,), ``iterations`` (R,), ``loss_history`` (I, R), optional ``probabilities`` (R, features, T).
+``confidence`` (R,), ``iterations`` (R,), ``loss_history`` (I, R), optional ``probabilities`` (R, features, T);
+from query-only attacks, optionally, a sample of the oracle's queries: ``query_inputs`` (k, features, T) as the
+twin saw them (uint8 spikes or float32 drives), ``query_outputs`` (k, C) counts or posteriors or (k,) labels, and
+``query_index`` (k,) the queries' numbers, increasing.
 """
 from __future__ import annotations
 
@@ -22,6 +25,8 @@ from .base import AttackResult
 
 RECON_FORMAT = "brainleaks-recon/1"
 DATASETS = ("targets", "samples", "confidence", "iterations", "loss_history", "probabilities")
+QUERY_DATASETS = ("query_inputs", "query_outputs", "query_index")
+MAX_QUERY_CLASSES = 100_000  # columns of 'query_outputs' (safety.MAX_INPUTS bounds the features)
 # Sizes a reader accepts (check_sizes), from the datasets' shapes before anything is read, so that a small file of
 # compressed zeros cannot make evaluate, plot, replay or run allocate gigabytes: time steps at most
 # safety.MAX_TIME_STEPS, features at most safety.MAX_INPUTS, and these:
@@ -48,6 +53,11 @@ def save_recon(result: AttackResult, path: str | Path, model_path: str = "", mod
         f.create_dataset("loss_history", data=np.asarray(result.loss_history, dtype=np.float32))
         if result.probabilities is not None:
             f.create_dataset("probabilities", data=result.probabilities, compression="gzip")
+        if result.query_sample is not None:
+            q = result.query_sample
+            f.create_dataset("query_inputs", data=q["inputs"], compression="gzip")
+            f.create_dataset("query_outputs", data=q["outputs"])
+            f.create_dataset("query_index", data=np.asarray(q["index"], dtype=np.int64))
     return path
 
 
@@ -94,8 +104,16 @@ def load_recon(path: str | Path) -> AttackResult:
                         raise ModelFileError(f"{path}: '{key}' is not a dataset")
                 elif key != "probabilities":
                     raise ModelFileError(f"{path}: missing dataset '{key}'")
-            check_sizes({key: f[key].shape for key in DATASETS if key in f}, path)
-            data = {key: read_dataset(f[key], f"{path}: '{key}'", MAX_RECON_VALUES) for key in DATASETS if key in f}
+            present = [key for key in QUERY_DATASETS if key in f]
+            if present and len(present) != len(QUERY_DATASETS):
+                raise ModelFileError(f"{path}: a query sample needs all of {', '.join(QUERY_DATASETS)}; found only "
+                                     f"{', '.join(present)}")
+            for key in present:
+                if not isinstance(f[key], h5py.Dataset):
+                    raise ModelFileError(f"{path}: '{key}' is not a dataset")
+            check_sizes({key: f[key].shape for key in DATASETS + QUERY_DATASETS if key in f}, path)
+            data = {key: read_dataset(f[key], f"{path}: '{key}'", MAX_RECON_VALUES)
+                    for key in DATASETS + QUERY_DATASETS if key in f}
             params = _attr_json(f, "params", path)
             extra = _attr_json(f, "extra", path) if "extra" in f.attrs else {}
             attrs = {k: _attr_str(f, k, path) for k in ("attack", "mode", "input_kind")}
@@ -153,12 +171,44 @@ def load_recon(path: str | Path) -> AttackResult:
             raise ModelFileError(f"{path}: 'probabilities' (Bernoulli parameters of spike trains) in a file of images")
         if prob.shape != s.shape or prob.dtype.kind != "f" or not np.all(np.isfinite(prob)) or prob.min() < 0 or prob.max() > 1:
             raise ModelFileError(f"{path}: 'probabilities' must match 'samples' in shape and lie in [0, 1]")
+    query_sample = _query_sample(data, s, kind, drive_range, path) if "query_inputs" in data else None
     return AttackResult(
         attack=attrs["attack"], mode=attrs["mode"], params=params, seed=seed, targets=t.astype(np.int64),
         samples=s.astype(np.uint8) if kind == "spikes" else s.astype(np.float32), drive_range=drive_range,
         confidence=conf.astype(np.float32), iterations=iters.astype(np.int64),
         loss_history=hist.astype(np.float32), probabilities=None if prob is None else prob.astype(np.float32),
-        seconds=seconds, extra={**extra, "model_path": model_path, "model_sha256": model_sha})
+        seconds=seconds, extra={**extra, "model_path": model_path, "model_sha256": model_sha},
+        query_sample=query_sample)
+
+
+def _query_sample(data: dict, samples: np.ndarray, kind: str, drive_range, path: Path) -> dict:
+    """The validated query sample of a file (see the module docstring): inputs of the reconstructions' kind and
+    shape per sample, one answer per input (finite numbers; integers for counts and labels), increasing indices."""
+    x, out, idx = data["query_inputs"], data["query_outputs"], data["query_index"]
+    if kind == "image":
+        raise ModelFileError(f"{path}: a query sample in a file of images (query-only attacks write spike trains "
+                             f"or drives)")
+    k = len(x) if x.ndim == 3 else -1
+    if k <= 0 or x.shape[1:] != samples.shape[1:]:
+        raise ModelFileError(f"{path}: 'query_inputs' must have shape (k, {samples.shape[1]}, {samples.shape[2]}) "
+                             f"like 'samples', got {x.shape}")
+    if x.dtype.kind not in "biuf" or (x.dtype.kind == "f" and not np.all(np.isfinite(x))):
+        raise ModelFileError(f"{path}: 'query_inputs' must be finite numbers")
+    if kind == "spikes" and not np.all((x == 0) | (x == 1)):
+        raise ModelFileError(f"{path}: 'query_inputs' must hold binary spikes (0/1)")
+    if kind == "drive" and (x.min() < drive_range[0] or x.max() > drive_range[1]):
+        raise ModelFileError(f"{path}: 'query_inputs' must lie in the drive range {list(drive_range)}")
+    if out.shape[:1] != (k,) or out.ndim not in (1, 2) or (out.ndim == 2 and not 0 < out.shape[1] <= MAX_QUERY_CLASSES):
+        raise ModelFileError(f"{path}: 'query_outputs' must have shape ({k},) labels or ({k}, classes), "
+                             f"got {out.shape}")
+    if out.dtype.kind not in "iuf" or (out.dtype.kind == "f" and not np.all(np.isfinite(out))):
+        raise ModelFileError(f"{path}: 'query_outputs' must be finite numbers")
+    if out.ndim == 1 and out.dtype.kind == "f":
+        raise ModelFileError(f"{path}: 'query_outputs' of shape ({k},) must hold integer labels")
+    if idx.shape != (k,) or idx.dtype.kind not in "iu" or idx.min() < 0 or np.any(np.diff(idx) <= 0):
+        raise ModelFileError(f"{path}: 'query_index' must be {k} increasing non-negative integers")
+    inputs = x.astype(np.uint8) if kind == "spikes" else x.astype(np.float32)
+    return {"inputs": inputs, "outputs": out, "index": idx.astype(np.int64)}
 
 
 def check_sizes(shapes: dict, path) -> None:

@@ -40,6 +40,12 @@ class ObservedPosterior:
         self.straight_through = bool(straight_through)
         self.generator = torch.Generator().manual_seed(int(seed))
 
+    def describe(self) -> dict:
+        """The settings that are on (an empty dict for no defense)."""
+        d = {"round_posterior": self.round_posterior, "clip_counts": self.clip_counts,
+             "input_flip": self.input_flip or None, "straight_through": self.straight_through or None}
+        return {k: v for k, v in d.items() if v is not None}
+
     @property
     def active(self) -> bool:
         return self.clip_counts is not None or self.round_posterior is not None or self.input_flip > 0
@@ -65,6 +71,24 @@ class ObservedPosterior:
             rounded = round_to_grid(post, self.round_posterior)
             post = post + (rounded - post).detach() if self.straight_through else rounded
         return post
+
+
+READOUT_KEYS = ("round_posterior", "clip_counts", "input_flip", "straight_through")
+
+
+def observed_posterior(defense, seed: int = 0) -> ObservedPosterior | None:
+    """The ``observe`` hook of a query-time defense: None, an ``ObservedPosterior`` (returned as it is) or a dict
+    of ``READOUT_KEYS`` (an unknown key is refused, naming it). None when no setting is on."""
+    if defense is None or isinstance(defense, ObservedPosterior):
+        return defense if defense is None or defense.active else None
+    if not isinstance(defense, dict):
+        raise InputError(f"defense must be a dict of {', '.join(READOUT_KEYS)} or a defenses.ObservedPosterior, "
+                         f"got {type(defense).__name__}")
+    unknown = sorted(set(defense) - set(READOUT_KEYS))
+    if unknown:
+        raise InputError(f"unknown defense setting {unknown[0]!r} (known: {', '.join(READOUT_KEYS)})")
+    obs = ObservedPosterior(**defense, seed=seed)
+    return obs if obs.active else None
 
 
 def round_to_grid(p: torch.Tensor, q: float) -> torch.Tensor:

@@ -33,7 +33,8 @@ from ..data.encoding import rate_encode
 from ..errors import InputError
 from .metrics import METRIC_NAMES, AttackMetrics, attack_metrics, per_class_table, summarize_draws
 
-METHOD_LABELS = {"bl1": "BL-v1", "bl2": "BL-v2", "miface": "MI-FACE", "blenc": "BL-enc"}
+METHOD_LABELS = {"bl1": "BL-v1", "bl2": "BL-v2", "miface": "MI-FACE", "blenc": "BL-enc", "nes": "NES (query-only)",
+                 "label": "label-only (query-only)"}
 
 
 @dataclass

@@ -46,6 +46,7 @@ class EquivalenceReport:
     mode: str = "stream"
     seconds: float = 0.0
     layers: int = 0  # computing layers compared
+    lava_logits: np.ndarray | None = field(default=None, repr=False)  # (N, C) the read-out's logits from Lava
 
     @property
     def agreement(self) -> float:
@@ -191,8 +192,9 @@ def check_equivalence(net_path: str | Path, spikes, targets=None, twin_path: str
         lava_out = lava_out.reshape(len(x), g, -1, lava_out.shape[-1]).mean(2)
     dep = model.deployment
     p_twin = torch.softmax(readout_logits(dep, model.settle, ref, ref_v), 1).numpy()
-    p_lava = torch.softmax(readout_logits(dep, model.settle, lava_out, lava.voltage), 1).numpy()
-    report = EquivalenceReport(model=str(net_path), mode=mode, seconds=seconds)
+    lava_logits = readout_logits(dep, model.settle, lava_out, lava.voltage)
+    p_lava = torch.softmax(lava_logits, 1).numpy()
+    report = EquivalenceReport(model=str(net_path), mode=mode, seconds=seconds, lava_logits=lava_logits.numpy())
     for i in range(len(x)):
         fd, layer_diff = None, None
         for p, (a, b) in enumerate(zip(lava.layers, ref_layers)):
@@ -210,3 +212,49 @@ def check_equivalence(net_path: str | Path, spikes, targets=None, twin_path: str
     report.layers = len(ref_layers)
     log.info("%d/%d samples identical on Lava and the twin", len(x) - len(report.mismatches), len(x))
     return report
+
+
+@dataclass
+class QueryCheck:
+    """Oracle answers checked on Lava: ``report`` compares every layer of the queried inputs with the twin;
+    ``same_answer`` (k,) says per query whether the answer computed from Lava's read-out (with the deployment's
+    defense) equals the one the oracle gave the attacker."""
+
+    report: EquivalenceReport
+    same_answer: np.ndarray
+    index: np.ndarray  # the queries' numbers
+
+    @property
+    def agreement(self) -> float:
+        return float(self.same_answer.mean()) if len(self.same_answer) else 0.0
+
+    def to_dict(self) -> dict:
+        return {"queries": int(len(self.same_answer)), "same_answer": int(self.same_answer.sum()),
+                "answer_agreement": self.agreement, "spike_agreement": self.report.agreement,
+                "differing_queries": [int(i) for i in self.index[~self.same_answer]]}
+
+
+def check_query_sample(net_path: str | Path, sample: dict, oracle: dict, twin, twin_path: str | Path | None = None,
+                       mode: str = "stream", progress: bool = True, workers: int | None = None) -> QueryCheck:
+    """Replay a query-only attack's sample of oracle queries (``AttackResult.query_sample``) on Lava and recompute
+    each answer from Lava's read-out as the oracle computes it (``attacks.oracle.expose_answer``: what it
+    ``exposes``, the defense's ``round_posterior`` and ``clip_counts`` from ``oracle``, the result's
+    ``extra['oracle']``). ``twin``: the target as deployed when the attack ran (loaded from ``twin_path`` when that
+differs from ``net_path``, as in ``check_equivalence``)."""
+    from ..attacks.oracle import EXPOSURES, expose_answer
+
+    exposes = oracle.get("exposes") if isinstance(oracle, dict) else None
+    if exposes not in EXPOSURES:
+        raise InputError(f"the oracle's description must name what it exposes ({', '.join(EXPOSURES)}), "
+                         f"got {exposes!r}")
+    report = check_equivalence(net_path, sample["inputs"], None, twin_path=twin_path, mode=mode, progress=progress,
+                               twin=twin, workers=workers)
+    dep = twin.model.deployment
+    lava = expose_answer(torch.as_tensor(report.lava_logits), exposes, float(dep.posterior_scale),
+                         oracle.get("round_posterior"), oracle.get("clip_counts"))
+    given = np.asarray(sample["outputs"])
+    if lava.shape != given.shape:
+        raise InputError(f"the stored answers have shape {given.shape}, but this deployment answers "
+                         f"{lava.shape}: replay with the deployment the attack used")
+    same = (lava == given).reshape(len(given), -1).all(1)
+    return QueryCheck(report=report, same_answer=same, index=np.asarray(sample["index"]))

@@ -168,7 +168,8 @@ def _path(base: Path, value: str, key: str, must_exist: bool = True) -> Path:
     return p
 
 
-METHOD_ARCH = {"bl1": "snn", "bl2": "snn", "blenc": "snn", "miface": "ann"}  # what each attack method can invert
+# what each attack method can invert
+METHOD_ARCH = {"bl1": "snn", "bl2": "snn", "blenc": "snn", "nes": "snn", "label": "snn", "miface": "ann"}
 DATASET_CLASSES = {"mnist": 10, "att-faces": 40, "nmnist": 10, "dvs-gesture": 10}
 
 _MAX_INT = {"experiment.seed": 2**32 - 1, "evaluation.draws": MAX_COUNTS["draws"][0],

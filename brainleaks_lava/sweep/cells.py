@@ -87,12 +87,9 @@ def run_target_task(task: dict) -> dict:
 
 def observer_for(defense: dict, seed: int):
     """The adapter's ``observe`` hook for a defense's read-out settings (None when it sets none)."""
-    from ..defenses.readout import ObservedPosterior
+    from ..defenses.readout import READOUT_KEYS, observed_posterior
 
-    obs = ObservedPosterior(clip_counts=defense.get("clip_counts"), round_posterior=defense.get("round_posterior"),
-                            input_flip=defense.get("input_flip", 0.0),
-                            straight_through=defense.get("straight_through", False), seed=seed)
-    return obs if obs.active else None
+    return observed_posterior({k: defense[k] for k in READOUT_KEYS if k in defense}, seed)
 
 
 @torch.no_grad()
@@ -127,6 +124,7 @@ def run_cell_task(task: dict) -> dict:
     from ..defenses.quantize import requantize_net, weight_bits
     from ..evaluation.classifiers import load_evaluator
     from ..evaluation.score import evaluate_result
+    from ..hardware.equivalence import check_query_sample
     from ..models.files import load_target
     from ..models.training import apply_threads
 
@@ -163,9 +161,13 @@ def run_cell_task(task: dict) -> dict:
             note = ""
             if quant["zero_layers"]:  # replayed all the same: a layer of zero weights runs on Lava (issue 31)
                 note = f"every weight of {', '.join(quant['zero_layers'])} rounds to 0 at this weight step"
+            query_agreement = None
             if task["replay"]:
                 rep = replay(target, res, draws=task["replay_draws"], seed=seed, progress=False)
                 agreement, mismatches = rep.agreement, [s.index for s in rep.mismatches]
+                if res.query_sample is not None:  # query-only attacks: the oracle's answers recomputed on Lava
+                    query_agreement = check_query_sample(net, res.query_sample, res.extra["oracle"], target,
+                                                         progress=False).agreement
             summ = ev.summary
             rows.append({
                 "cell": final.name, **{k2: cell[k2] for k2 in ("seed", "steps", "weight_step", "threshold",
@@ -175,7 +177,8 @@ def run_cell_task(task: dict) -> dict:
                 "top3": summ["top3_accuracy"]["mean"], "avg_confidence": summ["avg_confidence"]["mean"],
                 "daa": summ["daa"]["mean"], "lava_agreement": agreement,
                 "replay_exact": None if agreement is None else bool(agreement == 1.0),
-                "replay_mismatches": mismatches,
+                "replay_mismatches": mismatches, "queries": res.extra.get("queries"),
+                "query_agreement": query_agreement,
                 "twin_confidence": float(np.mean(res.confidence)),
                 "epsilon": task.get("epsilon"), "zero_weights": quant["zero"] / max(quant["weights"], 1),
                 "note": note, "attack_seconds": round(time.monotonic() - t0, 2),

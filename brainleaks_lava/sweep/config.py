@@ -126,16 +126,20 @@ def count_cells(seeds, grid: dict) -> int:
     return cells
 
 
+SWEEP_METHODS = ("bl1", "bl2", "blenc", "nes", "label")
+
+
 def resolve_attack(name: str, where: str) -> tuple[str, dict, int]:
-    """(method, params, seed offset) of an attack name: a method (bl1, bl2, blenc) or an SNN portfolio entry."""
+    """(method, params, seed offset) of an attack name: a method (bl1, bl2, blenc; the query-only nes and label,
+    which query the cell's deployment through its defense) or an SNN portfolio entry."""
     from ..audit import SNN_PORTFOLIO
 
-    if name in ("bl1", "bl2", "blenc"):
+    if name in SWEEP_METHODS:
         return name, {}, 0
     for entry in SNN_PORTFOLIO:
         if entry.name == name:
             return entry.method, dict(entry.params), entry.seed_offset
-    allowed = sorted({"bl1", "bl2", "blenc"} | {e.name for e in SNN_PORTFOLIO})
+    allowed = sorted(set(SWEEP_METHODS) | {e.name for e in SNN_PORTFOLIO})
     raise ConfigError(f"'{where}' names no attack: {name!r} (allowed: {', '.join(allowed)})")
 
 

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 COLUMNS = ("cell", "seed", "steps", "weight_step", "weight_bits", "threshold", "hidden", "readout", "defense",
            "attack", "method", "target_accuracy", "attack_accuracy", "top3", "avg_confidence", "daa",
-           "lava_agreement", "replay_exact", "twin_confidence", "zero_weights", "epsilon", "mia_attack", "mia_auc",
+           "lava_agreement", "replay_exact", "queries", "query_agreement", "twin_confidence", "zero_weights", "epsilon", "mia_attack", "mia_auc",
            "mia_tpr_1pct", "mia_loss_auc", "note",
            "attack_seconds", "cell_seconds")
 TIME_COLUMNS = ("attack_seconds", "cell_seconds")
