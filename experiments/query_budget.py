@@ -155,6 +155,7 @@ def curves(study: dict, path: Path, title: str) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    judges_of(args.judge)  # NAME=PATH, checked before anything runs
     try:
         run_study(args)
     except BrainleaksError as e:
