@@ -82,6 +82,10 @@ def _csv_text(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
+def _count(v) -> str:
+    return "-" if v is None else f"{int(v):,}"
+
+
 def _pct(v) -> str:
     return "-" if v is None else f"{100 * v:.1f}"
 
@@ -107,6 +111,7 @@ def write_results(study, out: Path, records: list[dict], missing: list[str]) -> 
         plot_leakage(rows, k, png, title=f"{study.name}: leakage vs target accuracy by {k}")
         figures.append(png)
     mia = any(r.get("mia_auc") is not None for r in rows)
+    qry = any(r.get("queries") is not None for r in rows)
     mia_png = None
     if mia:
         mia_png = plot_mia(rows, out / "mia_auc.png", title=f"{study.name}: membership inference vs time steps")
@@ -121,12 +126,15 @@ def write_results(study, out: Path, records: list[dict], missing: list[str]) -> 
              + (" MIA: membership inference on the deployed file's twin (members: its training split, non-members: "
                 "split 'val'); `MIA AUC` and `TPR@1%` are those of LiRA online with shadow models (of the loss "
                 "attack without), `loss AUC` the shadow-free loss attack's; query-time defenses apply to what the "
-                "attacker observes (target and shadow models alike). Not percent." if mia else ""), "",
+                "attacker observes (target and shadow models alike). Not percent." if mia else "")
+             + (" `queries`: the queries the query-only attacks (nes, label) put to the deployment (through the "
+                "cell's defense); `Lava answers`: the share of a seeded sample of them (100 or more) answered the same "
+                "from Lava's read-out." if qry else ""), "",
              "| cell | T | w step (bits) | thr | hidden | read-out | defense | seed | attack | target acc | attack acc "
              "| top-3 | avg conf | DAA | Lava | zero w | eps | time s |"
-             + (" MIA AUC | TPR@1% | loss AUC |" if mia else ""),
+             + (" MIA AUC | TPR@1% | loss AUC |" if mia else "") + (" queries | Lava answers |" if qry else ""),
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
-             + ("---|---|---|" if mia else "")]
+             + ("---|---|---|" if mia else "") + ("---|---|" if qry else "")]
     for r in rows:
         lava = _pct(r["lava_agreement"])
         if r.get("note"):
@@ -139,7 +147,8 @@ def write_results(study, out: Path, records: list[dict], missing: list[str]) -> 
                      f"{_pct(r['target_accuracy'])} | {_pct(r['attack_accuracy'])} | {_pct(r['top3'])} | "
                      f"{_pct(r['avg_confidence'])} | {_pct(r['daa'])} | {lava} | {_pct(r['zero_weights'])} | {eps} | "
                      f"{r['attack_seconds']:.1f} |" + (f" {_num(r.get('mia_auc'))} | {_num(r.get('mia_tpr_1pct'))} | "
-                                                       f"{_num(r.get('mia_loss_auc'))} |" if mia else ""))
+                                                       f"{_num(r.get('mia_loss_auc'))} |" if mia else "")
+                     + (f" {_count(r.get('queries'))} | {_pct(r.get('query_agreement'))} |" if qry else ""))
     notes = sorted({(r["cell"], r["note"]) for r in rows if r.get("note")})
     if notes:
         lines += ["", "Notes:", ""] + [f"- {c}: {n}" for c, n in notes]

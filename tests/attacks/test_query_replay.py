@@ -168,9 +168,9 @@ def test_sweep_config_takes_query_attacks(tmp_path):
         resolve_attack("nes2", "attacks.names[0]")
     study = load_study(STUDY)
     assert [a.method for a in study.attacks] == ["bl2", "nes", "label"]
-    assert study.attacks[1].params == {"queries": 10000}
+    assert study.attacks[1].params == {"queries": 100000}
     bad = tmp_path / "bad.toml"
     text = STUDY.read_text().replace("../netx_models", str(REPO / "netx_models"))
-    bad.write_text(text.replace("queries = 10000\n\n[attacks.params.label]", "querys = 10000\n\n[attacks.params.label]"))
+    bad.write_text(text.replace("queries = 100000\n\n[attacks.params.label]", "querys = 100000\n\n[attacks.params.label]"))
     with pytest.raises(ConfigError, match="attacks.params.nes.querys"):
         load_study(bad)

@@ -76,3 +76,6 @@ def test_query_attacks_in_a_sweep(swept):
     assert res.extra["oracle"]["round_posterior"] == 0.25
     assert np.all(np.isin(res.query_sample["outputs"], [0.0, 0.25, 0.5, 0.75, 1.0]))  # what the oracle answered
     assert "query_agreement" in (swept / "results.csv").read_text().splitlines()[0]
+    report = (swept / "report.md").read_text()
+    assert " queries | Lava answers |" in report
+    assert sum(" | 200 | 100.0 |" in line for line in report.splitlines()) == 2  # the nes rows
