@@ -380,7 +380,9 @@ def replay(target, inputs, *, targets=None, draws: int = 1, seed: int = 0, mode:
     -------
     EquivalenceReport
         ``agreement`` (share of inputs identical in every layer), ``samples`` (per input: equal, the first
-        differing layer, neuron and step, the Lava and twin confidences), ``to_dict()``.
+        differing layer, neuron and step, the Lava and twin confidences), ``to_dict()``; for a query-only attack's
+        result also ``queries`` (``QueryCheck``: the sample of its oracle's answers recomputed from Lava's
+        read-out, ``agreement`` and ``same_answer`` per query).
 
     Raises
     ------
@@ -400,21 +402,27 @@ def replay(target, inputs, *, targets=None, draws: int = 1, seed: int = 0, mode:
 
     from .attacks.base import AttackResult
     from .attacks.recon_file import recon_draws
-    from .hardware.equivalence import check_equivalence
+    from .hardware.equivalence import check_equivalence, check_query_sample
 
     if isinstance(target, (str, Path)):
         target = load_target(target, device=device)
     elif device is not None:
         target.to(device)
+    sample = None
     if isinstance(inputs, AttackResult):
+        sample, oracle = inputs.query_sample, inputs.extra.get("oracle")
         d = recon_draws(inputs, draws, seed)
         targets = np.tile(inputs.targets, d.shape[0])
         inputs = d.reshape(d.shape[0] * d.shape[1], *d.shape[2:])
     dep = target.model.deployment
     options = {"steps": dep.steps, "encoding": dep.encoding, "input_shape": dep.input_shape,
                "readout": dep.readout, "input_range": dep.input_range}
-    return check_equivalence(target.path, inputs, targets, mode=mode, progress=progress, options=options,
-                             twin=target, workers=workers)
+    report = check_equivalence(target.path, inputs, targets, mode=mode, progress=progress, options=options,
+                               twin=target, workers=workers)
+    if sample is not None:  # a query-only attack: its oracle's answers, recomputed from Lava's read-out
+        report.queries = check_query_sample(target.path, sample, oracle, target, mode=mode, progress=progress,
+                                            workers=workers)
+    return report
 
 
 def audit(model_path, evaluator_path, out, **kwargs):

@@ -26,7 +26,6 @@ import brainleaks_lava as bl
 from brainleaks_lava.attacks.recon_file import load_recon
 from brainleaks_lava.errors import BrainleaksError
 from brainleaks_lava.fileio import write_json_atomic
-from brainleaks_lava.hardware.equivalence import check_query_sample
 
 
 def parse_args(argv=None):
@@ -87,9 +86,8 @@ def run_study(args) -> dict:
                                     for k in ("accuracy", "top3_accuracy", "daa", "avg_confidence")}
         rep = bl.replay(target, result, draws=args.replay_draws, seed=args.seed, progress=False)
         row["lava"] = f"{len(rep.samples) - len(rep.mismatches)}/{len(rep.samples)}"
-        if result.query_sample is not None:
-            qc = check_query_sample(args.model, result.query_sample, result.extra["oracle"], target, progress=False)
-            row["lava_queries"] = f"{int(qc.same_answer.sum())}/{len(qc.same_answer)}"
+        if rep.queries is not None:  # the oracle's answers recomputed from Lava's read-out
+            row["lava_queries"] = f"{int(rep.queries.same_answer.sum())}/{len(rep.queries.same_answer)}"
         rows.append(row)
         print(f"{name}: " + ", ".join(f"{j} {v['accuracy']:.0f}%" for j, v in row["judges"].items())
               + f"; Lava {row['lava']}" + (f", queries {row['lava_queries']}" if "lava_queries" in row else ""),

@@ -47,6 +47,7 @@ class EquivalenceReport:
     seconds: float = 0.0
     layers: int = 0  # computing layers compared
     lava_logits: np.ndarray | None = field(default=None, repr=False)  # (N, C) the read-out's logits from Lava
+    queries: "QueryCheck | None" = None  # api.replay of a query-only attack's result: its oracle's answers on Lava
 
     @property
     def agreement(self) -> float:

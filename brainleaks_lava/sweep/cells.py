@@ -124,7 +124,6 @@ def run_cell_task(task: dict) -> dict:
     from ..defenses.quantize import requantize_net, weight_bits
     from ..evaluation.classifiers import load_evaluator
     from ..evaluation.score import evaluate_result
-    from ..hardware.equivalence import check_query_sample
     from ..models.files import load_target
     from ..models.training import apply_threads
 
@@ -165,9 +164,8 @@ def run_cell_task(task: dict) -> dict:
             if task["replay"]:
                 rep = replay(target, res, draws=task["replay_draws"], seed=seed, progress=False)
                 agreement, mismatches = rep.agreement, [s.index for s in rep.mismatches]
-                if res.query_sample is not None:  # query-only attacks: the oracle's answers recomputed on Lava
-                    query_agreement = check_query_sample(net, res.query_sample, res.extra["oracle"], target,
-                                                         progress=False).agreement
+                if rep.queries is not None:  # query-only attacks: the oracle's answers recomputed on Lava
+                    query_agreement = rep.queries.agreement
             summ = ev.summary
             rows.append({
                 "cell": final.name, **{k2: cell[k2] for k2 in ("seed", "steps", "weight_step", "threshold",

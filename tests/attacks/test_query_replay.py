@@ -174,3 +174,16 @@ def test_sweep_config_takes_query_attacks(tmp_path):
     bad.write_text(text.replace("queries = 100000\n\n[attacks.params.label]", "querys = 100000\n\n[attacks.params.label]"))
     with pytest.raises(ConfigError, match="attacks.params.nes.querys"):
         load_study(bad)
+
+
+def test_api_replay_checks_the_oracles_answers(signed_net):
+    import brainleaks_lava as bl
+
+    target = _target(signed_net)
+    res = attack(target, "label", classes=[0, 1], queries=300, progress=False)
+    rep = bl.replay(target, res, draws=1, progress=False)
+    assert rep.agreement == 1.0 and rep.queries is not None
+    assert rep.queries.agreement == 1.0 and len(rep.queries.same_answer) == len(res.query_sample["index"]) >= 100
+    res.query_sample["outputs"][0] = 1 - res.query_sample["outputs"][0]
+    assert bl.replay(target, res, draws=1, progress=False).queries.same_answer.sum() == len(res.query_sample["index"]) - 1
+    assert bl.replay(target, res.samples, targets=res.targets, progress=False).queries is None  # plain arrays
