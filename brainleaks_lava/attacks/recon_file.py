@@ -146,14 +146,7 @@ def load_recon(path: str | Path) -> AttackResult:
     if s.ndim != want_ndim or s.shape[0] != r or 0 in s.shape:
         raise ModelFileError(f"{path}: 'samples' must have shape ({r}, features{', T' if want_ndim == 3 else ''}) "
                              f"with features{' and T' if want_ndim == 3 else ''} > 0, got {s.shape}")
-    if s.dtype.kind not in "biuf" or (s.dtype.kind == "f" and not np.all(np.isfinite(s))):
-        raise ModelFileError(f"{path}: 'samples' must be finite numbers")
-    if kind == "spikes" and not np.all((s == 0) | (s == 1)):
-        raise ModelFileError(f"{path}: 'samples' must hold binary spikes (0/1)")
-    if kind == "image" and (s.min() < 0 or s.max() > 1):
-        raise ModelFileError(f"{path}: image 'samples' must lie in [0, 1]")
-    if kind == "drive" and (s.min() < drive_range[0] or s.max() > drive_range[1]):
-        raise ModelFileError(f"{path}: graded 'samples' must lie in the drive range {list(drive_range)}")
+    _check_inputs(s, "samples", kind, drive_range, path)
     for key in ("confidence", "iterations"):
         if data[key].shape != (r,):
             raise ModelFileError(f"{path}: '{key}' must have shape ({r},), got {data[key].shape}")
@@ -181,6 +174,18 @@ def load_recon(path: str | Path) -> AttackResult:
         query_sample=query_sample)
 
 
+def _check_inputs(a: np.ndarray, name: str, kind: str, drive_range, path: Path) -> None:
+    """Values of network inputs of ``kind``: finite numbers; 0/1 spikes; images in [0, 1]; drives in the range."""
+    if a.dtype.kind not in "biuf" or (a.dtype.kind == "f" and not np.all(np.isfinite(a))):
+        raise ModelFileError(f"{path}: '{name}' must be finite numbers")
+    if kind == "spikes" and not np.all((a == 0) | (a == 1)):
+        raise ModelFileError(f"{path}: '{name}' must hold binary spikes (0/1)")
+    if kind == "image" and (a.min() < 0 or a.max() > 1):
+        raise ModelFileError(f"{path}: image '{name}' must lie in [0, 1]")
+    if kind == "drive" and (a.min() < drive_range[0] or a.max() > drive_range[1]):
+        raise ModelFileError(f"{path}: graded '{name}' must lie in the drive range {list(drive_range)}")
+
+
 def _query_sample(data: dict, samples: np.ndarray, kind: str, drive_range, path: Path) -> dict:
     """The validated query sample of a file (see the module docstring): inputs of the reconstructions' kind and
     shape per sample, one answer per input (finite numbers; integers for counts and labels), increasing indices."""
@@ -192,12 +197,7 @@ def _query_sample(data: dict, samples: np.ndarray, kind: str, drive_range, path:
     if k <= 0 or x.shape[1:] != samples.shape[1:]:
         raise ModelFileError(f"{path}: 'query_inputs' must have shape (k, {samples.shape[1]}, {samples.shape[2]}) "
                              f"like 'samples', got {x.shape}")
-    if x.dtype.kind not in "biuf" or (x.dtype.kind == "f" and not np.all(np.isfinite(x))):
-        raise ModelFileError(f"{path}: 'query_inputs' must be finite numbers")
-    if kind == "spikes" and not np.all((x == 0) | (x == 1)):
-        raise ModelFileError(f"{path}: 'query_inputs' must hold binary spikes (0/1)")
-    if kind == "drive" and (x.min() < drive_range[0] or x.max() > drive_range[1]):
-        raise ModelFileError(f"{path}: 'query_inputs' must lie in the drive range {list(drive_range)}")
+    _check_inputs(x, "query_inputs", kind, drive_range, path)
     if out.shape[:1] != (k,) or out.ndim not in (1, 2) or (out.ndim == 2 and not 0 < out.shape[1] <= MAX_QUERY_CLASSES):
         raise ModelFileError(f"{path}: 'query_outputs' must have shape ({k},) labels or ({k}, classes), "
                              f"got {out.shape}")

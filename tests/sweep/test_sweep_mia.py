@@ -16,7 +16,7 @@ from brainleaks_lava.sweep import run_sweep
 from brainleaks_lava.sweep.config import load_study
 from brainleaks_lava.sweep.results import COLUMNS, write_results
 
-from sweep_util import CI_STUDY, REPO
+from sweep_util import CI_STUDY, REPO, tiny_head
 
 torch.set_num_threads(1)
 EVAL = REPO / "netx_models" / "mnist_eval_ann.h5"
@@ -24,22 +24,7 @@ EVAL = REPO / "netx_models" / "mnist_eval_ann.h5"
 # one trained target (784-32-10, T=4, 3 epochs on the vendored subset: 73 % validation accuracy) deployed twice:
 # as is, and with every class probability rounded to 0 or 1; 2 shadow models; a 1-iteration BL-v2 on one class; no
 # Lava replay
-TINY = f'''
-[study]
-name = "tiny_mia"
-threads = 1
-accuracy_limit = 50
-[dataset]
-name = "mnist"
-[evaluator]
-kind = "ann"
-model = "{EVAL}"
-[target]
-hidden = 32
-threshold = 4.0
-epochs = 3
-lr = 0.03
-[grid]
+TINY = tiny_head("tiny_mia", EVAL) + '''[grid]
 steps = [4]
 defense = ["none", "onehot"]
 [defenses.onehot]

@@ -11,30 +11,14 @@ import torch
 from brainleaks_lava.attacks.recon_file import load_recon
 from brainleaks_lava.sweep import run_sweep
 
-from sweep_util import REPO
+from sweep_util import REPO, tiny_head
 
 torch.set_num_threads(1)
 EVAL = REPO / "netx_models" / "mnist_eval_ann.h5"
 
 # one target (784-32-10, T=4, spike-count read-out, 3 epochs on the vendored subset) deployed as is and with its
 # posterior rounded to 0.25; nes and label with 200 queries each on two classes; Lava replay on
-TINY = f'''
-[study]
-name = "tiny_query"
-threads = 1
-accuracy_limit = 50
-[dataset]
-name = "mnist"
-[evaluator]
-kind = "ann"
-model = "{EVAL}"
-[target]
-hidden = 32
-threshold = 4.0
-epochs = 3
-lr = 0.03
-readout = "spikes"
-[grid]
+TINY = tiny_head("tiny_query", EVAL, 'readout = "spikes"\n') + '''[grid]
 steps = [4]
 defense = ["none", "round"]
 [defenses.round]
