@@ -135,6 +135,24 @@ def _min_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.concatenate([_distances(a[s:s + _CHUNK], b).min(1) for s in range(0, len(a), _CHUNK)])
 
 
+def knn_distance(recon_feats, recon_classes, member_feats, member_labels) -> np.ndarray:
+    """The paper's KNN distance: for each reconstruction, the Euclidean distance (in a judge's feature space) to the
+    nearest training image (member) of its own class. ``InputError`` when a class has no member or the feature
+    widths differ."""
+    rec = _feats(recon_feats, "recon_feats")
+    mem = _feats(member_feats, "member_feats")
+    _same_width(("recon_feats", rec), ("member_feats", mem))
+    cls = _labels(recon_classes, len(rec), "recon_classes")
+    lab = _labels(member_labels, len(mem), "member_labels")
+    out = np.empty(len(rec), dtype=np.float64)
+    for c in np.unique(cls):
+        ref = mem[lab == c]
+        if not len(ref):
+            raise InputError(f"class {int(c)} has no member to measure the KNN distance to")
+        out[cls == c] = _min_distance(rec[cls == c], ref)
+    return out
+
+
 def _ratios(d_m: np.ndarray, d_n: np.ndarray) -> np.ndarray:
     """d_M / d_N with the zero guards of the module notes."""
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -241,3 +241,17 @@ def test_leak_kind_of_a_panel():
         leak_kind([])
     with pytest.raises(InputError):
         leak_kind([True], [])
+
+
+def test_knn_distance_is_the_nearest_member_of_the_own_class():
+    from brainleaks_lava.evaluation.evidence import knn_distance
+
+    members = np.array([[0.0, 0.0], [3.0, 4.0], [10.0, 0.0], [10.0, 1.0]])
+    labels = np.array([0, 0, 1, 1])
+    recon = np.array([[0.0, 1.0], [3.0, 0.0], [10.0, 3.0], [0.0, 0.0]])
+    d = knn_distance(recon, [0, 0, 1, 1], members, labels)
+    np.testing.assert_allclose(d, [1.0, 3.0, 2.0, 10.0])  # the last is nearest to a class-0 member, but is class 1
+    with pytest.raises(InputError, match="class 2 has no member"):
+        knn_distance(recon[:1], [2], members, labels)
+    with pytest.raises(InputError, match="differ in width"):
+        knn_distance(np.zeros((1, 3)), [0], members, labels)
