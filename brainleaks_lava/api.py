@@ -79,12 +79,14 @@ def attack(target, method: str = "bl2", *, mode: str = "paper", classes=None, se
     ----------
     target : SNNTarget, ANNTarget, str or path-like
         A target from :func:`load_target`, or a model path (loaded with its defaults).
-    method : {'bl2', 'bl1', 'blenc', 'miface'}
+    method : {'bl2', 'bl1', 'blenc', 'gen', 'nes', 'label', 'miface'}
         ``bl1`` BrainLeaks-v1 and ``bl2`` BrainLeaks-v2 (the paper's, SNN targets), ``blenc`` the encoder-aware
-        attack (SNN targets loaded from a ``.net`` file), ``miface`` MI-FACE (ANN targets).
+        attack and ``gen`` its search in a generative prior's latent space (SNN targets loaded from a ``.net`` file;
+        ``gen`` needs ``prior=``), ``nes`` and ``label`` the query-only attacks, ``miface`` MI-FACE (ANN targets).
     mode : {'paper', 'reference'}
         ``paper``: the algorithms as the paper states them; ``reference``: as the authors' published code runs
-        them, starting from that code's defaults (listed below as "reference"). ``blenc`` has ``paper`` only.
+        them, starting from that code's defaults (listed below as "reference"). ``blenc`` and ``gen`` have
+        ``paper`` only.
     classes : sequence of int, optional
         The classes to invert, one reconstruction each (default: all).
     seed : int
@@ -164,6 +166,30 @@ def attack(target, method: str = "bl2", *, mode: str = "paper", classes=None, se
         The rate everything starts from.
     restarts : int, default 1, in [1, 1000]
         Independent seeded starts; the one with the lowest final loss is kept.
+    lr_decay : {'cosine', 'none'}, default 'cosine'
+        Step-size schedule.
+
+    method 'gen': latent search of a generative prior through BL-enc's encoder and objectives (SNN targets)
+
+        ``prior`` (required): a ``priors.Prior`` or a prior file (``brainleaks train-prior``), trained on public data;
+        its images must be the target's inputs (size, and layout when the deployment states one). The result's
+        ``extra`` records the prior (file, sha256, provenance), the winners' latent codes and the winning starts.
+    objective : {'logp', 'margin', 'posterior'}, default 'logp'
+        BL-enc's objectives: ``-log p`` of the time-averaged output potential (its ``potential``), the capped
+        potential margin, or the deployed read-out (an integrator read-out: BL-enc's ``integrator`` for all).
+    estimator : {'stochastic', 'ste', 'expectation'}, default 'stochastic'
+        Gradient through the encoder, as BL-enc's.
+    starts : int, default 8, in [1, 1000]
+        Seeded latent codes z ~ N(0, I) per class, optimised at once; each class keeps the start the deployed
+        read-out is most confident of (ties: the lower final loss).
+    iterations : int, default 100, in [1, 1000000]
+        Adam steps.
+    lr : float, default 0.1, in (0, inf)
+        Adam's step size on the latent code (decayed by ``lr_decay``).
+    latent_weight : float, default 0.01, in [0, inf)
+        Weight of the Gaussian prior of the code, ``mean(z^2)``.
+    kappa : float, default 1.0, in (0, inf)
+        ``margin`` objective: the cap of the margin, in threshold units.
     lr_decay : {'cosine', 'none'}, default 'cosine'
         Step-size schedule.
 
@@ -250,6 +276,7 @@ def attack(target, method: str = "bl2", *, mode: str = "paper", classes=None, se
     >>> result.confidence.round(2)
     >>> result.plot("bl2.png")
     >>> attack("netx_models/mnist_ann.h5", "miface", iterations=500)
+    >>> attack("netx_models/mnist_snn.net", "gen", prior="mnist_val_vae.h5", classes=[4, 5, 8])
     """
     from .attacks import adapter_for, make_attack
 

@@ -78,6 +78,15 @@ SNN_PORTFOLIO = (
     PortfolioEntry("blenc-prob-seed1", "blenc", {"loss": "prob"}, seed_offset=1),
 )
 ANN_PORTFOLIO = (PortfolioEntry("miface", "miface"),)
+# With a generative prior (``prior=``, ``--prior``) the SNN portfolio also runs the latent search ``gen``, second (after
+# the paper's BL-v2, before the BL-enc variants: the budget reaches it first). Without a prior the portfolio is
+# SNN_PORTFOLIO unchanged.
+GEN_ENTRY = PortfolioEntry("gen", "gen")
+
+
+def snn_portfolio(prior: bool) -> tuple[PortfolioEntry, ...]:
+    """The default SNN portfolio: ``SNN_PORTFOLIO``, with ``gen`` second when a prior is given."""
+    return SNN_PORTFOLIO[:1] + (GEN_ENTRY,) + SNN_PORTFOLIO[1:] if prior else SNN_PORTFOLIO
 
 
 @dataclass
@@ -94,6 +103,7 @@ class AuditReport:
     judges: list[dict] = field(default_factory=list)  # independent judges: scores, per-class top-1, agreement
     member_level: dict | None = None  # the nearest-neighbour, Fréchet and precision/recall tests per judge
     verdict: str = ""  # the one-line overall verdict
+    prior: dict | None = None  # the generative prior of gen: file, sha256, provenance, what it never read
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -196,7 +206,7 @@ def run_audit(model_path, evaluator_path, out, *, options: dict | None = None, c
               dataset: str | None = None, budget: float = 600.0, draws: int = 20, seed: int = 0,
               replay_draws: int = 2, replay: bool = True, classes=None, portfolio=None,
               progress: bool = True, force: bool = False, contrast=None, judges=(), members=None,
-              non_members=None, member_limit: int = MEMBER_LIMIT, device=None) -> AuditReport:
+              non_members=None, member_limit: int = MEMBER_LIMIT, device=None, prior=None) -> AuditReport:
     """Audit ``model_path`` (see the module docstring) and write the report into the directory ``out``
     (``report.md``, ``audit.json``, ``best.png``, ``recon/<attack>.h5`` and the marker ``.brainleaks-audit``).
     ``out`` must not exist or be empty unless ``force``, which replaces only a report an earlier audit wrote
@@ -210,7 +220,11 @@ def run_audit(model_path, evaluator_path, out, *, options: dict | None = None, c
     dataset and training-set size, or ``dataset`` names it: split "train" = members, "val" = non-members. At most
     ``member_limit`` of each per audited class are used (a seeded sample). Without member data the member-level
     tests are skipped with a note saying why. ``device``: where the target, the attacks and the evaluators compute
-    ("cpu", "auto", "cuda", "cuda:N"; None: the CPU; see ``models.device``); Lava runs on the CPU."""
+    ("cpu", "auto", "cuda", "cuda:N"; None: the CPU; see ``models.device``); Lava runs on the CPU.
+
+    ``prior`` (a prior file or a ``priors.Prior``; SNN targets): the generative prior of the latent search ``gen``,
+    which the default portfolio then runs second (``snn_portfolio``); a given ``portfolio`` must hold a ``gen`` entry
+    with it, and none without it. The report names the public data the prior was trained on (its provenance)."""
     from .attacks import adapter_for, make_attack
     from .attacks.recon_file import save_recon
     from .evaluation.classifiers import load_evaluator
@@ -228,6 +242,7 @@ def run_audit(model_path, evaluator_path, out, *, options: dict | None = None, c
     inputs = [("model", model_path), ("--evaluator", evaluator_path), ("--data-root", data_root)]
     inputs += [("--card", card)] if isinstance(card, (str, os.PathLike)) else []
     inputs += [("--judge", j) for j in judges] + [("--members", members), ("--non-members", non_members)]
+    inputs += [("--prior", prior)] if isinstance(prior, (str, os.PathLike)) else []
     claim_output_dir(out, "audit", inputs, force)
     if not (isinstance(budget, (int, float)) and budget > 0):
         raise InputError(f"budget must be a positive number of seconds, got {budget!r}")
@@ -244,8 +259,12 @@ def run_audit(model_path, evaluator_path, out, *, options: dict | None = None, c
         from .hardware.replay import check_replayable
 
         check_replayable(target.net, " (give --no-replay to audit the twin alone)")
-    portfolio = tuple(portfolio) if portfolio is not None else (SNN_PORTFOLIO if spiking else ANN_PORTFOLIO)
+    if prior is not None and not spiking:
+        raise InputError(f"--prior: the latent search gen attacks SNN targets; {model_path} is an ANN")
+    portfolio = tuple(portfolio) if portfolio is not None else (snn_portfolio(prior is not None) if spiking
+                                                                 else ANN_PORTFOLIO)
     adapter = adapter_for(target)
+    prior, prior_info = _gen_prior(prior, portfolio, adapter, target, device)
     n_cls = adapter.num_classes
     if n_cls != _target_classes(ev):
         raise InputError(f"{model_path} has {n_cls} classes but the evaluator {evaluator_path} has "
@@ -278,7 +297,8 @@ def run_audit(model_path, evaluator_path, out, *, options: dict | None = None, c
                             entry.name, budget, time.time() - t_start, expected)
                 continue
             t_attack = time.time()
-            attack = make_attack(entry.method, adapter, mode=entry.mode, **entry.params)
+            given = {"prior": prior} if entry.method == "gen" else {}
+            attack = make_attack(entry.method, adapter, mode=entry.mode, **entry.params, **given)
             if progress:
                 log.info("audit: %s ...", entry.name)
             res = attack.invert(classes=classes, seed=seed + entry.seed_offset, progress=progress)
@@ -348,13 +368,54 @@ def run_audit(model_path, evaluator_path, out, *, options: dict | None = None, c
         overall = _leak_verdicts(best, panel, member_level)
         report = AuditReport(model=str(model_path), evaluator=str(evaluator_path), attacks=rows, skipped=skipped,
                              best=best, worst_case=worst, replay=rep, seconds=round(time.time() - t_start, 1),
-                             notes=notes, judges=judge_rows, member_level=member_level, verdict=overall)
+                             notes=notes, judges=judge_rows, member_level=member_level, verdict=overall,
+                             prior=prior_info)
         _write(work, report, target, ev, views, nearest, budget, draws, stats, contrast)
         _put_in_place(work, out, inputs, force)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
     return report
+
+
+def _gen_prior(prior, portfolio, adapter, target, device):
+    """(the prior as a ``Prior``, its record for the report) or (None, None) without one; checked before any attack
+    runs: the portfolio's ``gen`` entries need it (and it them), and each is built once, so a prior whose images are
+    not the target's inputs, or a bad setting, fails now."""
+    from .attacks import make_attack
+    from .attacks.generative import prior_record, resolve_prior
+
+    gens = [e for e in portfolio if e.method == "gen"]
+    if prior is None:
+        if gens:
+            raise InputError(f"the portfolio's {gens[0].name} is the latent search of a generative prior: give --prior "
+                             "FILE.h5 (brainleaks train-prior)")
+        return None, None
+    if not gens:
+        raise InputError("--prior is the generative prior of the latent search gen, but the portfolio has no gen entry")
+    from .models.device import resolve_device
+
+    prior = resolve_prior(prior, resolve_device(device))
+    for e in gens:
+        make_attack(e.method, adapter, mode=e.mode, prior=prior, **e.params)
+    info = prior_record(prior)
+    prov = info["provenance"]
+    info["statement"] = _prior_statement(prov, target)
+    return prior, info
+
+
+def _prior_statement(prov: dict, target) -> str:
+    """What the audit can say about the prior's data and the target's training records, from the prior's provenance
+    (and the dataset the model file names, when both name one)."""
+    trained = (target.metadata or {}).get("dataset")
+    if not prov.get("disjoint_from"):
+        return ("not established whether the generator saw a training record of the target: the prior's provenance "
+                "does not say which records it never read")
+    text = ("the generator never saw a training record of the target: by its provenance it was trained only on public "
+            f"data {prov.get('public_split', '?')}, disjoint from {prov['disjoint_from']}")
+    if trained and prov.get("dataset") and prov["dataset"] != trained:
+        text += f" (its public data are {prov['dataset']} images; the model file says the target trained on {trained})"
+    return text
 
 
 def _target_classes(ev) -> int:
@@ -871,6 +932,11 @@ def _write(work: Path, report: AuditReport, target, ev, views, nearest, budget, 
               + ("; it selects the per-class winners" if report.judges else "")]
     lines += [f"- {j['label']}: `{j['path']}` ({j['kind']}; scores the reconstructions {j['contrast_text']})"
               for j in report.judges]
+    if report.prior is not None:
+        from .attacks.generative import prior_text
+
+        lines += [f"- generative prior of gen: {prior_text(report.prior)}",
+                  f"- {report.prior['statement']}"]
     lines += [f"- budget {budget:g} s; audit took {report.seconds:.0f} s"
               + (f"; not run (budget spent): {', '.join(report.skipped)}" if report.skipped else ""), ""]
     lines += _panel_lines(report, ev, stats, contrast, cname)

@@ -186,6 +186,22 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=count("limit"), default=None,
                    help="at most this many samples per split, round-robin over classes (images: a seeded sample, "
                         "for a quick run)")
+    p.add_argument("--classes", type=_class_list, default=None, metavar="LIST",
+                   help="only these class indices, relabelled 0..k-1 in the order given: a range 0-19, a list "
+                        "0,3,5, or both (0-4,7); e.g. an identity split of att-faces (default: all)")
+
+
+def _class_list(text: str) -> tuple[int, ...]:
+    from .data import parse_class_list
+    from .errors import InputError
+
+    try:
+        return parse_class_list(text)
+    except InputError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("classes: ")) from None
+
+
+_class_list.__name__ = "a list of class indices"
 
 
 def _add_dataset(p: argparse.ArgumentParser) -> None:
@@ -200,7 +216,7 @@ def _run_dataset(args) -> int:
     events = is_event_dataset(args.dataset)
     for split in ("train", "val"):
         ds = load_dataset(args.dataset, args.data_root, split=split, downsample=args.downsample,
-                          time_bins=args.steps if events else None, limit=args.limit)
+                          time_bins=args.steps if events else None, limit=args.limit, classes=args.classes)
         counts = {int(c): int((ds.labels == c).sum()) for c in sorted(set(ds.labels.tolist()))}
         shape = "x".join(str(v) for v in dataset_inputs(ds).shape[1:])
         kind = "recording" if events else "image"
@@ -281,7 +297,7 @@ def _run_train(args) -> int:
                             threshold=args.threshold, tau_grad=args.tau_grad, scale_grad=args.scale_grad))
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                       threads=args.threads, device=args.device, weight_decay=args.weight_decay)
-    meta = train_target(req, cfg, args.out, resume=not args.no_resume)
+    meta = train_target(req, cfg, args.out, resume=not args.no_resume, classes=args.classes)
     print(f"wrote {args.out}: {args.arch} target, validation accuracy "
           f"{100 * meta['validation_accuracy']:.2f}% on {plural(meta['validation_images'], 'image')}")
     return 0
@@ -320,10 +336,64 @@ def _run_train_evaluator(args) -> int:
     steps = args.steps if args.steps is not None or is_event_dataset(args.dataset) else 25
     meta = train_evaluator(args.kind, args.dataset, args.data_root, args.out, cfg, steps=steps,
                            downsample=args.downsample, limit=args.limit, resume=not args.no_resume,
-                           augment=args.augment)
+                           augment=args.augment, classes=args.classes)
     extras = [what for on, what in ((meta["augment"], "augmented"), (meta["rejects"], "with a reject output")) if on]
     print(f"wrote {args.out}: {args.kind} evaluator{' (' + ', '.join(extras) + ')' if extras else ''}, validation "
           f"accuracy {100 * meta['validation_accuracy']:.2f}% on {plural(meta['validation_images'], 'image')}")
+    return 0
+
+
+def _add_train_prior(p: argparse.ArgumentParser) -> None:
+    _add_data_options(p)
+    p.add_argument("--public-split", required=True, metavar="SOURCE",
+                   help="public data disjoint from the target's training records: mnist-val (MNIST's val split, "
+                        "which the targets never train on) or digits (scikit-learn's 8x8 digits upsampled) for "
+                        "--dataset mnist; faces-identities:A-B (every image of subjects sA..sB only) for att-faces")
+    p.add_argument("--out", required=True, help="output prior file (.h5)")
+    p.add_argument("--latent-dim", type=bounded_int(1, (1024, " (latent dimensions)"), "an integer"), default=None,
+                   help="size of the latent code (default: 16 for MNIST-size images, 32 for faces)")
+    p.add_argument("--epochs", type=count("epochs"), default=None,
+                   help="training epochs (default: 100 for MNIST-size images, 400 for faces)")
+    p.add_argument("--batch-size", type=count("batch_size"), default=64)
+    p.add_argument("--lr", type=finite_float, default=2e-3)
+    p.add_argument("--beta", type=finite_float, default=1.0, help="weight of the KL term of the VAE's loss")
+    p.add_argument("--shift", type=bounded_int(0, (16, " (pixels)"), "an integer"), default=None,
+                   help="augmentation: move each image by up to this many pixels at random (default: 1 for digits, "
+                        "2 for faces; measured on held-out public images, it lowers the loss of both)")
+    p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
+                   help="augmentation: mirror images left-right at random (default: on for faces, off for digits)")
+    p.add_argument("--seed", type=count("seed", 0), default=0)
+    p.add_argument("--threads", type=thread_count, default=0,
+                   help="torch CPU threads (0: torch default; at most 4 per CPU)")
+
+
+def _run_train_prior(args) -> int:
+    _check_model_suffix(args.out, ".h5", "a prior is written as an HDF5 .h5 file")
+    from .errors import InputError
+
+    if args.dataset not in ("mnist", "att-faces"):
+        raise InputError(f"--dataset {args.dataset}: a prior is trained for an image dataset (mnist or att-faces)")
+    from .priors.public import check_public_split
+
+    check_public_split(args.dataset, args.public_split)  # before any data is read
+    from .priors.files import save_prior
+    from .priors.public import load_public
+    from .priors.vae import train_prior
+
+    public = load_public(args.public_split, args.dataset, args.data_root, downsample=args.downsample,
+                         limit=args.limit, classes=args.classes)
+    faces = args.dataset == "att-faces"
+    epochs = args.epochs if args.epochs is not None else (400 if faces else 100)
+    shift = args.shift if args.shift is not None else (2 if faces else 1)
+    flip = args.flip if args.flip is not None else faces
+    prior = train_prior(public.images, latent_dim=args.latent_dim, epochs=epochs, batch_size=args.batch_size,
+                        lr=args.lr, seed=args.seed, threads=args.threads, beta=args.beta, shift=shift, flip=flip,
+                        provenance=public.provenance)
+    save_prior(prior, args.out)
+    shape = "x".join(map(str, prior.image_shape))
+    print(f"wrote {args.out}: VAE prior, {prior.latent_dim}-dimensional codes -> {shape} images; public data "
+          f"{args.public_split}: {plural(len(public.images), 'image')} ({public.provenance['source']}); final loss "
+          f"{prior.training['final_loss']:.2f} after {plural(epochs, 'epoch')} ({prior.training['seconds']:.0f} s)")
     return 0
 
 
@@ -397,7 +467,7 @@ def _add_device(p: argparse.ArgumentParser) -> None:
 def _add_info(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", metavar="FILE",
                    help="any file brainleaks reads or writes: a .net NetX network or its .json sidecar, an ANN target, "
-                        "evaluator, reconstruction or checkpoint .h5, a deployment card .toml")
+                        "evaluator, reconstruction, checkpoint or prior .h5, a deployment card .toml")
     p.add_argument("--json", action="store_true", help="print the description as JSON")
     _add_deployment(p)
 
@@ -417,10 +487,11 @@ MAX_QUERIES = 10_000_000  # --queries (attacks.query_only.MAX_QUERIES; not impor
 
 def _add_attack(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="target: .net SNN (bl1, bl2) or ANN .h5 (miface)")
-    p.add_argument("--method", required=True, choices=["bl1", "bl2", "miface", "blenc", "nes", "label"],
+    p.add_argument("--method", required=True, choices=["bl1", "bl2", "miface", "blenc", "nes", "label", "gen"],
                    help="bl1, bl2: the paper's BrainLeaks; miface: the ANN baseline; blenc: encoder-aware "
                         "inversion (docs/attacks.md, 'BL-enc'); nes, label: query-only attacks that see the "
-                        "deployed network only through its answers (score-based NES; label-only boundary search)")
+                        "deployed network only through its answers (score-based NES; label-only boundary search); "
+                        "gen: BL-enc's search in the latent space of a generative prior (--prior)")
     p.add_argument("--mode", default="paper", choices=["paper", "reference"],
                    help="paper: the paper's algorithm; reference: the published code's variant and defaults")
     p.add_argument("--classes", type=count("classes", 0), nargs="+", default=None, help="target classes (default: all)")
@@ -436,6 +507,9 @@ def _add_attack(p: argparse.ArgumentParser) -> None:
                    help="nes, label: the query budget (queries answered by the deployed network, in all)")
     p.add_argument("--exposes", choices=["counts", "posterior", "label"], default=None,
                    help="nes, label: what the deployment answers a query with (default: nes posterior, label label)")
+    p.add_argument("--prior", default=None, metavar="FILE.h5",
+                   help="gen: the generative prior whose latent space is searched (brainleaks train-prior)")
+    p.add_argument("--starts", type=count("starts"), default=None, help="gen: latent starts per class (default 8)")
     p.add_argument("--seed", type=count("seed", 0), default=0)
     p.add_argument("--threads", type=thread_count, default=0,
                    help="torch CPU threads (0: torch default; at most 4 per CPU)")
@@ -460,12 +534,18 @@ def _run_attack(args) -> int:
     from .models.files import load_target
     from .models.training import apply_threads
 
+    if args.prior is not None and args.method != "gen":
+        raise InputError(f"--prior applies to --method gen (the latent search of a generative prior), not to "
+                         f"{args.method}")
+    if args.method == "gen" and args.prior is None:
+        raise InputError("--method gen needs --prior FILE.h5: the generative prior whose latent space it searches "
+                         "(brainleaks train-prior)")
     apply_threads(args.threads)
     target = load_target(args.model, options=_deployment_options(args), card=args.card, device=args.device)
     overrides = {}
     if args.iterations is not None:
         overrides["iterations"] = args.iterations  # MI-FACE's at most, as in a run config
-    for name in ("population", "lr", "eta", "xi", "stop_confidence", "queries", "exposes"):
+    for name in ("population", "lr", "eta", "xi", "stop_confidence", "queries", "exposes", "starts"):
         if getattr(args, name) is not None:
             overrides[name] = getattr(args, name)
     if args.no_stop:
@@ -480,6 +560,8 @@ def _run_attack(args) -> int:
             raise InputError("--straight-through is a gradient attacker's knowledge of the defense; nes and label "
                              "only query the deployment")
         defense["straight_through"] = True
+    if args.prior is not None:
+        overrides["prior"] = args.prior
     from .api import attack
 
     result = attack(target, args.method, mode=args.mode, classes=args.classes, seed=args.seed,
@@ -494,6 +576,10 @@ def _run_attack(args) -> int:
               f"exposes {result.extra['oracle']['exposes']}{defense_text(result.extra['oracle'])})")
     elif "defense" in result.extra:
         print(f"  against the deployment's defense{defense_text(result.extra['defense'])}")
+    if "prior" in result.extra:
+        from .attacks.generative import prior_text
+
+        print(f"  prior {prior_text(result.extra['prior'])}")
     return 0
 
 
@@ -507,7 +593,7 @@ def _check_overrides(method: str, overrides: dict) -> None:
     fields = {f.name for f in dataclasses.fields(ATTACKS[method].params_class)} - {"mode"}
     flags = {"iterations": "--iterations", "population": "--population",
              "lr": "--lr", "eta": "--eta", "xi": "--xi", "stop_confidence": "--stop-confidence",
-             "queries": "--queries", "exposes": "--exposes"}
+             "queries": "--queries", "exposes": "--exposes", "starts": "--starts"}
     for name in overrides:
         if name not in fields:
             valid = sorted({flags[f] for f in fields if f in flags})
@@ -761,6 +847,9 @@ def _add_audit(p: argparse.ArgumentParser) -> None:
                         "floats in [0, 1]) and 'labels' (N,); with --non-members")
     p.add_argument("--non-members", default=None, metavar="FILE.npz",
                    help="images of the same classes the target never saw (same arrays); with --members")
+    p.add_argument("--prior", default=None, metavar="FILE.h5",
+                   help="a generative prior (brainleaks train-prior): adds the latent search gen to the SNN portfolio; "
+                        "the report names the public data it was trained on")
 
     def member_bound():
         from .audit import MAX_MEMBER_IMAGES
@@ -809,7 +898,7 @@ def _run_audit(args) -> int:
               data_root=args.data_root, dataset=args.dataset, budget=args.budget, draws=args.draws,
               seed=args.seed, replay_draws=args.replay_draws, replay=not args.no_replay,
               classes=args.classes, force=args.force, contrast=args.contrast, judges=args.judge or (),
-              members=args.members, non_members=args.non_members, device=args.device, **extra)
+              members=args.members, non_members=args.non_members, device=args.device, prior=args.prior, **extra)
     print((out / "report.md").read_text())
     print(f"report: {out / 'report.md'}")
     return 0
@@ -855,8 +944,10 @@ COMMANDS = {
     "train": ("train an SNN or ANN target and write its model file", _add_train, _run_train),
     "train-evaluator": ("train an evaluation classifier (the paper's CNN, ANN or spiking) and write it (.h5)",
                         _add_train_evaluator, _run_train_evaluator),
+    "train-prior": ("train a generative prior (a VAE) on public data disjoint from the target's training records "
+                    "and write it (.h5)", _add_train_prior, _run_train_prior),
     "info": ("describe a file brainleaks reads or writes: model, sidecar, evaluator, reconstruction, checkpoint, "
-             "card", _add_info, _run_info),
+             "card, prior", _add_info, _run_info),
     "attack": ("run a model-inversion attack and write the reconstructions (.h5)", _add_attack, _run_attack),
     "evaluate": ("score reconstructions with an evaluation classifier (paper metrics)", _add_evaluate, _run_evaluate),
     "run": ("run an experiment config: train, attack, evaluate, replay, report (resumable)", _add_run, _run_run),

@@ -8,7 +8,8 @@ The kind of a file is decided by its content, not its name (:func:`file_kind`):
 - ``sidecar``: the JSON file beside a ``.net`` (``<name>.json``), described with its network when that is there;
 - ``ann`` (an ANN target, MI-FACE's), ``evaluator`` (an evaluation classifier of kind ann, snn, resnet or reject),
   ``recon`` (a reconstruction file of ``brainleaks attack`` / ``audit``), ``checkpoint`` (a training checkpoint
-  ``<out>.ckpt.h5``): read and checked by their own loaders (which import torch), described from what they hold;
+  ``<out>.ckpt.h5``), ``prior`` (a generative prior of ``brainleaks train-prior``): read and checked by their own
+  loaders (which import torch), described from what they hold;
 - ``card``: a deployment card (TOML; ``netx.deployment``).
 
 Every problem is the loaders' ``ModelFileError`` naming the file (the CLI prints it on one line, exit 2).
@@ -31,6 +32,7 @@ KIND_NAMES = {
     "evaluator": "a model file (an evaluation classifier)",
     "recon": "a reconstruction file",
     "checkpoint": "a training checkpoint",
+    "prior": "a generative prior (brainleaks train-prior)",
 }
 # what a reader expected, in the words of an error message ("..., not an evaluation classifier")
 WANTED_NAMES = {
@@ -39,9 +41,10 @@ WANTED_NAMES = {
     "evaluator": "an evaluation classifier",
     "recon": "a reconstruction file",
     "checkpoint": "a training checkpoint",
+    "prior": "a generative prior",
 }
 _FORMAT_PREFIXES = (("brainleaks-ann", "ann"), ("brainleaks-evaluator", "evaluator"),
-                    ("brainleaks-checkpoint", "checkpoint"))
+                    ("brainleaks-checkpoint", "checkpoint"), ("brainleaks-prior", "prior"))
 
 
 @dataclass
@@ -113,7 +116,7 @@ def file_kind(path) -> str:
     if kind is None:
         raise ModelFileError(f"{path}: an HDF5 file brainleaks does not know: neither a NetX network (no 'layer' "
                              f"group) nor a file with a brainleaks format attribute (model, evaluator, "
-                             f"reconstruction, checkpoint)")
+                             f"reconstruction, checkpoint, prior)")
     return kind
 
 
@@ -151,7 +154,7 @@ def describe_file(path, options: dict | None = None, card=None) -> FileInfo:
     if kind == "sidecar":
         return _sidecar(path, options, card)
     return {"ann": _ann, "evaluator": _evaluator, "recon": _recon, "checkpoint": _checkpoint,
-            "card": _card}[kind](path)
+            "card": _card, "prior": _prior}[kind](path)
 
 
 # ----------------------------------------------------------------------------------------------------- kinds
@@ -296,3 +299,34 @@ def _card(path: Path) -> FileInfo:
                                                        else "; give it with --card") + ")"]
     lines += [f"  {k} = {json.dumps(v)}" for k, v in sorted(fields.items())]
     return FileInfo("card", {"file_kind": "card", "path": str(path), "fields": fields}, "\n".join(lines))
+
+
+def _prior(path: Path) -> FileInfo:
+    from .priors.files import load_prior
+
+    prior = load_prior(path)
+    arch, prov, tr = prior.architecture, prior.provenance, prior.training
+    n_params = sum(int(p.numel()) for p in prior.decoder.parameters())
+    shape = "x".join(map(str, prior.image_shape))
+    lines = [f"prior:      {path}  (generative prior, {arch.get('kind', '?')}; sha256 {prior.sha256[:16]}...)",
+             f"decoder:    {prior.latent_dim}-dimensional codes -> {shape} images in [0, 1] ({n_params:,} "
+             f"parameters; works at {'x'.join(map(str, arch.get('work_shape', [])))}, channels "
+             f"{'-'.join(map(str, arch.get('channels', [])))})"]
+    if isinstance(prov.get("public_split"), str):
+        n = prov.get("images")
+        lines.append(f"public:     {prov['public_split']} for {prov.get('dataset', '?')}: "
+                     f"{plural(n, 'image') if isinstance(n, int) else '? images'} ({prov.get('source', '?')})")
+    if isinstance(prov.get("disjoint_from"), str):
+        lines.append(f"never read: {prov['disjoint_from']}")
+    if isinstance(tr.get("epochs"), int):
+        loss = tr.get("final_loss")
+        secs = tr.get("seconds")
+        lines.append(f"training:   {plural(tr['epochs'], 'epoch')}"
+                     + (f" on {plural(tr['images'], 'image')}" if isinstance(tr.get("images"), int) else "")
+                     + (f", final loss {loss:.2f}" if isinstance(loss, (int, float)) else "")
+                     + (f", beta {tr['beta']:g}" if isinstance(tr.get("beta"), (int, float)) else "")
+                     + (f", {secs:.0f} s" if isinstance(secs, (int, float)) else ""))
+    data = {"file_kind": "prior", "path": str(path), "sha256": prior.sha256, "latent_dim": prior.latent_dim,
+            "image_shape": list(prior.image_shape), "architecture": arch, "parameters": n_params,
+            "provenance": prov, "training": tr}
+    return FileInfo("prior", data, "\n".join(lines))

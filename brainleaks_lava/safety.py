@@ -253,7 +253,8 @@ def claim_output_dir(path: str | os.PathLike, command: str, inputs: list[tuple[s
 COMMAND_PATHS = {
     "train": (["out"], ["data_root"]),
     "train-evaluator": (["out"], ["data_root"]),
-    "attack": (["out"], ["model"]),
+    "train-prior": (["out"], ["data_root"]),
+    "attack": (["out"], ["model", "prior"]),
     "evaluate": (["json"], ["recon", "evaluator"]),
     "replay": (["json"], ["model", "recon", "twin"]),
 }
@@ -262,7 +263,7 @@ COMMAND_PATHS = {
 # commands that write a directory -> the (label, option) of what they read
 OUTPUT_DIR_INPUTS = {
     "audit": [("model", "model"), ("--evaluator", "evaluator"), ("--card", "card"), ("--data-root", "data_root"),
-              ("--members", "members"), ("--non-members", "non_members")],
+              ("--members", "members"), ("--non-members", "non_members"), ("--prior", "prior")],
     "run": [("config", "config")],
     "demo": [],
     "sweep": [("study", "study")],
@@ -377,6 +378,7 @@ MAX_COUNTS = {
     "clip_counts": (1_000_000, " (output spike counts)"),
     "patience": (1_000_000, ""),
     "restarts": (1_000, ""),
+    "starts": (1_000, " (latent-search starts per class)"),
     "population": (4_096, " (BL-v2 population)"),
     "random": (100_000, " (random samples)"),
     "draws": (10_000, ""),

@@ -88,6 +88,11 @@ class BLencParams(AttackParams):
         raise InputError("bl-enc has no reference mode (it is not in the published code)")
 
 
+def cosine_lr(lr: float, it: int, iterations: int) -> float:
+    """Adam's step size at iteration ``it`` of ``iterations``: a cosine decay from ``lr`` to 10 % of it."""
+    return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * it / iterations)))
+
+
 def total_variation(img: torch.Tensor) -> torch.Tensor:
     """Anisotropic TV per row of images (R, ..., H, W): mean |vertical| + mean |horizontal| difference."""
     dv = (img[..., 1:, :] - img[..., :-1, :]).abs().flatten(1).mean(1)
@@ -121,18 +126,27 @@ class _Straight(torch.autograd.Function):
 
 class EncoderAware(Attack):
     name = "blenc"
+    label = "bl-enc"  # in messages
     requires = SPIKES
     params_class = BLencParams
 
     def __init__(self, adapter, params=None, **kwargs):
         super().__init__(adapter, params, **kwargs)
-        model = adapter.model
+        self._setup(*self._choices())
+
+    def _choices(self) -> tuple[str, str, str, float]:
+        """(objective, parameterisation, loss, kappa) as the parameters state them (``auto`` unresolved)."""
+        p = self.params
+        return p.objective, p.parameterisation, p.loss, p.kappa
+
+    def _setup(self, obj: str, param: str, loss: str, kappa: float) -> None:
+        """Resolve the objective and the input parameterisation for the target's deployment (``auto``, integrator
+        read-outs); the latent search (``generative``) shares this with BL-enc."""
+        model = self.adapter.model
         if not hasattr(model, "twin") or not hasattr(model, "deployment"):
-            raise InputError("bl-enc needs a NetX target (a .net file loaded with its deployment)")
+            raise InputError(f"{self.label} needs a NetX target (a .net file loaded with its deployment)")
         self.model = model
         dep = model.deployment
-        p = self.params
-        obj = p.objective
         if obj == "auto":
             obj = "integrator" if dep.readout == "integrator" else "potential"
         if obj == "integrator" and dep.readout != "integrator":
@@ -140,7 +154,7 @@ class EncoderAware(Attack):
         if obj in ("potential", "margin") and dep.readout == "integrator":
             obj = "integrator"  # an integrator's voltage is the output potential
         self.objective = obj
-        param = p.parameterisation
+        self.loss_kind, self.kappa = loss, kappa
         if param == "auto":
             param = "per-step" if dep.encoding == "events" else "static"
         self.parameterisation = param
@@ -192,12 +206,12 @@ class EncoderAware(Attack):
         elif self.objective == "potential":
             logits = readout_logits(replace(dep, readout="membrane", posterior_scale=1.0 / thr), settle, out, v_pre)
             logp = torch.log_softmax(logits, 1).gather(1, classes.view(-1, 1)).squeeze(1)
-            loss = -logp if self.params.loss == "ce" else 1.0 - logp.exp()
+            loss = -logp if self.loss_kind == "ce" else 1.0 - logp.exp()
         else:  # margin
             z = v_pre[..., settle:].mean(-1) / thr
             zy = z.gather(1, classes.view(-1, 1)).squeeze(1)
             other = z.scatter(1, classes.view(-1, 1), float("-inf")).amax(1)
-            loss = (other - zy).clamp_min(-self.params.kappa)
+            loss = (other - zy).clamp_min(-self.kappa)
         return loss, p_dep
 
     def _prior(self, rate: torch.Tensor) -> torch.Tensor:
@@ -230,24 +244,9 @@ class EncoderAware(Attack):
                            disable=not progress)
         base = math.log(p.init_rate / (1 - p.init_rate))
         for restart in range(p.restarts):
-            logits = (base + 0.1 * torch.randn(shape, generator=gen)).to(dev).requires_grad_(True)
-            opt = torch.optim.Adam([logits], lr=p.lr)
-            for it in range(p.iterations):
-                if p.lr_decay == "cosine":
-                    for group in opt.param_groups:
-                        group["lr"] = p.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * it / p.iterations)))
-                rate = torch.sigmoid(logits)
-                x = self._encode(rate, gen)
-                obj, conf = self._objective(x, cls)
-                loss = obj + self._prior(rate)
-                opt.zero_grad()
-                loss.sum().backward()
-                opt.step()
-                if restart == 0:
-                    history.append(history_row(r, torch.arange(r), loss))
-                bar.update(1)
-                if it % 20 == 0:
-                    bar.set_postfix(conf=f"{float(conf.mean()):.3f}")
+            logits = (base + 0.1 * torch.randn(shape, generator=gen)).to(dev)
+            record = (lambda loss: history_row(r, torch.arange(r), loss)) if restart == 0 else None
+            history += self._descend(logits, torch.sigmoid, lambda _, rate: self._prior(rate), cls, gen, bar, record)
             with torch.no_grad():
                 rate = torch.sigmoid(logits)
                 # the final loss of this start, on the expected input (no sampling noise) plus its priors
@@ -257,23 +256,64 @@ class EncoderAware(Attack):
                 best_loss[better] = final[better]
                 best_rate[better] = rate.cpu()[better]
         bar.close()
-        rate = best_rate.to(dev)
+        result = self._result(classes, best_rate.to(dev), gen, p.iterations * p.restarts, history,
+                              {"final_loss": best_loss.tolist()})
+        start = start_conf.cpu().numpy()
+        result.extra["start_confidence"] = start.tolist()
+        result.extra["worse_than_start"] = self._worse_than_start(
+            classes, result.confidence, start, "the deployed read-out prefers no input to the reconstruction")
+        return result
+
+    # ------------------------------------------------------------------ shared with the latent search
+    def _descend(self, var: torch.Tensor, to_rate, penalty, cls: torch.Tensor, gen: torch.Generator, bar,
+                 record=None) -> list:
+        """``iterations`` Adam steps on ``var`` (step size ``lr``, decayed by ``lr_decay``), in place. The loss of
+        each row: the objective of the encoded input ``to_rate(var)`` plus ``penalty(var, rate)``. Returns what
+        ``record(loss)`` gives at each step (nothing without ``record``)."""
+        p = self.params
+        var.requires_grad_(True)
+        opt = torch.optim.Adam([var], lr=p.lr)
+        history = []
+        for it in range(p.iterations):
+            if p.lr_decay == "cosine":
+                for group in opt.param_groups:
+                    group["lr"] = cosine_lr(p.lr, it, p.iterations)
+            rate = to_rate(var)
+            obj, conf = self._objective(self._encode(rate, gen), cls)
+            loss = obj + penalty(var, rate)
+            opt.zero_grad()
+            loss.sum().backward()
+            opt.step()
+            if record is not None:
+                history.append(record(loss))
+            bar.update(1)
+            if it % 20 == 0:
+                bar.set_postfix(conf=f"{float(conf.mean()):.3f}")
+        var.requires_grad_(False)
+        return history
+
+    def _result(self, classes: torch.Tensor, rate: torch.Tensor, gen: torch.Generator, iterations: int, history,
+                extra: dict) -> AttackResult:
+        """The result for the rates (R, F) or (R, F, T) of ``classes``: the input as the deployment's encoder makes
+        it (``_final_input``) and the deployed read-out's confidence of it."""
+        p = self.params
+        r = len(classes)
         with torch.no_grad():
             samples, probs = self._final_input(rate, gen)
-            _, conf = self._objective(samples, cls)
-        conf = conf.cpu().numpy()
-        start = start_conf.cpu().numpy()
-        worse = [int(c) for c, a, b in zip(classes.tolist(), conf, start) if a < b]
-        if worse:
-            log.warning("BL-enc: classes %s end below their starting confidence (the deployed read-out prefers "
-                        "no input to the reconstruction)", worse)
+            _, conf = self._objective(samples, classes.to(rate.device))
         graded = self.encoding == "graded"
         return AttackResult(
             attack=self.name, mode=p.mode, params=p.to_dict(), seed=0, targets=classes.numpy(),
-            samples=samples.cpu().numpy().astype(np.float32 if graded else np.uint8), confidence=conf,
-            iterations=np.full(r, p.iterations * p.restarts, dtype=np.int64),
-            loss_history=stack_history(history, r), probabilities=probs,
+            samples=samples.cpu().numpy().astype(np.float32 if graded else np.uint8), confidence=conf.cpu().numpy(),
+            iterations=np.full(r, iterations, dtype=np.int64), loss_history=stack_history(history, r),
+            probabilities=probs,
             extra={"objective": self.objective, "parameterisation": self.parameterisation,
-                   "encoding": self.encoding, "start_confidence": start.tolist(), "worse_than_start": worse,
-                   "final_loss": best_loss.tolist()},
+                   "encoding": self.encoding, **extra},
             drive_range=self.adapter.drive_range if graded else None)
+
+    def _worse_than_start(self, classes: torch.Tensor, conf, start, why: str) -> list[int]:
+        """The classes whose confidence ``conf`` ends below ``start`` (logged as a warning saying ``why``)."""
+        worse = [int(c) for c, a, b in zip(classes.tolist(), conf, start) if a < b]
+        if worse:
+            log.warning("%s: classes %s end below their starting confidence (%s)", self.label, worse, why)
+        return worse

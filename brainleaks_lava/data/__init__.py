@@ -16,7 +16,11 @@ checking a dataset (``brainleaks dataset``) stays fast.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Sequence
+
+import numpy as np
 
 from ..errors import InputError
 from .base import StaticDataset
@@ -33,22 +37,116 @@ _LAZY = {
 }
 
 
-def load_static(name: str, root: str | Path | None, split: str = "train", downsample: int = 1) -> StaticDataset:
+def load_static(name: str, root: str | Path | None, split: str = "train", downsample: int = 1,
+                classes: Sequence[int] | None = None) -> StaticDataset:
     """Load split ``split`` ("train", "val" or "all") of the static dataset ``name``.
 
     ``name`` is ``"mnist"`` (``root=None`` selects the vendored 1,250-image subset) or
     ``"att-faces"`` (``root`` required). ``downsample`` block-averages images by an integer factor.
-    Raises ``DatasetError`` for a missing, incomplete or malformed directory and ``InputError``
+    ``classes``: keep only these classes (see :func:`select_classes`); AT&T faces then reads only those
+    subjects' folders. Raises ``DatasetError`` for a missing, incomplete or malformed directory and ``InputError``
     for bad arguments.
     """
+    if classes is not None:
+        classes = check_class_list(classes)
     if name == "mnist":
-        return load_mnist(root, split=split, downsample=downsample)
-    if name == "att-faces":
+        ds = load_mnist(root, split=split, downsample=downsample)
+    elif name == "att-faces":
         if root is None:
             raise InputError("att-faces needs a data root: the directory with s1..s40/1..10.pgm "
                              f"(get {FACES_SOURCE_HINT})")
-        return load_att_faces(root, split=split, downsample=downsample)
-    raise InputError(f"unknown static dataset {name!r}; choose one of {', '.join(STATIC_DATASETS)}")
+        subjects = None if classes is None else [c + 1 for c in classes]  # label k - 1 is folder s<k>
+        ds = load_att_faces(root, split=split, downsample=downsample, subjects=subjects)
+    else:
+        raise InputError(f"unknown static dataset {name!r}; choose one of {', '.join(STATIC_DATASETS)}")
+    return ds if classes is None else select_classes(ds, classes)
+
+
+def check_class_list(classes) -> tuple[int, ...]:
+    """``classes`` as a tuple of distinct class indices >= 0 (at most ``safety.MAX_CLASSES`` of them, each below
+    it), else ``InputError``."""
+    from ..safety import MAX_CLASSES
+
+    if isinstance(classes, (str, bytes)) or not hasattr(classes, "__len__"):
+        raise InputError(f"classes must be a list of class indices, got {classes!r}")
+    if not 1 <= len(classes) <= MAX_CLASSES:
+        raise InputError(f"classes must list 1 to {MAX_CLASSES} class indices, got {len(classes)}")
+    out = []
+    for c in classes:
+        if isinstance(c, bool) or not isinstance(c, (int, np.integer)) or not 0 <= int(c) < MAX_CLASSES:
+            raise InputError(f"classes: {c!r} is not a class index (an integer 0..{MAX_CLASSES - 1})")
+        out.append(int(c))
+    if len(set(out)) != len(out):
+        dup = next(c for c in out if out.count(c) > 1)
+        raise InputError(f"classes: class {dup} is listed twice")
+    return tuple(out)
+
+
+def format_class_list(classes) -> str:
+    """``0-19`` / ``0,3,5`` / ``0-4,7``: the class indices ``classes`` in the notation ``--classes`` takes."""
+    parts, run = [], []
+    for c in classes:
+        if run and c == run[-1] + 1:
+            run.append(c)
+            continue
+        if run:
+            parts.append(str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}")
+        run = [c]
+    if run:
+        parts.append(str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}")
+    return ",".join(parts)
+
+
+MAX_CLASS_LIST_TEXT = 10_000  # characters of a --classes value
+
+
+def parse_class_list(text: str) -> tuple[int, ...]:
+    """Class indices from ``0-19``, ``0,3,5`` or a mix (``0-4,7``): ranges inclusive, in the order given; distinct,
+    each below ``safety.MAX_CLASSES``. ``InputError`` naming the bad part."""
+    from ..safety import MAX_CLASSES
+
+    if not isinstance(text, str) or not text.strip():
+        raise InputError("classes: give class indices such as 0-19 or 0,3,5")
+    if len(text) > MAX_CLASS_LIST_TEXT:
+        raise InputError(f"classes: more than {MAX_CLASS_LIST_TEXT:,} characters")
+    out: list[int] = []
+    for part in text.split(","):
+        item = part.strip()
+        m = re.fullmatch(r"(\d{1,6})(?:\s*-\s*(\d{1,6}))?", item)
+        if m is None:
+            raise InputError(f"classes: {item!r} is neither a class index nor a range A-B (e.g. 0-19 or 0,3,5)")
+        a = int(m.group(1))
+        b = a if m.group(2) is None else int(m.group(2))
+        if b < a:
+            raise InputError(f"classes: the range {item!r} runs backwards")
+        if b >= MAX_CLASSES or len(out) + b - a + 1 > MAX_CLASSES:
+            raise InputError(f"classes: {item!r} goes beyond {MAX_CLASSES - 1}, the largest class index")
+        out.extend(range(a, b + 1))
+    return check_class_list(out)
+
+
+def select_classes(ds, classes: Sequence[int]):
+    """The samples of ``ds`` (a :class:`StaticDataset` or an ``EventDataset``) of the classes ``classes`` only,
+    relabelled 0..k-1 in the order given, with those classes' names; its ``source`` says which were kept.
+    ``InputError`` for an index the dataset does not have."""
+    import dataclasses
+
+    classes = check_class_list(classes)
+    n = len(ds.classes)
+    bad = [c for c in classes if c >= n]
+    if bad:
+        raise InputError(f"classes: {format_class_list(bad)} not in the dataset, which has {n} classes "
+                         f"(indices 0..{n - 1})")
+    relabel = np.full(n, -1, dtype=np.int64)
+    relabel[list(classes)] = np.arange(len(classes))
+    new = relabel[ds.labels]
+    keep = np.flatnonzero(new >= 0)
+    names = tuple(ds.classes[c] for c in classes)
+    shown = names if len(names) <= 6 else (*names[:3], "...", *names[-2:])
+    source = (f"{ds.source}; classes {format_class_list(classes)} only ({', '.join(shown)}), relabelled "
+              f"0..{len(classes) - 1}")
+    arrays = {"frames": ds.frames[keep]} if hasattr(ds, "frames") else {"images": ds.images[keep]}
+    return dataclasses.replace(ds, **arrays, labels=new[keep], classes=names, source=source)
 
 
 EVENT_NAMES = ("nmnist", "dvs-gesture")  # == events.EVENT_DATASETS, without importing it
@@ -60,7 +158,8 @@ def is_event_dataset(name: str) -> bool:
 
 
 def load_dataset(name: str, root: str | Path | None, split: str = "train", downsample: int | None = None,
-                 time_bins: int | None = None, limit: int | None = None, cache_dir: str | Path | None = None):
+                 time_bins: int | None = None, limit: int | None = None, cache_dir: str | Path | None = None,
+                 classes: Sequence[int] | None = None):
     """Load a split of any dataset the toolkit knows: a :class:`StaticDataset` for ``"mnist"`` and
     ``"att-faces"``, an :class:`EventDataset` (framed with the paper's framing) for ``"nmnist"`` and
     ``"dvs-gesture"``.
@@ -68,16 +167,24 @@ def load_dataset(name: str, root: str | Path | None, split: str = "train", downs
     ``downsample``: integer spatial factor (default 1; 4 for DVS Gesture, 128 -> 32; N-MNIST takes
     only 1). ``limit``: at most that many samples of the split, round-robin over classes (event data: each
     class's first files; images: :func:`limit_static`, a seeded sample). ``time_bins``, ``cache_dir``: event
-    datasets only (number of frames T, frame cache directory).
+    datasets only (number of frames T, frame cache directory). ``classes``: only the samples of these class
+    indices, relabelled 0..k-1 in the order given (:func:`select_classes`; images: before ``limit`` is applied, and
+    AT&T faces reads only those subjects; event data: after it).
     """
+    if classes is not None:
+        classes = check_class_list(classes)
     if name in STATIC_DATASETS:
         for key, value in (("time_bins", time_bins), ("cache_dir", cache_dir)):
             if value is not None:
                 raise InputError(f"{key} applies to event datasets only, not to {name!r}")
-        ds = load_static(name, root, split=split, downsample=1 if downsample is None else downsample)
+        ds = load_static(name, root, split=split, downsample=1 if downsample is None else downsample, classes=classes)
         return ds if limit is None else limit_static(ds, limit)
     if name not in EVENT_NAMES:
         raise InputError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    if classes is not None:
+        ds = load_dataset(name, root, split=split, downsample=downsample, time_bins=time_bins, limit=limit,
+                          cache_dir=cache_dir)
+        return select_classes(ds, classes)
     from .events import load_events
     from .framing import dvs_gesture_framing, nmnist_framing
 
@@ -135,6 +242,9 @@ def __dir__() -> list[str]:
 __all__ = [
     "load_dataset",
     "limit_static",
+    "select_classes",
+    "parse_class_list",
+    "format_class_list",
     "is_event_dataset",
     "DATASETS",
     "load_static",

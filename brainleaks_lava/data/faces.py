@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -122,17 +123,35 @@ def _subjects(root: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def load_att_faces(root: str | Path, split: str = "train", downsample: int = 1) -> StaticDataset:
-    """Load one split of the AT&T/ORL faces from ``root`` (see the module docstring)."""
+def load_att_faces(root: str | Path, split: str = "train", downsample: int = 1,
+                   subjects: Sequence[int] | None = None) -> StaticDataset:
+    """Load one split of the AT&T/ORL faces from ``root`` (see the module docstring).
+
+    ``subjects``: read only the folders ``s<k>`` of these subject numbers (k >= 1; each must be present and
+    complete), no other file; labels stay k - 1 and ``classes`` runs to the highest subject number read."""
     check_split(split)
     factor = check_downsample(downsample, HEIGHT, WIDTH)
     root = Path(root).expanduser()
     if not root.is_dir():
         what = "does not exist" if not root.exists() else "is not a directory"
         raise DatasetError(f"AT&T faces directory {root} {what}; {_expected_files_hint(root)}")
-    subjects = _subjects(root)
-    if not subjects:
-        raise DatasetError(f"no subject folders found; {_expected_files_hint(root)}")
+    chosen = ""
+    if subjects is None:
+        subjects = _subjects(root)
+        if not subjects:
+            raise DatasetError(f"no subject folders found; {_expected_files_hint(root)}")
+    else:
+        wanted = sorted(set(int(k) for k in subjects))
+        if not wanted or wanted[0] < 1:
+            raise DatasetError(f"subjects must be subject numbers >= 1, got {list(subjects)!r}")
+        absent = [f"s{k}" for k in wanted if not (root / f"s{k}").is_dir()]
+        if absent:
+            raise DatasetError(f"{root}: no subject folder {', '.join(absent[:10])}"
+                               f"{' ...' if len(absent) > 10 else ''}; {_expected_files_hint(root)}")
+        subjects = [(k, root / f"s{k}") for k in wanted]
+        chosen = (f" s{wanted[0]}..s{wanted[-1]}" if wanted == list(range(wanted[0], wanted[-1] + 1))
+                  else " " + ",".join(f"s{k}" for k in wanted[:20]) + (",..." if len(wanted) > 20 else ""))
+        chosen += " only"
 
     # check completeness first, so a missing file is reported before any slow parsing
     for _k, folder in subjects:
@@ -154,7 +173,7 @@ def load_att_faces(root: str | Path, split: str = "train", downsample: int = 1) 
             labels.append(k - 1)
     stack = block_average(np.stack(images), factor)
     max_k = subjects[-1][0]
-    source = (f"AT&T faces {split} split from {root} ({len(subjects)} subjects, images "
+    source = (f"AT&T faces {split} split from {root} ({len(subjects)} subjects{chosen}, images "
               f"{numbers.start}..{numbers.stop - 1} of each)")
     log.debug("loaded %d AT&T face images: %s", stack.shape[0], source)
     return StaticDataset(images=stack, labels=np.asarray(labels, dtype=np.int64),

@@ -733,7 +733,7 @@ def train_evaluator(kind: str, dataset: str, data_root, out, config: TrainConfig
                     downsample: int | None = None, posterior_scale: float = DEFAULT_POSTERIOR_SCALE,
                     surrogate_slope: float = DEFAULT_SURROGATE_SLOPE, validate_each_epoch: bool = True,
                     limit: int | None = None, resume: bool = True, augment: bool | None = None,
-                    resnet_channels: tuple[int, ...] = RESNET_CHANNELS) -> dict:
+                    resnet_channels: tuple[int, ...] = RESNET_CHANNELS, classes=None) -> dict:
     """Train an evaluator of ``kind`` (one of :data:`KINDS`) on split "train" of ``dataset``, save it to ``out``.
 
     ``augment``: train on randomly warped images (:func:`~brainleaks_lava.evaluation.augment.augment`; images
@@ -745,7 +745,8 @@ def train_evaluator(kind: str, dataset: str, data_root, out, config: TrainConfig
     which is returned. Weight initialisation, shuffling, encoding, augmentation and junk are seeded from
     ``config.seed``; global RNG state is untouched. Every epoch is checkpointed to ``<out>.ckpt.h5``: an
     interrupted training resumes after its last finished epoch (``resume=False``: afresh); the checkpoint is
-    removed once ``out`` is written.
+    removed once ``out`` is written. ``classes``: train on these class indices of the dataset only, relabelled
+    0..k-1 (``data.load_dataset``).
     """
     if kind not in KINDS:
         raise InputError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
@@ -763,7 +764,7 @@ def train_evaluator(kind: str, dataset: str, data_root, out, config: TrainConfig
         raise InputError(f"{dataset} is event data: use a spiking ('snn') evaluator")
     if events and augment:
         raise InputError(f"{dataset} is event data: augmentation applies to images only (give --no-augment)")
-    load = dict(downsample=downsample, time_bins=steps if events else None, limit=limit)
+    load = dict(downsample=downsample, time_bins=steps if events else None, limit=limit, classes=classes)
     tr = load_dataset(dataset, data_root, split="train", **load)
     va = load_dataset(dataset, data_root, split="val", **load)
     inputs_tr, inputs_va = dataset_inputs(tr), dataset_inputs(va)

@@ -34,7 +34,7 @@ from ..errors import InputError
 from .metrics import METRIC_NAMES, AttackMetrics, attack_metrics, per_class_table, summarize_draws
 
 METHOD_LABELS = {"bl1": "BL-v1", "bl2": "BL-v2", "miface": "MI-FACE", "blenc": "BL-enc", "nes": "NES (query-only)",
-                 "label": "label-only (query-only)"}
+                 "label": "label-only (query-only)", "gen": "gen (generative prior)"}
 
 
 @dataclass

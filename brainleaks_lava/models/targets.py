@@ -85,14 +85,17 @@ class TargetRequest:
         return 1.0 / float(self.neuron.threshold)
 
 
-def train_target(req: TargetRequest, train_cfg: TrainConfig, out: str | Path, resume: bool = True) -> dict:
+def train_target(req: TargetRequest, train_cfg: TrainConfig, out: str | Path, resume: bool = True,
+                 classes=None) -> dict:
     """Train the requested target, write it to ``out`` (atomically) and return its metadata.
 
     Every epoch is validated on split "val" and checkpointed beside ``out`` (``<out>.ckpt.h5``); an interrupted
     training resumes after its last finished epoch (``resume=False``: starts afresh), and the checkpoint is
-    removed once ``out`` is written. The training itself is :func:`train_on_arrays` on the two splits."""
+    removed once ``out`` is written. The training itself is :func:`train_on_arrays` on the two splits. ``classes``:
+    train on these class indices of the dataset only, relabelled 0..k-1 (``data.load_dataset``; the sidecar's
+    ``classes`` and ``data_source`` say which)."""
     events = is_event_dataset(req.dataset)
-    load = dict(downsample=req.downsample, time_bins=req.steps if events else None, limit=req.limit)
+    load = dict(downsample=req.downsample, time_bins=req.steps if events else None, limit=req.limit, classes=classes)
     tr = load_dataset(req.dataset, req.data_root, split="train", **load)
     va = load_dataset(req.dataset, req.data_root, split="val", **load)
     return train_on_arrays(req, train_cfg, out, dataset_inputs(tr), tr.labels, dataset_inputs(va), va.labels,
