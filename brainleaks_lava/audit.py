@@ -370,7 +370,11 @@ def run_audit(model_path, evaluator_path, out, *, options: dict | None = None, c
                              best=best, worst_case=worst, replay=rep, seconds=round(time.time() - t_start, 1),
                              notes=notes, judges=judge_rows, member_level=member_level, verdict=overall,
                              prior=prior_info)
-        _write(work, report, target, ev, views, nearest, budget, draws, stats, contrast)
+        sheets = [] if views is None else [
+            (r["name"], _views(results, [a] * len(targets), target, stats),
+             [row["target_confidence"] for row in e.per_class])
+            for a, (r, e) in enumerate(zip(rows, evaluations))]
+        _write(work, report, target, ev, views, nearest, budget, draws, stats, contrast, sheets)
         _put_in_place(work, out, inputs, force)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
@@ -678,7 +682,9 @@ def _member_level(data: _MemberData, panel, results, winners, targets, best, dra
         spec = knn_specificity(win, targets, mf, data.member_labels, nf, data.non_member_labels, seed=seed)
         spec_all = knn_specificity(rec, all_classes, mf, data.member_labels, nf, data.non_member_labels, seed=seed)
         entry = {"label": j.label, "selector": j.selector, "path": j.path, "features": int(rec.shape[1]),
-                 "winners": spec.to_dict(), "all_reconstructions": spec_all.to_dict()}
+                 "winners": spec.to_dict(), "all_reconstructions": spec_all.to_dict(),
+                 "knn_distance": _knn_distances(rec, all_classes, len(results), mf, data.member_labels, nf,
+                                                data.non_member_labels)}
         for key, feats, cls in (("fidelity_winners", win, targets), ("fidelity_all", rec, all_classes)):
             try:
                 entry[key] = fidelity(feats, cls, mf, data.member_labels, seed=seed)
@@ -695,6 +701,19 @@ def _member_level(data: _MemberData, panel, results, winners, targets, best, dra
                 "closeness": row["closeness"]}
     return {"source": data.source, "members": int(len(data.members)), "non_members": int(len(data.non_members)),
             "per_class_limit": data.limit, "alpha": out[0]["winners"]["alpha"], "judges": out}
+
+
+def _knn_distances(rec, classes, n_attacks: int, member_feats, member_labels, non_member_feats,
+                   non_member_labels) -> dict:
+    """The paper's KNN distance (``evidence.knn_distance``: to the nearest member of the own class, in one judge's
+    feature space), averaged over the classes, for each attack's reconstructions (``rec``: (A * R, F), attack-major)
+    and, as the scale to read them against, for the real non-member images (as near as an unseen real image of the
+    class is to a training image)."""
+    from .evaluation.evidence import knn_distance
+
+    d = knn_distance(rec, classes, member_feats, member_labels).reshape(n_attacks, -1)
+    real = knn_distance(non_member_feats, non_member_labels, member_feats, member_labels)
+    return {"attacks": [float(v) for v in d.mean(1)], "non_members": float(real.mean())}
 
 
 def _put_in_place(work: Path, out: Path, inputs, force: bool) -> None:
@@ -833,11 +852,25 @@ def _panel_lines(report: AuditReport, ev, stats, contrast, cname) -> list[str]:
                  f"{_contrast_text(stats, contrast)} | {_metric_cells(report.worst_case)} | (itself) | "
                  f"{sel_rec} of {n} |")
     labels = [j["label"] for j in report.judges]
-    lines += ["", "Attack accuracy (%) of each attack under each judge:", "",
+    knn = _knn_by_judge(report)
+    what = "Attack accuracy / top-3 accuracy (%)" + (" / KNN distance" if knn else "")
+    lines += ["", f"{what} of each attack under each judge"
+              + (" (KNN distance: to the nearest training image of the class in the judge's feature space, mean "
+                 "over the classes; the last row gives it for real unseen images, the scale to read it against)"
+                 if knn else "") + ":", "",
               "| attack | " + " | ".join(labels) + " | selector |", "|---|" + "---|" * (len(labels) + 1)]
-    for r in report.attacks:
-        lines.append(f"| {r['name']} | " + " | ".join(_pct(r["judges"][lab], "accuracy") for lab in labels)
-                     + f" | {_pct(r['summary'], 'accuracy')} |")
+
+    def cell(summary, label, a):
+        d = knn.get(label)
+        return (f"{_pct(summary, 'accuracy')} / {_pct(summary, 'top3_accuracy')}"
+                + (f" / {d['attacks'][a]:.3g}" if d else ""))
+
+    for a, r in enumerate(report.attacks):
+        lines.append(f"| {r['name']} | " + " | ".join(cell(r["judges"][lab], lab, a) for lab in labels)
+                     + f" | {cell(r['summary'], 'selector', a)} |")
+    if knn:
+        lines.append("| real unseen images (KNN distance) | " + " | ".join(
+            f"{knn[lab]['non_members']:.3g}" if lab in knn else "-" for lab in labels + ["selector"]) + " |")
     lines += ["", "Top-1 class of each winner (confidence of the target class) under each judge:", "",
               "| class | attack | " + " | ".join(labels) + " | selector | judges recognising the class |",
               "|---|---|" + "---|" * (len(labels) + 2)]
@@ -849,6 +882,12 @@ def _panel_lines(report: AuditReport, ev, stats, contrast, cname) -> list[str]:
         lines.append(f"| {b['name']} | {b['attack']} | " + " | ".join(cells)
                      + f" | {b['recognised_by']} of {b['panel_size']} |")
     return lines + [""]
+
+
+def _knn_by_judge(report: AuditReport) -> dict:
+    """judge label ("selector" for the evaluator) -> its ``knn_distance`` record, when the member tests ran."""
+    ml = report.member_level or {}
+    return {j["label"]: j["knn_distance"] for j in ml.get("judges", ()) if "knn_distance" in j}
 
 
 def _member_lines(report: AuditReport) -> list[str]:
@@ -910,7 +949,9 @@ def _member_lines(report: AuditReport) -> list[str]:
 
 
 def _write(work: Path, report: AuditReport, target, ev, views, nearest, budget, draws, stats=None,
-           contrast=None) -> None:
+           contrast=None, sheets=()) -> None:
+    """report.md, audit.json, best.png and, per attack (``sheets``: name, its reconstructions as images, the
+    evaluator's confidences), ``recon/<attack>.png``."""
     from .fileio import atomic_path, write_json_atomic
     from .report.figures import recon_grid
 
@@ -979,13 +1020,18 @@ def _write(work: Path, report: AuditReport, target, ev, views, nearest, budget, 
             lines.append(f"  - selector: {b['verdict']}")
     else:
         lines += [f"- {b['verdict']}" for b in best]
-    lines += ["", "![winners](best.png)", ""]
+    lines += ["", "![winners](best.png)", "",
+              "Each attack's reconstructions: " + ", ".join(f"[{n}](recon/{n}.png)" for n, _, _ in sheets), ""] \
+        if sheets else ["", "![winners](best.png)", ""]
     lines += [f"Note: {n}" for n in report.notes]
     if views is not None:
         recon_grid(work / "best.png", views, np.array([b["class"] for b in best]), views.shape[1:],
                    f"audit of {Path(report.model).name}: per-class worst case", class_names=None,
                    confidences=[b["evaluator_confidence"] for b in best],
                    real_examples=nearest, real_label="nearest")
+        for name, sheet, conf in sheets:
+            recon_grid(work / "recon" / f"{name}.png", sheet, np.array([b["class"] for b in best]), sheet.shape[1:],
+                       f"{name} on {Path(report.model).name}", confidences=conf)
     with atomic_path(work / "report.md") as tmp:
         tmp.write_text("\n".join(lines) + "\n")
     write_json_atomic(work / "audit.json", report.to_dict())

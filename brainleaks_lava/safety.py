@@ -113,7 +113,7 @@ def inside(path: Path, directory: Path) -> bool:
 # command -> (what its output directory holds: patterns of paths relative to it, where ``*`` also crosses folders;
 # the files that identify a directory it wrote before markers existed; whether --force replaces the directory)
 OUTPUT_DIRS = {
-    "audit": (("report.md", "audit.json", "best.png", "recon", "recon/*.h5"), ("audit.json", "report.md"), True),
+    "audit": (("report.md", "audit.json", "best.png", "recon", "recon/*.h5", "recon/*.png"), ("audit.json", "report.md"), True),
     "run": (("state.json", "last_run.json", "report.md", "metrics.json", "results.csv", "*.png", "*.gif", "models",
              "models/*", "attacks", "attacks/*", "evaluation", "evaluation/*", "replay", "replay/*"), ("state.json",),
             False),

@@ -66,7 +66,8 @@ def test_audit_report_without_replay(small_snn_path, tmp_path):
     rep = run_audit(small_snn_path, EVAL, out, classes=[0, 1, 7], draws=3, replay=False, portfolio=SMALL,
                     progress=False, data_root=None)
     assert {p.name for p in out.iterdir()} == {"report.md", "audit.json", "best.png", "recon", ".brainleaks-audit"}
-    assert sorted(p.name for p in (out / "recon").iterdir()) == ["bl2.h5", "blenc-seed1.h5", "blenc.h5"]
+    assert sorted(p.name for p in (out / "recon").iterdir()) == ["bl2.h5", "bl2.png", "blenc-seed1.h5",
+                                                                  "blenc-seed1.png", "blenc.h5", "blenc.png"]
     data = json.loads((out / "audit.json").read_text())
     assert [b["class"] for b in data["best"]] == [0, 1, 7]
     # the winner of each class is the attack whose evaluator confidence for it is highest
@@ -281,7 +282,20 @@ def test_audit_member_level_section_with_members_given(small_snn_path, judges_di
         assert set(b["record_level"]) == set(labels)
         assert b["leak_kind"] == leak_kind([b["panel"][k]["recognised"] for k in labels],
                                            [b["record_level"][k]["record_level"] for k in labels])
+        # the paper's KNN distance of each attack's reconstructions, and of real unseen images as the scale
+        assert len(j["knn_distance"]["attacks"]) == 2 and all(d >= 0 for d in j["knn_distance"]["attacks"])
+        assert j["knn_distance"]["non_members"] > 0
     text = (out / "report.md").read_text()
+    table = _section(text, "## Worst case under each judge")
+    assert "/ KNN distance of each attack under each judge" in table
+    assert "| real unseen images (KNN distance) |" in table
+    knn = {j["label"]: j["knn_distance"] for j in ml["judges"]}
+    bl2 = rep.attacks[0]
+    assert (f"| bl2 | {100 * bl2['judges']['judge 1']['accuracy']['mean']:.2f} / "
+            f"{100 * bl2['judges']['judge 1']['top3_accuracy']['mean']:.2f} / {knn['judge 1']['attacks'][0]:.3g} | "
+            f"{100 * bl2['summary']['accuracy']['mean']:.2f} / {100 * bl2['summary']['top3_accuracy']['mean']:.2f} / "
+            f"{knn['selector']['attacks'][0]:.3g} |") in table
+    assert sorted(p.name for p in (out / "recon").iterdir()) == ["bl2.h5", "bl2.png", "blenc.h5", "blenc.png"]
     section = _section(text, "## Member-level evidence")
     assert f"--members {members} ({len(tr.labels)} images)" in section
     assert "| selector, upper bound |" in section and "| judge 1 |" in section
@@ -377,3 +391,20 @@ def test_audit_cli_judge_and_member_options(small_snn_path, judges_dir, tmp_path
     assert main(["audit", str(small_snn_path), "--evaluator", EVAL_ANN, "--member-limit", "3",
                  "--out", str(tmp_path / "y")]) == 2
     assert "--member-limit" in capsys.readouterr().err
+
+
+def test_knn_distances_per_attack_on_constructed_features():
+    from brainleaks_lava.audit import _knn_distances
+
+    members = np.array([[0.0, 0.0], [10.0, 1.0], [50.0, 50.0]])
+    member_labels = np.array([0, 1, 1])
+    # attack 0: class 0 at distance 5 from its member, class 1 at distance 1; attack 1: on the members themselves.
+    # The nearest member of another class never counts (class 0's row at (10, 0) is 1 from a class-1 member).
+    rec = np.array([[3.0, 4.0], [10.0, 0.0], [0.0, 0.0], [10.0, 1.0]])
+    classes = np.array([0, 1, 0, 1])
+    non_members = np.array([[0.0, 2.0], [10.0, 5.0]])
+    d = _knn_distances(rec, classes, 2, members, member_labels, non_members, np.array([0, 1]))
+    assert d == {"attacks": [3.0, 0.0], "non_members": 3.0}
+    d = _knn_distances(np.array([[10.0, 0.0]]), np.array([0]), 1, members, member_labels, non_members,
+                       np.array([0, 1]))
+    assert d["attacks"] == [10.0]
