@@ -89,6 +89,30 @@ def snn_portfolio(prior: bool) -> tuple[PortfolioEntry, ...]:
     return SNN_PORTFOLIO[:1] + (GEN_ENTRY,) + SNN_PORTFOLIO[1:] if prior else SNN_PORTFOLIO
 
 
+#: at most this many names in ``attacks=`` (``--attacks``)
+MAX_ATTACK_NAMES = 64
+
+
+def select_attacks(portfolio, names) -> tuple[PortfolioEntry, ...]:
+    """The entries of ``portfolio`` named in ``names`` (a list, or text "bl2,gen"), in the portfolio's order;
+    ``InputError`` naming ``--attacks`` for an unknown or repeated name or an empty selection."""
+    if isinstance(names, str):
+        names = [n.strip() for n in names.split(",")]
+    names = list(names)
+    if not names or len(names) > MAX_ATTACK_NAMES or not all(isinstance(n, str) and n for n in names):
+        raise InputError(f"--attacks: give 1 to {MAX_ATTACK_NAMES} attack names separated by commas, e.g. bl2,gen")
+    known = [e.name for e in portfolio]
+    for n in names:
+        if names.count(n) > 1:
+            raise InputError(f"--attacks: {n!r} is named twice")
+        if n not in known:
+            hint = " (gen runs with --prior FILE.h5)" if n == GEN_ENTRY.name else ""
+            shown = n if len(n) <= 40 else n[:40] + "..."
+            raise InputError(f"--attacks: {shown!r} is not an attack of this audit's portfolio{hint}; choose from "
+                             f"{', '.join(known)}")
+    return tuple(e for e in portfolio if e.name in names)
+
+
 @dataclass
 class AuditReport:
     model: str
@@ -206,7 +230,8 @@ def run_audit(model_path, evaluator_path, out, *, options: dict | None = None, c
               dataset: str | None = None, budget: float = 600.0, draws: int = 20, seed: int = 0,
               replay_draws: int = 2, replay: bool = True, classes=None, portfolio=None,
               progress: bool = True, force: bool = False, contrast=None, judges=(), members=None,
-              non_members=None, member_limit: int = MEMBER_LIMIT, device=None, prior=None) -> AuditReport:
+              non_members=None, member_limit: int = MEMBER_LIMIT, device=None, prior=None,
+              attacks=None) -> AuditReport:
     """Audit ``model_path`` (see the module docstring) and write the report into the directory ``out``
     (``report.md``, ``audit.json``, ``best.png``, ``recon/<attack>.h5`` and the marker ``.brainleaks-audit``).
     ``out`` must not exist or be empty unless ``force``, which replaces only a report an earlier audit wrote
@@ -224,7 +249,8 @@ def run_audit(model_path, evaluator_path, out, *, options: dict | None = None, c
 
     ``prior`` (a prior file or a ``priors.Prior``; SNN targets): the generative prior of the latent search ``gen``,
     which the default portfolio then runs second (``snn_portfolio``); a given ``portfolio`` must hold a ``gen`` entry
-    with it, and none without it. The report names the public data the prior was trained on (its provenance)."""
+    with it, and none without it. The report names the public data the prior was trained on (its provenance).
+    ``attacks`` (names, or text "bl2,gen"): run only these entries of the portfolio (:func:`select_attacks`)."""
     from .attacks import adapter_for, make_attack
     from .attacks.recon_file import save_recon
     from .evaluation.classifiers import load_evaluator
@@ -263,6 +289,8 @@ def run_audit(model_path, evaluator_path, out, *, options: dict | None = None, c
         raise InputError(f"--prior: the latent search gen attacks SNN targets; {model_path} is an ANN")
     portfolio = tuple(portfolio) if portfolio is not None else (snn_portfolio(prior is not None) if spiking
                                                                  else ANN_PORTFOLIO)
+    if attacks is not None:
+        portfolio = select_attacks(portfolio, attacks)
     adapter = adapter_for(target)
     prior, prior_info = _gen_prior(prior, portfolio, adapter, target, device)
     n_cls = adapter.num_classes

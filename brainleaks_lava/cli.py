@@ -850,6 +850,10 @@ def _add_audit(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prior", default=None, metavar="FILE.h5",
                    help="a generative prior (brainleaks train-prior): adds the latent search gen to the SNN portfolio; "
                         "the report names the public data it was trained on")
+    p.add_argument("--attacks", default=None, metavar="NAME,...",
+                   help="run only these attacks of the portfolio, e.g. bl2,gen (default: all; names as in the "
+                        "report: bl2, gen, blenc, blenc-prob, blenc-tv0.3, blenc-init0.3, blenc-sparsity0, "
+                        "blenc-seed1, blenc-prob-seed1; miface for an ANN)")
 
     def member_bound():
         from .audit import MAX_MEMBER_IMAGES
@@ -898,7 +902,8 @@ def _run_audit(args) -> int:
               data_root=args.data_root, dataset=args.dataset, budget=args.budget, draws=args.draws,
               seed=args.seed, replay_draws=args.replay_draws, replay=not args.no_replay,
               classes=args.classes, force=args.force, contrast=args.contrast, judges=args.judge or (),
-              members=args.members, non_members=args.non_members, device=args.device, prior=args.prior, **extra)
+              members=args.members, non_members=args.non_members, device=args.device, prior=args.prior,
+              attacks=args.attacks, **extra)
     print((out / "report.md").read_text())
     print(f"report: {out / 'report.md'}")
     return 0

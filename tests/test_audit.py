@@ -408,3 +408,27 @@ def test_knn_distances_per_attack_on_constructed_features():
     d = _knn_distances(np.array([[10.0, 0.0]]), np.array([0]), 1, members, member_labels, non_members,
                        np.array([0, 1]))
     assert d["attacks"] == [10.0]
+
+
+def test_select_attacks_keeps_the_portfolio_order_and_refuses_bad_names():
+    from brainleaks_lava.audit import SNN_PORTFOLIO, select_attacks, snn_portfolio
+
+    assert [e.name for e in select_attacks(snn_portfolio(True), "blenc-prob,gen, bl2")] == ["bl2", "gen", "blenc-prob"]
+    assert [e.name for e in select_attacks(SNN_PORTFOLIO, ["blenc"])] == ["blenc"]
+    for names, words in (("gen", "gen runs with --prior"), ("bl2,bl2", "'bl2' is named twice"),
+                         ("", "give 1 to"), ("bl2,", "give 1 to"), ("miface", "choose from bl2, blenc,")):
+        with pytest.raises(InputError, match=words):
+            select_attacks(SNN_PORTFOLIO, names)
+
+
+def test_audit_cli_attacks_runs_only_those(small_snn_path, tmp_path, capsys):
+    out = tmp_path / "a"
+    assert main(["audit", str(small_snn_path), "--evaluator", EVAL, "--out", str(out), "--attacks", "nope",
+                 "--no-replay"]) == 2
+    err = capsys.readouterr().err
+    assert "--attacks: 'nope' is not an attack of this audit's portfolio" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if ".audit-" in p.name]
+    rep = run_audit(small_snn_path, EVAL, out, classes=[0, 1], draws=2, replay=False, progress=False,
+                    attacks="bl2")
+    assert [a["name"] for a in rep.attacks] == ["bl2"] and rep.skipped == []
+    assert sorted(p.name for p in (out / "recon").iterdir()) == ["bl2.h5", "bl2.png"]
