@@ -378,14 +378,14 @@ def _run_train_prior(args) -> int:
     check_public_split(args.dataset, args.public_split)  # before any data is read
     from .priors.files import save_prior
     from .priors.public import load_public
-    from .priors.vae import train_prior
+    from .priors.vae import train_prior, training_defaults
 
     public = load_public(args.public_split, args.dataset, args.data_root, downsample=args.downsample,
                          limit=args.limit, classes=args.classes)
-    faces = args.dataset == "att-faces"
-    epochs = args.epochs if args.epochs is not None else (400 if faces else 100)
-    shift = args.shift if args.shift is not None else (2 if faces else 1)
-    flip = args.flip if args.flip is not None else faces
+    defaults = training_defaults(args.dataset)
+    epochs = args.epochs if args.epochs is not None else defaults["epochs"]
+    shift = args.shift if args.shift is not None else defaults["shift"]
+    flip = args.flip if args.flip is not None else defaults["flip"]
     prior = train_prior(public.images, latent_dim=args.latent_dim, epochs=epochs, batch_size=args.batch_size,
                         lr=args.lr, seed=args.seed, threads=args.threads, beta=args.beta, shift=shift, flip=flip,
                         provenance=public.provenance)

@@ -38,6 +38,13 @@ MAX_IMAGE_SIDE = 1024
 WORK_SIDE = 56  # larger images are worked on at about this size (the longer side)
 
 
+def training_defaults(dataset: str) -> dict:
+    """``train_prior``'s epochs and augmentation as ``brainleaks train-prior`` sets them for ``dataset`` (mnist,
+    att-faces): faces get more epochs, larger shifts and left-right mirroring."""
+    faces = dataset == "att-faces"
+    return {"epochs": 400 if faces else 100, "shift": 2 if faces else 1, "flip": faces}
+
+
 def default_latent_dim(image_shape) -> int:
     """16 for MNIST-size images (at most 32x32), 32 for larger ones (AT&T faces)."""
     return 16 if max(image_shape[1:]) <= 32 else 32
