@@ -42,8 +42,8 @@ def main() -> None:
         d = training_defaults(dataset)
         epochs = args.epochs or d["epochs"]
         t0, c0 = time.perf_counter(), time.process_time()
-        prior = train_prior(public.images, epochs=epochs, seed=0, threads=args.threads, progress=False, shift=d["shift"],
-                            flip=d["flip"], provenance=public.provenance)
+        prior = train_prior(public.images, epochs=epochs, seed=0, threads=args.threads, progress=False,
+                            shift=d["shift"], flip=d["flip"], provenance=public.provenance)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         n = len(public.images)
         print(f"| {src} | {n} | {epochs} | {wall:.1f} | {cpu:.1f} | {wall / epochs:.2f} | "
