@@ -387,7 +387,10 @@ def run_audit(model_path, evaluator_path, out, *, options: dict | None = None, c
         if not panel:
             notes.append("independent judges: none (give --judge FILE): every figure of this report comes from the "
                          "evaluator that selected the winners, an upper bound")
-        if member_data is not None:
+        if member_data is not None and member_data.tests_skipped is not None:
+            notes.append(member_note + "; the KNN distance to the members is measured")
+            member_level = _knn_only(member_data, [*panel, selector], results, targets, draws, seed, progress)
+        elif member_data is not None:
             member_level = _member_level(member_data, [*panel, selector], results, winners, targets, best, draws,
                                          seed, progress)
         else:
@@ -566,6 +569,9 @@ class _MemberData:
     non_member_labels: np.ndarray
     source: str
     limit: int
+    # None: the member-level tests run; otherwise why they cannot (too few non-members of a class), and only the KNN
+    # distance to the members is measured
+    tests_skipped: str | None = None
 
 
 def read_member_file(path, option: str) -> tuple[np.ndarray, np.ndarray]:
@@ -634,7 +640,11 @@ def _member_data(target, data_root, dataset, members, non_members, shape, classe
             return None, skip + (f"the model file names its dataset ({name}) but not how many images it was trained "
                                  f"on; give --dataset {name} if split 'train' of {data_root} is its training data, "
                                  "or --members/--non-members")
-        tr, va = load_static(name, data_root, split="train"), load_static(name, data_root, split="val")
+        tr = load_static(name, data_root, split="train")
+        subset = model_class_indices(meta, tr.classes)
+        if subset is not None:  # a target trained on some of the dataset's classes (--classes): only those
+            tr = load_static(name, data_root, split="train", classes=subset)
+        va = load_static(name, data_root, split="val", classes=subset)
         if dataset is None and trained != len(tr):
             return None, skip + (f"the model was trained on {trained} {name} images but split 'train' of {data_root} "
                                  f"has {len(tr)}: not its training data; give --dataset {name} to use it anyway, or "
@@ -645,7 +655,7 @@ def _member_data(target, data_root, dataset, members, non_members, shape, classe
         sets = [(tr.images, tr.labels), (va.images, va.labels)]
         source = f"members: split 'train' of {name} ({tr.source}); non-members: split 'val' ({va.source})"
     rng = np.random.default_rng([int(seed), 28])
-    picked = []
+    picked, short = [], None
     for (imgs, labels), what, opt in zip(sets, ("members", "non-members"),
                                          (f"--members {members}", f"--non-members {non_members}")):
         idx = _cap(labels, classes, limit, rng)
@@ -655,9 +665,13 @@ def _member_data(target, data_root, dataset, members, non_members, shape, classe
                    f"{MIN_MEMBERS} of each audited class")
             if given:
                 raise InputError(f"{opt}: {msg}")
-            return None, skip + msg
+            if any(int((labels[idx] == c).sum()) == 0 for c in classes):
+                return None, skip + msg
+            short = short or msg  # the KNN distance needs one of each; the tests need more
         picked.append((imgs[idx].astype(np.float32), labels[idx]))
-    return _MemberData(picked[0][0], picked[0][1], picked[1][0], picked[1][1], source, limit), None
+    data = _MemberData(picked[0][0], picked[0][1], picked[1][0], picked[1][1], source, limit,
+                       None if short is None else skip + short)
+    return data, data.tests_skipped
 
 
 # ---------------------------------------------------------------------------------------------- member-level tests
@@ -685,6 +699,22 @@ def _real_features(ev, stats, images: np.ndarray, seed: int, desc: str, progress
         x = rate_encode(x, steps=ev.steps or 25, generator=gen) if ev.kind == "snn" else torch.as_tensor(x)
         out.append(ev.features(x).numpy().astype(np.float64))
     return np.concatenate(out)
+
+
+def _knn_only(data: _MemberData, panel, results, targets, draws: int, seed: int, progress: bool) -> dict:
+    """Where the member-level tests cannot run (too few non-members) but members are known: each panel member's KNN
+    distances (:func:`_knn_distances`) alone, with why the tests were skipped."""
+    out = []
+    for j in panel:
+        rec = np.concatenate([j.ev.features(_scored_inputs(res, j.ev, j.stats, draws, seed)).numpy()
+                              for res in results]).astype(np.float64)
+        mf = _real_features(j.ev, j.stats, data.members, seed, f"{j.label}: members", progress)
+        nf = _real_features(j.ev, j.stats, data.non_members, seed + 1, f"{j.label}: non-members", progress)
+        out.append({"label": j.label, "selector": j.selector, "path": j.path, "features": int(rec.shape[1]),
+                    "knn_distance": _knn_distances(rec, np.tile(np.asarray(targets), len(results)), len(results),
+                                                   mf, data.member_labels, nf, data.non_member_labels)})
+    return {"skipped": data.tests_skipped, "source": data.source, "members": int(len(data.members)),
+            "non_members": int(len(data.non_members)), "knn_distance": out}
 
 
 def _member_level(data: _MemberData, panel, results, winners, targets, best, draws: int, seed: int,
@@ -742,6 +772,18 @@ def _knn_distances(rec, classes, n_attacks: int, member_feats, member_labels, no
     d = knn_distance(rec, classes, member_feats, member_labels).reshape(n_attacks, -1)
     real = knn_distance(non_member_feats, non_member_labels, member_feats, member_labels)
     return {"attacks": [float(v) for v in d.mean(1)], "non_members": float(real.mean())}
+
+
+def model_class_indices(meta: dict, dataset_classes) -> list[int] | None:
+    """The dataset's class indices of the model's classes, in the model's order, when its sidecar names classes that
+    are a proper selection of the dataset's (a target trained with ``--classes``, e.g. an identity split of AT&T
+    faces); None when it names all of them in the dataset's order, names none, or names one the dataset lacks."""
+    names = meta.get("classes")
+    known = [str(c) for c in dataset_classes]
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) and n in known for n in names):
+        return None
+    idx = [known.index(n) for n in names]
+    return None if idx == list(range(len(known))) or len(set(idx)) != len(idx) else idx
 
 
 def _put_in_place(work: Path, out: Path, inputs, force: bool) -> None:
@@ -806,6 +848,9 @@ def _nearest(best, views, target, data_root, dataset, notes) -> np.ndarray | Non
         notes.append(f"nearest training images: not computed for {name} (event data has no still images)")
         return None
     train = load_static(name, data_root, split="train")
+    subset = model_class_indices(target.metadata, train.classes)
+    if subset is not None:  # the model's classes only, labelled as the model labels them
+        train = load_static(name, data_root, split="train", classes=subset)
     imgs = np.asarray(train.images, dtype=np.float32)
     if imgs.shape[1:] != views.shape[1:]:
         notes.append(f"nearest training images: not computed ({name} images are {imgs.shape[1:]}, the "
@@ -880,7 +925,7 @@ def _panel_lines(report: AuditReport, ev, stats, contrast, cname) -> list[str]:
                  f"{_contrast_text(stats, contrast)} | {_metric_cells(report.worst_case)} | (itself) | "
                  f"{sel_rec} of {n} |")
     labels = [j["label"] for j in report.judges]
-    knn = _knn_by_judge(report)
+    knn = knn_by_judge(report.member_level)
     what = "Attack accuracy / top-3 accuracy (%)" + (" / KNN distance" if knn else "")
     lines += ["", f"{what} of each attack under each judge"
               + (" (KNN distance: to the nearest training image of the class in the judge's feature space, mean "
@@ -912,10 +957,12 @@ def _panel_lines(report: AuditReport, ev, stats, contrast, cname) -> list[str]:
     return lines + [""]
 
 
-def _knn_by_judge(report: AuditReport) -> dict:
-    """judge label ("selector" for the evaluator) -> its ``knn_distance`` record, when the member tests ran."""
-    ml = report.member_level or {}
-    return {j["label"]: j["knn_distance"] for j in ml.get("judges", ()) if "knn_distance" in j}
+def knn_by_judge(member_level: dict | None) -> dict:
+    """judge label ("selector" for the evaluator) -> its ``knn_distance`` record (``_knn_distances``), from an audit's
+    ``member_level`` record: with the member-level tests, or alone where too few non-members skipped them."""
+    ml = member_level or {}
+    return {j["label"]: j["knn_distance"] for j in (*ml.get("judges", ()), *ml.get("knn_distance", ()))
+            if "knn_distance" in j}
 
 
 def _member_lines(report: AuditReport) -> list[str]:

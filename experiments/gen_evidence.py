@@ -49,8 +49,9 @@ def judge_names(audit: dict) -> list[tuple[str, str]]:
 
 
 def table(name: str, audit: dict) -> tuple[list[str], bool | None]:
-    knn = {j["label"]: j["knn_distance"] for j in (audit.get("member_level") or {}).get("judges", ())
-           if "knn_distance" in j}
+    from brainleaks_lava.audit import knn_by_judge
+
+    knn = knn_by_judge(audit.get("member_level"))
     judges = judge_names(audit)
     head = [f"{stem}{' (selector)' if lab == 'selector' else ''}"
             + (f", real unseen: {knn[lab]['non_members']:.3g}" if lab in knn else "") for lab, stem in judges]
@@ -74,9 +75,11 @@ def table(name: str, audit: dict) -> tuple[list[str], bool | None]:
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {a['seconds']:.0f} |")
         if row == "gen":
             goal = all(a["judges"][lab]["accuracy"]["mean"] >= GOAL for lab, _ in judges if lab != "selector")
+    skipped = (audit.get("member_level") or {}).get("skipped")
     if not knn:
-        lines += ["", "KNN distance: not measured (" + (audit.get("member_level") or {}).get(
-            "skipped", "no member-level tests") + ")"]
+        lines += ["", f"KNN distance: not measured ({skipped or 'no member-level tests'})"]
+    elif skipped:
+        lines += ["", f"KNN distance measured; {skipped}"]
     if audit.get("prior"):
         from brainleaks_lava.attacks.generative import prior_text
 

@@ -432,3 +432,73 @@ def test_audit_cli_attacks_runs_only_those(small_snn_path, tmp_path, capsys):
                     attacks="bl2")
     assert [a["name"] for a in rep.attacks] == ["bl2"] and rep.skipped == []
     assert sorted(p.name for p in (out / "recon").iterdir()) == ["bl2.h5", "bl2.png"]
+
+
+def test_member_data_of_a_target_trained_on_some_classes(tmp_path):
+    """A target trained with --classes (an identity split of faces) names its classes in its sidecar: the audit's
+    members and non-members are those subjects' train and val images, labelled as the target labels them."""
+    import sys
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from brainleaks_lava.audit import _member_data, model_class_indices
+    from brainleaks_lava.data import load_static
+
+    sys.path.insert(0, str(Path(__file__).parent / "data"))
+    from test_faces import make_faces
+
+    names = [f"s{k}" for k in range(1, 7)]
+    assert model_class_indices({"classes": ["s5", "s2"]}, names) == [4, 1]
+    for meta in ({"classes": names}, {}, {"classes": ["s2", "s9"]}, {"classes": ["s2", "s2"]}, {"classes": "s2"}):
+        assert model_class_indices(meta, names) is None
+    root = make_faces(tmp_path / "faces", subjects=range(1, 7))
+    tr_all = load_static("att-faces", root, split="train")
+    per = int((tr_all.labels == 0).sum())
+    target = SimpleNamespace(metadata={"dataset": "att-faces", "classes": ["s5", "s2"],
+                                       "training": {"train_images": 2 * per}})
+    data, note = _member_data(target, root, None, None, None, tr_all.images.shape[1:], [0, 1], 2, 200, 0)
+    # 2 val images per subject: too few for the member-level tests, enough for the KNN distance to the members
+    assert note == data.tests_skipped and "class 0 has 2 non-members" in note and "s5" in data.source
+    assert len(data.members) == 2 * per and sorted(set(data.member_labels.tolist())) == [0, 1]
+    s5 = np.sort(tr_all.images[tr_all.labels == 4].reshape(per, -1), axis=0)
+    got = np.sort(data.members[data.member_labels == 0].reshape(per, -1), axis=0)
+    np.testing.assert_array_equal(got, s5)  # class 0 of the target is subject s5
+    # a sidecar naming all 6 subjects but trained on fewer images than split 'train' holds: skipped, saying why
+    target.metadata["classes"] = names
+    data, note = _member_data(target, root, None, None, None, tr_all.images.shape[1:], [0, 1], 6, 200, 0)
+    assert data is None and "not its training data" in note
+
+
+def test_knn_by_judge_reads_both_forms_of_the_member_record():
+    from brainleaks_lava.audit import knn_by_judge
+
+    d = {"attacks": [1.0], "non_members": 2.0}
+    assert knn_by_judge({"judges": [{"label": "judge 1", "knn_distance": d}, {"label": "selector"}]}) == {"judge 1": d}
+    assert knn_by_judge({"skipped": "why", "knn_distance": [{"label": "selector", "knn_distance": d}]}) == {
+        "selector": d}
+    assert knn_by_judge({"skipped": "why"}) == {} == knn_by_judge(None)
+
+
+def test_audit_measures_the_knn_distance_when_too_few_non_members_skip_the_tests(small_snn_path, judges_dir,
+                                                                                  tmp_path, monkeypatch):
+    """As on AT&T faces (2 unseen images per subject): the member-level tests are skipped, saying why, and the KNN
+    distance of every attack under every judge is still measured and tabled."""
+    import sys
+
+    from brainleaks_lava.audit import knn_by_judge
+    from brainleaks_lava.data.mnist import vendored_mnist_root
+
+    monkeypatch.setattr(sys.modules["brainleaks_lava.audit"], "MIN_MEMBERS", 30)  # the vendored subset has about 25 non-members per class
+    out = tmp_path / "audit"
+    rep = run_audit(small_snn_path, EVAL_ANN, out, classes=[0, 1], draws=2, replay=False, portfolio=SMALL[:2],
+                    progress=False, judges=[judges_dir / "small_cnn.h5"], data_root=vendored_mnist_root(),
+                    dataset="mnist", member_limit=60)
+    ml = rep.member_level
+    assert "member-level tests skipped: class 0 has" in ml["skipped"] and "non-members" in ml["skipped"]
+    knn = knn_by_judge(ml)
+    assert set(knn) == {"judge 1", "selector"}
+    assert all(len(d["attacks"]) == 2 and d["non_members"] > 0 for d in knn.values())
+    text = (out / "report.md").read_text()
+    assert "| real unseen images (KNN distance) |" in text and "## Member-level evidence" not in text
+    assert "the KNN distance to the members is measured" in text
+    assert "record-level: not tested" in rep.verdict
