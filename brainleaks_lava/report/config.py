@@ -49,8 +49,17 @@ class AttackCfg:
     mode: str
     target: str
     evaluator: str
-    params: dict
+    params: dict  # the parameters of the method's params class
     classes: tuple[int, ...] | None
+    prior: Path | None = None  # gen: the generative prior file (``params.prior`` in the config)
+
+    def settings(self) -> dict:
+        """What the attack stage's fingerprint reads of this entry: every field but the prior file. The stage reads
+        that file's *content* as an input, as it reads a target's model file; an entry without a prior gives the
+        settings it gave before gen could be configured (earlier runs' stages stay done)."""
+        d = dict(self.__dict__)
+        d.pop("prior", None)
+        return d
 
 
 @dataclass(frozen=True)
@@ -143,18 +152,44 @@ def _current_names(method: str, params: dict, where: str) -> dict:
 
 
 def _check_attack_params(method: str, mode: str, params: dict, where: str) -> None:
-    """``params`` must be parameters of ``method`` with valid values (checked by its params class)."""
+    """``params`` must be parameters of ``method`` with valid values (checked by its params class); the keys of the
+    method's ``resources`` (gen: ``prior``) are allowed too and checked by the caller."""
     from ..attacks import ATTACKS
 
     pc = ATTACKS[method].params_class
-    allowed = sorted({f.name for f in dataclasses.fields(pc)} - {"mode"})
+    resources = set(getattr(ATTACKS[method], "resources", ()))
+    allowed = sorted(({f.name for f in dataclasses.fields(pc)} - {"mode"}) | resources)
     for key in params:
         if key not in allowed:
             raise ConfigError(f"unknown key '{where}.params.{key}' (allowed for {method}: {', '.join(allowed)})")
+    values = {k: v for k, v in params.items() if k not in resources}
     try:
-        pc.reference(**params) if mode == "reference" else pc(mode=mode, **params)
+        pc.reference(**values) if mode == "reference" else pc(mode=mode, **values)
     except (InputError, TypeError, ValueError) as e:
         raise ConfigError(f"'{where}.params': {e}") from None
+
+
+def _attack_prior(method: str, params: dict, base: Path, where: str) -> Path | None:
+    """The generative prior file of attack ``where`` (``params.prior``, relative to the config file), or None.
+
+    Only gen takes one, and gen needs one: a prior file written by ``brainleaks train-prior``. The file must exist
+    here; it is read (and checked) when the run starts, and its content is an input of the attack stage."""
+    key = f"{where}.params.prior"
+    if method != "gen":
+        if "prior" in params:
+            raise ConfigError(f"'{key}': only method gen (the latent search of a generative prior) takes a prior, "
+                              f"this attack is {method}")
+        return None
+    if "prior" not in params:
+        raise ConfigError(f"missing key '{key}': gen searches the latent space of a generative prior; give the "
+                          f"prior file (.h5, from 'brainleaks train-prior'), relative to the config file")
+    value = params["prior"]
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"'{key}' must be the path of a prior file (a string), got {value!r}")
+    p = _path(base, value, key)
+    if not p.is_file():
+        raise ConfigError(f"'{key}': {p} is not a file (give a prior file, .h5, from 'brainleaks train-prior')")
+    return p
 
 
 def _path(base: Path, value: str, key: str, must_exist: bool = True) -> Path:
@@ -169,7 +204,8 @@ def _path(base: Path, value: str, key: str, must_exist: bool = True) -> Path:
 
 
 # what each attack method can invert
-METHOD_ARCH = {"bl1": "snn", "bl2": "snn", "blenc": "snn", "nes": "snn", "label": "snn", "miface": "ann"}
+METHOD_ARCH = {"bl1": "snn", "bl2": "snn", "blenc": "snn", "nes": "snn", "label": "snn", "gen": "snn",
+               "miface": "ann"}
 DATASET_CLASSES = {"mnist": 10, "att-faces": 40, "nmnist": 10, "dvs-gesture": 10}
 
 _MAX_INT = {"experiment.seed": 2**32 - 1, "evaluation.draws": MAX_COUNTS["draws"][0],
@@ -273,6 +309,9 @@ def parse_config(raw: dict[str, Any], path: Path) -> ExperimentConfig:
             raise ConfigError(f"'{where}.method' must be one of {', '.join(METHOD_ARCH)}, got {a['method']!r}")
         if a.get("mode", "paper") not in ("paper", "reference"):
             raise ConfigError(f"'{where}.mode' must be 'paper' or 'reference', got {a['mode']!r}")
+        if a["method"] == "gen" and a.get("mode", "paper") != "paper":
+            raise ConfigError(f"'{where}.mode': gen has one mode, 'paper' (it is not in the published code), got "
+                              f"{a['mode']!r}")
         if a["target"] not in targets:
             raise ConfigError(f"'{where}.target' names no entry of [targets]: {a['target']!r}")
         if "evaluator" in a and a["evaluator"] not in evaluators:
@@ -282,7 +321,9 @@ def parse_config(raw: dict[str, Any], path: Path) -> ExperimentConfig:
             raise ConfigError(f"'{where}.method' {a['method']} attacks {METHOD_ARCH[a['method']].upper()} targets, but "
                               f"'{where}.target' {a['target']!r} is an {arch.upper()}")
         params = _current_names(a["method"], a.get("params", {}), where)
+        prior = _attack_prior(a["method"], params, base, where)
         _check_attack_params(a["method"], a.get("mode", "paper"), params, where)
+        params.pop("prior", None)
         classes = a.get("classes")
         if classes is not None and (not classes or not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in classes)):
             raise ConfigError(f"'{where}.classes' must be a non-empty list of class indices")
@@ -290,7 +331,7 @@ def parse_config(raw: dict[str, Any], path: Path) -> ExperimentConfig:
         if classes is not None and n_classes is not None and max(classes) >= n_classes:
             raise ConfigError(f"'{where}.classes': {ds['name']} has classes 0..{n_classes - 1}, got {max(classes)}")
         attacks.append(AttackCfg(a["name"], a["method"], a.get("mode", "paper"), a["target"], a.get("evaluator", ""),
-                                 params, tuple(classes) if classes else None))
+                                 params, tuple(classes) if classes else None, prior))
     ev = raw.get("evaluation", {})
     _check_keys(ev, {"draws": int, "contrast": (str, list)}, "evaluation")
     contrast = _contrast(ev.get("contrast", "none"))

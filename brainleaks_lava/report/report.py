@@ -21,6 +21,19 @@ def _paper(cfg, key: str, field: str) -> str:
     return f"{v:.2f}%" if isinstance(v, (int, float)) else "—"
 
 
+def _prior_lines(rec) -> list[str]:
+    """What the report says of the generative prior of a gen reconstruction (its ``extra["prior"]``, the
+    ``attacks.generative.prior_record`` the attack stores): the file and which public data trained it."""
+    from ..attacks.generative import prior_text
+
+    record = rec.extra.get("prior")
+    try:
+        text = prior_text(record)
+    except (AttributeError, KeyError, TypeError):  # not a prior record (a file written by something else)
+        return ["Generative prior: not recorded in the reconstruction file.", ""]
+    return [f"Generative prior (the latent search draws every image from it): {text}.", ""]
+
+
 def write_report(cfg, out: Path, target_files: dict, eval_files: dict, recon_files: dict,
                  evaluations: dict, replays: dict) -> dict:
     from ..attacks.recon_file import load_recon
@@ -131,6 +144,10 @@ def write_report(cfg, out: Path, target_files: dict, eval_files: dict, recon_fil
                   f"Target confidence per class: {', '.join(f'{c:.3f}' for c in rec.confidence)}; "
                   f"{rec.seconds:.1f} s.", ""]
         metrics.setdefault(a.name, {})["target_confidence"] = rec.confidence.tolist()
+        if a.method == "gen":
+            lines += _prior_lines(rec)
+            if isinstance(rec.extra.get("prior"), dict):
+                metrics[a.name]["prior"] = rec.extra["prior"]
     with atomic_path(out / "report.md") as tmp:
         tmp.write_text("\n".join(lines) + "\n")
     write_json_atomic(out / "metrics.json", {"experiment": cfg.name, "seed": cfg.seed, "draws": cfg.draws,

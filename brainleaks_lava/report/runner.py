@@ -197,6 +197,7 @@ def check_run_paths(cfg: ExperimentConfig, out: Path) -> None:
     inputs = [("the config", cfg.path)]
     inputs += [(f"targets.{t.name}.model", t.model) for t in cfg.targets.values() if t.model is not None]
     inputs += [(f"evaluators.{e.name}.model", e.model) for e in cfg.evaluators.values() if e.model is not None]
+    inputs += [(f"attacks[{i}].params.prior", a.prior) for i, a in enumerate(cfg.attacks) if a.prior is not None]
     outputs = _run_outputs(cfg, out)
     for label, p in inputs:
         for q in [p] + ([p.with_suffix(".json")] if p.suffix == ".net" else []):
@@ -243,6 +244,28 @@ def _train_evaluator(cfg: ExperimentConfig, e, out: Path) -> dict:
                            steps=cfg.time_bins if is_event_dataset(cfg.dataset) else tr.get("steps", 25),
                            downsample=cfg.downsample, limit=cfg.limit)
     return {"validation_accuracy": meta["validation_accuracy"]}
+
+
+def load_attack_prior(cfg: ExperimentConfig, name: str):
+    """The generative prior (``priors.Prior``) of the gen attack ``name`` of ``cfg``, read from its file; a file that
+    is not a usable prior is a ``ConfigError`` naming the config key and the file's problem."""
+    from ..errors import ModelFileError
+    from ..priors.files import load_prior
+
+    i, a = next((i, a) for i, a in enumerate(cfg.attacks) if a.name == name)
+    try:
+        return load_prior(a.prior)
+    except ModelFileError as e:
+        raise ConfigError(f"{cfg.path}: 'attacks[{i}].params.prior' is not a usable prior file: {e}") from None
+
+
+def check_priors(cfg: ExperimentConfig) -> None:
+    """Before the first stage: every gen attack's prior file is a usable prior (:func:`load_attack_prior`), so a
+    wrong file is refused at once, not after the targets' training. The attack stage reads the file again (its
+    content then is what the stage's fingerprint read)."""
+    for a in cfg.attacks:
+        if a.prior is not None:
+            load_attack_prior(cfg, a.name)
 
 
 def _check_target_fits_evaluator(cfg: ExperimentConfig, a, target, tfile: Path, efile: Path, dest: Path) -> None:
@@ -334,6 +357,7 @@ def run_experiment(config: str | Path, out: str | Path | None = None, force: boo
     cfg = load_config(config)
     out = Path(out) if out else Path("runs") / cfg.name
     check_run_paths(cfg, out)
+    check_priors(cfg)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -384,13 +408,20 @@ def run_experiment(config: str | Path, out: str | Path | None = None, force: boo
             target = load_target(tfile)
             if a.evaluator:
                 _check_target_fits_evaluator(cfg, a, target, tfile, eval_files[a.evaluator], dest)
-            attack = make_attack(a.method, adapter_for(target), mode=a.mode, **a.params)
+            prior = load_attack_prior(cfg, a.name) if a.prior is not None else None
+            given = {"prior": prior} if prior is not None else {}
+            attack = make_attack(a.method, adapter_for(target), mode=a.mode, **given, **a.params)
             res = attack.invert(classes=list(a.classes) if a.classes else None, seed=cfg.seed)
             save_recon(res, dest, model_path=str(tfile), model_sha256=target.sha256)
-            return {"confidence": res.confidence.tolist(), "iterations": res.iterations.tolist(),
+            info = {"confidence": res.confidence.tolist(), "iterations": res.iterations.tolist(),
                     "seconds": round(res.seconds, 2)}
+            if prior is not None:  # which prior file (by content) made the reconstructions
+                info["prior"] = {"path": prior.path, "sha256": prior.sha256}
+            return info
 
-        run.stage(f"attack/{a.name}", {"attack": a.__dict__, "seed": cfg.seed}, [tfile], [dest], do_attack)
+        # the attack reads the target's file and, for gen, the prior file: a change of either's content reruns it
+        inputs = [tfile] + ([a.prior] if a.prior is not None else [])
+        run.stage(f"attack/{a.name}", {"attack": a.settings(), "seed": cfg.seed}, inputs, [dest], do_attack)
         recon_files[a.name] = dest
     maybe_fail("attack")
 
