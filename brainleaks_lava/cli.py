@@ -510,6 +510,9 @@ def _add_attack(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prior", default=None, metavar="FILE.h5",
                    help="gen: the generative prior whose latent space is searched (brainleaks train-prior)")
     p.add_argument("--starts", type=count("starts"), default=None, help="gen: latent starts per class (default 8)")
+    p.add_argument("--select-shifts", type=bounded_int(1, (64, " (copies)"), "an integer"), default=None,
+                   help="gen: each class keeps the start the target is most confident of over this many copies of its "
+                        "image, the image and copies shifted by up to 2 pixels (default 8; 1: the image only)")
     p.add_argument("--seed", type=count("seed", 0), default=0)
     p.add_argument("--threads", type=thread_count, default=0,
                    help="torch CPU threads (0: torch default; at most 4 per CPU)")
@@ -545,7 +548,7 @@ def _run_attack(args) -> int:
     overrides = {}
     if args.iterations is not None:
         overrides["iterations"] = args.iterations  # MI-FACE's at most, as in a run config
-    for name in ("population", "lr", "eta", "xi", "stop_confidence", "queries", "exposes", "starts"):
+    for name in ("population", "lr", "eta", "xi", "stop_confidence", "queries", "exposes", "starts", "select_shifts"):
         if getattr(args, name) is not None:
             overrides[name] = getattr(args, name)
     if args.no_stop:
@@ -593,7 +596,8 @@ def _check_overrides(method: str, overrides: dict) -> None:
     fields = {f.name for f in dataclasses.fields(ATTACKS[method].params_class)} - {"mode"}
     flags = {"iterations": "--iterations", "population": "--population",
              "lr": "--lr", "eta": "--eta", "xi": "--xi", "stop_confidence": "--stop-confidence",
-             "queries": "--queries", "exposes": "--exposes", "starts": "--starts"}
+             "queries": "--queries", "exposes": "--exposes", "starts": "--starts",
+             "select_shifts": "--select-shifts"}
     for name in overrides:
         if name not in fields:
             valid = sorted({flags[f] for f in fields if f in flags})

@@ -21,9 +21,16 @@ parameterisation gives), and the prior must make images of the event frame's sha
 
 The loss of a start is ``objective + latent_weight * mean(z^2)`` (the Gaussian prior of the latent code, up to a
 constant), minimised by Adam (cosine step-size decay, as BL-enc). ``starts`` seeded codes ``z ~ N(0, I)`` per class
-run at once; each class keeps the start whose final image the deployed read-out is most confident of (the mean over
-``SELECT_DRAWS`` seeded draws of a Bernoulli encoder, one pass for a deterministic one), ties broken by the lower
-final loss. ``extra`` records the prior (path, sha256, provenance: which public data trained it), the winners'
+run at once; each class keeps the start whose final image the deployed read-out is most confident of **under small
+shifts**: the mean deployed confidence over ``select_shifts`` copies of the image, the image itself and copies moved
+by up to ``shift_pixels`` pixels (seeded; at most an eighth of the image's shorter side, so an image smaller than 8
+pixels is not moved), each encoded as the deployment encodes (the copies share ``SELECT_DRAWS`` seeded draws of a
+Bernoulli encoder; one pass per copy for a deterministic one); ties broken by the lower final loss. This is Plug &
+Play's final selection (Struppek et al. 2022) and needs nothing but the target: with ``select_shifts=1`` the image
+itself decides, as before. Measured on lava-dl's tutorial classifier, whose spike-count read-out gives 1.0 to many
+starts, among them images the judges call another digit: over 4 x 8 starts, the independent judges recognised
+the winners of the shift rule in 87.5-95 % of the classes against 77.5-85 % for the unshifted rule
+(docs/attacks.md). ``extra`` records the prior (path, sha256, provenance: which public data trained it), the winners'
 latent codes, the starts and the winning start of each class, and the deployed confidence of the winner's start
 and end measured the same way (``worse_than_start`` flags a class that ends below its start).
 """
@@ -47,6 +54,9 @@ log = logging.getLogger(__name__)
 OBJECTIVES = {"logp": ("potential", "ce"), "margin": ("margin", "ce"), "posterior": ("posterior", "ce")}
 #: seeded Bernoulli draws over which a start's deployed confidence is averaged (rate and event encoders)
 SELECT_DRAWS = 8
+#: upper bounds of the selection's shifted copies and of their shift (pixels)
+MAX_SELECT_SHIFTS = 64
+MAX_SHIFT_PIXELS = 16
 
 
 @dataclass(frozen=True)
@@ -60,6 +70,8 @@ class GenParams(AttackParams):
     latent_weight: float = 0.01
     kappa: float = 1.0  # margin objective: cap in threshold units
     lr_decay: str = "cosine"  # or "none"
+    select_shifts: int = 8  # copies (the image and shifted ones) whose mean deployed confidence selects a start
+    shift_pixels: int = 2  # largest shift of a copy, pixels (clamped to an eighth of the image's shorter side)
 
     def __post_init__(self):
         if self.mode != "paper":
@@ -73,6 +85,11 @@ class GenParams(AttackParams):
         self._in_range("lr", 0.0, float("inf"), lo_open=True, hi_open=True)
         self._in_range("latent_weight", 0.0, float("inf"), hi_open=True)
         self._in_range("kappa", 0.0, float("inf"), lo_open=True, hi_open=True)
+        for name, top in (("select_shifts", MAX_SELECT_SHIFTS), ("shift_pixels", MAX_SHIFT_PIXELS)):
+            v = getattr(self, name)
+            low = 1 if name == "select_shifts" else 0
+            if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= top:
+                raise InputError(f"{name} must be an integer from {low} to {top}, got {v!r}")
 
     @classmethod
     def reference(cls, **overrides) -> "GenParams":
@@ -171,6 +188,33 @@ class GenAttack(EncoderAware):
             total += self._objective(x.to(rate.device), cls)[1]
         return total / n
 
+    def _shifts(self, seed: int) -> list[tuple[int, int]]:
+        """The selection's (dy, dx) offsets: the image itself, then ``select_shifts - 1`` seeded offsets of at most
+        ``shift_pixels`` (clamped to an eighth of the image's shorter side; none for an image under 8 pixels)."""
+        h, w = self.prior.image_shape[-2:]
+        m = min(self.params.shift_pixels, min(h, w) // 8)
+        if m == 0:
+            return [(0, 0)]
+        g = torch.Generator().manual_seed(seed)
+        off = torch.randint(-m, m + 1, (self.params.select_shifts - 1, 2), generator=g).tolist()
+        return [(0, 0)] + [(int(dy), int(dx)) for dy, dx in off]
+
+    def _selection_confidence(self, rate: torch.Tensor, cls: torch.Tensor, seed: int) -> torch.Tensor:
+        """The selection score (R,) of the images ``rate`` (R, C*H*W): the mean deployed confidence over the copies
+        of :meth:`_shifts` (zeros move in at the border), each encoded by the deployment's encoder with the draws
+        of one seeded generator (``SELECT_DRAWS`` draws in all for a Bernoulli encoder, at least one per copy)."""
+        shifts = self._shifts(seed)
+        per = max(1, -(-SELECT_DRAWS // len(shifts))) if self.encoding in ("rate", "events") else 1
+        gen = torch.Generator().manual_seed(seed)
+        img = rate.view(len(rate), *self.prior.image_shape)
+        total = torch.zeros(len(rate), device=rate.device)
+        for dy, dx in shifts:
+            moved = shift_images(img, dy, dx).reshape(len(rate), -1)
+            for _ in range(per):
+                x, _ = self._final_input(moved, gen)
+                total += self._objective(x.to(rate.device), cls)[1]
+        return total / (len(shifts) * per)
+
     def _invert(self, classes, gen, progress):
         p = self.params
         dev = self.adapter.device
@@ -189,9 +233,10 @@ class GenAttack(EncoderAware):
             rate = self.prior.decode(z)
             start, end = (self._draws_confidence(img, cls, torch.Generator().manual_seed(measure)).view(r, s)
                           .cpu().numpy() for img in (self.prior.decode(z0), rate))
+            robust = self._selection_confidence(rate, cls, measure).view(r, s).cpu().numpy()
             obj, _ = self._objective(self._encode(rate, gen, sample=False), cls)
             final = (obj + self._latent_penalty(z)).view(r, s).cpu().numpy()
-        best = [int(np.lexsort((final[i], -end[i]))[0]) for i in range(r)]  # most confident, then lowest loss
+        best = [int(np.lexsort((final[i], -robust[i]))[0]) for i in range(r)]  # most robust, then lowest loss
         rows = np.arange(r) * s + np.asarray(best, dtype=np.int64)
         pick = torch.as_tensor(rows, device=dev)
         start_best = [float(start[i, b]) for i, b in enumerate(best)]
@@ -200,11 +245,24 @@ class GenAttack(EncoderAware):
             "prior": prior_record(self.prior), "latent_codes": z[pick].cpu().tolist(), "starts": s, "best_start": best,
             "start_confidence": start_best, "selected_confidence": end_best,
             "final_loss": final[np.arange(r), best].tolist(), "starts_confidence": end.tolist(),
+            "selection_shifts": [list(o) for o in self._shifts(measure)], "starts_selection_score": robust.tolist(),
             "worse_than_start": self._worse_than_start(classes, end_best, start_best,
                                                        "the latent search lowered the deployed confidence"),
         }
         return self._result(classes, rate[pick], gen, p.iterations, [h[rows] for h in history], extra)
 
 
-__all__ = ["GenAttack", "GenParams", "OBJECTIVES", "SELECT_DRAWS", "check_prior_fits", "resolve_prior", "prior_record",
+def shift_images(img: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """``img`` (N, C, H, W) moved by ``dy`` rows and ``dx`` columns, zeros moving in at the border."""
+    out = torch.zeros_like(img)
+    h, w = img.shape[-2:]
+    if abs(dy) >= h or abs(dx) >= w:
+        return out
+    src_y, dst_y = (slice(0, h - dy), slice(dy, h)) if dy >= 0 else (slice(-dy, h), slice(0, h + dy))
+    src_x, dst_x = (slice(0, w - dx), slice(dx, w)) if dx >= 0 else (slice(-dx, w), slice(0, w + dx))
+    out[..., dst_y, dst_x] = img[..., src_y, src_x]
+    return out
+
+
+__all__ = ["GenAttack", "GenParams", "OBJECTIVES", "SELECT_DRAWS", "shift_images", "check_prior_fits", "resolve_prior", "prior_record",
            "prior_text"]

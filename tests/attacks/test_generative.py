@@ -74,6 +74,43 @@ def test_the_best_start_is_kept(signed_net):
     np.testing.assert_allclose(res.confidence, conf.max(1), rtol=1e-6)  # if: the deployed input is deterministic
 
 
+def test_shift_images_moves_content_and_fills_zeros():
+    from brainleaks_lava.attacks.generative import shift_images
+
+    img = torch.arange(1, 13, dtype=torch.float32).view(1, 1, 3, 4)
+    down_left = shift_images(img, 1, -1)
+    np.testing.assert_array_equal(down_left[0, 0].numpy(), [[0, 0, 0, 0], [2, 3, 4, 0], [6, 7, 8, 0]])
+    np.testing.assert_array_equal(shift_images(img, 0, 0).numpy(), img.numpy())
+    assert shift_images(img, 3, 0).abs().sum() == 0 and shift_images(img, 0, -4).abs().sum() == 0
+
+
+def test_selection_uses_the_confidence_under_shifts(tmp_path):
+    path, shape = netx_nets.conv_net(tmp_path / "conv.net")  # (2, 12, 10): shifts of up to 1 pixel (an eighth of 10)
+    adapter = adapter_for(load_snn(path, options={"steps": STEPS, "input_shape": shape}))
+    prior = _prior(tuple(shape), latent=6)
+
+    def run(**kw):
+        return make_attack("gen", adapter, prior=prior, starts=4, iterations=5, **kw).invert(
+            classes=[0, 1], seed=2, progress=False)
+    res = run()
+    shifts = res.extra["selection_shifts"]
+    assert len(shifts) == 8 and shifts[0] == [0, 0] and any(s != [0, 0] for s in shifts)
+    assert all(abs(dy) <= 1 and abs(dx) <= 1 for dy, dx in shifts)
+    score = np.array(res.extra["starts_selection_score"])
+    assert score.shape == (2, 4)
+    for i, b in enumerate(res.extra["best_start"]):
+        assert score[i, b] == score[i].max()
+    # one copy (the image itself): the score is the unshifted deployed confidence on the same draws
+    one = run(select_shifts=1)
+    assert one.extra["selection_shifts"] == [[0, 0]]
+    np.testing.assert_allclose(one.extra["starts_selection_score"], one.extra["starts_confidence"], rtol=1e-6)
+    np.testing.assert_array_equal(one.extra["best_start"], np.array(one.extra["starts_confidence"]).argmax(1))
+    # an image under 8 pixels a side is not moved: 4x4 keeps only the image itself
+    small = make_attack("gen", adapter_for(_target(netx_nets.signed_net(tmp_path / "s.net"))), prior=_prior(),
+                        starts=2, iterations=2).invert(seed=0, progress=False)
+    assert small.extra["selection_shifts"] == [[0, 0]]
+
+
 def test_graded_input_layer(tmp_path):
     path, _ = netx_nets.input_layer(tmp_path / "input.net")
     target = load_snn(path, options={"steps": STEPS, "encoding": "graded", "input_range": (0.0, 2.0)})
@@ -112,7 +149,9 @@ def test_bad_parameters_are_refused(signed_net, small_ann_path):
     for kw, name in (({"starts": 0}, "starts"), ({"starts": 1001}, "starts"), ({"iterations": 0}, "iterations"),
                      ({"objective": "potential"}, "objective"), ({"latent_weight": -1.0}, "latent_weight"),
                      ({"lr": 0.0}, "lr"), ({"kappa": 0.0}, "kappa"), ({"estimator": "x"}, "estimator"),
-                     ({"starts": 2.0}, "starts")):
+                     ({"starts": 2.0}, "starts"), ({"select_shifts": 0}, "select_shifts"),
+                     ({"select_shifts": 65}, "select_shifts"), ({"shift_pixels": -1}, "shift_pixels"),
+                     ({"shift_pixels": 17}, "shift_pixels"), ({"shift_pixels": 1.5}, "shift_pixels")):
         with pytest.raises(InputError, match=name):
             GenParams(**kw)
     with pytest.raises(InputError, match="no reference mode"):
@@ -177,19 +216,25 @@ def test_cli_gen_and_its_exit_2_cases(signed_net, tmp_path, capsys):
     assert "--prior applies to --method gen" in capsys.readouterr().err
     assert main(base + ["--method", "blenc", "--starts", "3"]) == 2
     assert "--starts does not apply to blenc" in capsys.readouterr().err
+    assert main(base + ["--method", "blenc", "--select-shifts", "3"]) == 2
+    assert "--select-shifts does not apply to blenc" in capsys.readouterr().err
+    assert main(base + ["--method", "gen", "--prior", str(tmp_path / "p.h5"), "--select-shifts", "65"]) == 2
+    assert "--select-shifts" in capsys.readouterr().err
     assert main(base + ["--method", "gen", "--prior", str(tmp_path / "missing.h5")]) == 2
     assert "missing.h5" in capsys.readouterr().err
     assert main(base + ["--method", "gen", "--prior", str(_prior_file(tmp_path / "wide.h5", (1, 4, 8)))]) == 2
     assert "makes 1x4x8 images (32 values), but the target takes 16 inputs" in capsys.readouterr().err
     assert not (tmp_path / "r.h5").exists()
     prior = _prior_file(tmp_path / "p.h5")
-    assert main(base + ["--method", "gen", "--prior", str(prior), "--starts", "2", "--iterations", "5"]) == 0
+    assert main(base + ["--method", "gen", "--prior", str(prior), "--starts", "2", "--iterations", "5",
+                        "--select-shifts", "3"]) == 0
     out = capsys.readouterr().out
     assert "wrote" in out and "public data constructed-test of mnist" in out
     from brainleaks_lava.attacks.recon_file import load_recon
 
     rec = load_recon(tmp_path / "r.h5")
     assert rec.attack == "gen" and rec.params["starts"] == 2 and rec.extra["prior"]["path"] == str(prior)
+    assert rec.params["select_shifts"] == 3
     assert main(base[:-1] + [str(prior), "--method", "gen", "--prior", str(prior)]) == 2  # --out would replace it
     assert "is also the input --prior" in capsys.readouterr().err
 
