@@ -96,10 +96,14 @@ def test_selection_uses_the_confidence_under_shifts(tmp_path):
     shifts = res.extra["selection_shifts"]
     assert len(shifts) == 8 and shifts[0] == [0, 0] and any(s != [0, 0] for s in shifts)
     assert all(abs(dy) <= 1 and abs(dx) <= 1 for dy, dx in shifts)
-    score = np.array(res.extra["starts_selection_score"])
-    assert score.shape == (2, 4)
-    for i, b in enumerate(res.extra["best_start"]):
-        assert score[i, b] == score[i].max()
+    score, conf = np.array(res.extra["starts_selection_score"]), np.array(res.extra["starts_confidence"])
+    assert score.shape == conf.shape == (2, 4)
+    for i, b in enumerate(res.extra["best_start"]):  # the best under shifts among the starts within 0.01 of the best
+        tied = conf[i] >= conf[i].max() - 0.01
+        assert tied[b] and score[i, b] == score[i][tied].max()
+    # a tolerance of 1 ties every start: the shift score alone decides
+    every = run(select_tolerance=1.0)
+    np.testing.assert_array_equal(every.extra["best_start"], np.array(every.extra["starts_selection_score"]).argmax(1))
     # one copy (the image itself): the score is the unshifted deployed confidence on the same draws
     one = run(select_shifts=1)
     assert one.extra["selection_shifts"] == [[0, 0]]
@@ -151,7 +155,8 @@ def test_bad_parameters_are_refused(signed_net, small_ann_path):
                      ({"lr": 0.0}, "lr"), ({"kappa": 0.0}, "kappa"), ({"estimator": "x"}, "estimator"),
                      ({"starts": 2.0}, "starts"), ({"select_shifts": 0}, "select_shifts"),
                      ({"select_shifts": 65}, "select_shifts"), ({"shift_pixels": -1}, "shift_pixels"),
-                     ({"shift_pixels": 17}, "shift_pixels"), ({"shift_pixels": 1.5}, "shift_pixels")):
+                     ({"shift_pixels": 17}, "shift_pixels"), ({"shift_pixels": 1.5}, "shift_pixels"),
+                     ({"select_tolerance": -0.1}, "select_tolerance"), ({"select_tolerance": 1.5}, "select_tolerance")):
         with pytest.raises(InputError, match=name):
             GenParams(**kw)
     with pytest.raises(InputError, match="no reference mode"):
