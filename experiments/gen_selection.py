@@ -41,7 +41,8 @@ def main(argv=None) -> int:
     prior = load_prior(args.prior)
     judges = {Path(j).stem: load_evaluator(j) for j in args.judge}
     rules = {"most confident (select_shifts=1)": {"select_shifts": 1},
-             "most confident, near-ties (0.01) to the shift score (default)": {},
+             "most confident, near-ties (0.001) to the shift score (default)": {},
+             "most confident, near-ties (0.01) to the shift score": {"select_tolerance": 0.01},
              "shift score alone (select_tolerance=1)": {"select_tolerance": 1.0}}
     acc = {(r, j): [] for r in rules for j in judges}
     for seed in args.seeds:

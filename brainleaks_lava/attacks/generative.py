@@ -71,7 +71,7 @@ class GenParams(AttackParams):
     kappa: float = 1.0  # margin objective: cap in threshold units
     lr_decay: str = "cosine"  # or "none"
     select_shifts: int = 8  # copies (the image and shifted ones) whose mean deployed confidence breaks near-ties
-    select_tolerance: float = 0.01  # starts this close to the best deployed confidence count as tied
+    select_tolerance: float = 0.001  # starts this close to the best deployed confidence count as tied
     shift_pixels: int = 2  # largest shift of a copy, pixels (clamped to an eighth of the image's shorter side)
 
     def __post_init__(self):

@@ -98,8 +98,8 @@ def test_selection_uses_the_confidence_under_shifts(tmp_path):
     assert all(abs(dy) <= 1 and abs(dx) <= 1 for dy, dx in shifts)
     score, conf = np.array(res.extra["starts_selection_score"]), np.array(res.extra["starts_confidence"])
     assert score.shape == conf.shape == (2, 4)
-    for i, b in enumerate(res.extra["best_start"]):  # the best under shifts among the starts within 0.01 of the best
-        tied = conf[i] >= conf[i].max() - 0.01
+    for i, b in enumerate(res.extra["best_start"]):  # the best under shifts among the starts within 0.001 of the best
+        tied = conf[i] >= conf[i].max() - 0.001
         assert tied[b] and score[i, b] == score[i][tied].max()
     # a tolerance of 1 ties every start: the shift score alone decides
     every = run(select_tolerance=1.0)
