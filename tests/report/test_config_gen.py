@@ -13,6 +13,7 @@ from brainleaks_lava.priors.files import save_prior
 from brainleaks_lava.priors.vae import train_prior
 from brainleaks_lava.report.config import load_config
 from brainleaks_lava.report.runner import run_experiment
+from test_runner import TINY, write
 
 # a small VAE for 28x28 images: trains in well under a second
 ARCH = {"kind": "conv-vae", "image_shape": [1, 28, 28], "latent_dim": 4, "work_shape": [8, 8], "channels": [4, 8],
@@ -20,42 +21,12 @@ ARCH = {"kind": "conv-vae", "image_shape": [1, 28, 28], "latent_dim": 4, "work_s
 PROVENANCE = {"public_split": "test-digits", "dataset": "mnist", "images": 12, "source": "random test images",
               "disjoint_from": "the tiny target's training records"}
 
-GEN = """
-[experiment]
-name = "tinygen"
-seed = 3
-threads = 1
-
-[dataset]
-name = "mnist"
-
-[targets.snn]
-arch = "snn"
-train = { hidden = 16, epochs = 1, steps = 8, batch_size = 100 }
-
-[targets.ann]
-arch = "ann"
-model = "ann.h5"
-
-[evaluators.ann]
-kind = "ann"
-train = { epochs = 1, batch_size = 100 }
-
-[[attacks]]
-name = "gen1"
-method = "gen"
-target = "snn"
-evaluator = "ann"
-classes = [0, 1]
-params = { prior = "priors/p.h5", starts = 2, iterations = 3 }
-
-[evaluation]
-draws = 2
-
-[replay]
-enabled = true
-draws = 2
-"""
+# test_runner's tiny run with the ANN target file and gen in place of its BL-v2 attack
+GEN = (TINY.replace('name = "tiny"', 'name = "tinygen"')
+       .replace("[evaluators.ann]", '[targets.ann]\narch = "ann"\nmodel = "ann.h5"\n\n[evaluators.ann]')
+       .replace('name = "bl2"\nmethod = "bl2"', 'name = "gen1"\nmethod = "gen"')
+       .replace("params = { iterations = 2, population = 3 }",
+                'classes = [0, 1]\nparams = { prior = "priors/p.h5", starts = 2, iterations = 3 }'))
 
 
 def tiny_prior(path, seed: int = 0):
@@ -64,12 +35,6 @@ def tiny_prior(path, seed: int = 0):
                         provenance=PROVENANCE)
     path.parent.mkdir(parents=True, exist_ok=True)
     return save_prior(prior, path)
-
-
-def write(tmp_path, text, name="exp.toml"):
-    p = tmp_path / name
-    p.write_text(text)
-    return p
 
 
 @pytest.fixture
