@@ -181,7 +181,8 @@ def attack(target, method: str = "bl2", *, mode: str = "paper", classes=None, se
         Gradient through the encoder, as BL-enc's.
     starts : int, default 8, in [1, 1000]
         Seeded latent codes z ~ N(0, I) per class, optimised at once; each class keeps the start the deployed
-        read-out is most confident of (ties: the lower final loss).
+        read-out is most confident of; near-ties (``select_tolerance``) go to the start it stays most confident of
+        under shifts (``select_shifts``), then to the lower final loss.
     iterations : int, default 100, in [1, 1000000]
         Adam steps.
     lr : float, default 0.1, in (0, inf)
@@ -192,6 +193,14 @@ def attack(target, method: str = "bl2", *, mode: str = "paper", classes=None, se
         ``margin`` objective: the cap of the margin, in threshold units.
     lr_decay : {'cosine', 'none'}, default 'cosine'
         Step-size schedule.
+    select_shifts : int, default 8, in [1, 64]
+        Copies of a start's image (the image and seeded shifted ones) over which the deployed confidence is
+        averaged to break near-ties (Plug & Play's final selection); 1: the image only.
+    shift_pixels : int, default 2, in [1, 16]
+        Largest shift of a copy, in pixels (at most an eighth of the image's shorter side; an image under 8 pixels
+        is not moved).
+    select_tolerance : float, default 0.001, in [0, 1]
+        Starts this close to a class's best deployed confidence count as tied (0: no ties but exact ones).
 
     method 'miface': MI-FACE, gradient descent in image space (ANN targets)
 

@@ -510,7 +510,7 @@ def _add_attack(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prior", default=None, metavar="FILE.h5",
                    help="gen: the generative prior whose latent space is searched (brainleaks train-prior)")
     p.add_argument("--starts", type=count("starts"), default=None, help="gen: latent starts per class (default 8)")
-    p.add_argument("--select-shifts", type=bounded_int(1, (64, " (copies)"), "an integer"), default=None,
+    p.add_argument("--select-shifts", type=count("select_shifts"), default=None,
                    help="gen: among starts within 0.001 of a class's best confidence, keep the one the target is most "
                         "confident of over this many copies of its image, the image and copies shifted by up to 2 "
                         "pixels (default 8; 1: the image only)")

@@ -379,6 +379,8 @@ MAX_COUNTS = {
     "patience": (1_000_000, ""),
     "restarts": (1_000, ""),
     "starts": (1_000, " (latent-search starts per class)"),
+    "select_shifts": (64, " (shifted copies of a latent-search start)"),
+    "shift_pixels": (16, " (pixels)"),
     "population": (4_096, " (BL-v2 population)"),
     "random": (100_000, " (random samples)"),
     "draws": (10_000, ""),

@@ -54,9 +54,6 @@ log = logging.getLogger(__name__)
 OBJECTIVES = {"logp": ("potential", "ce"), "margin": ("margin", "ce"), "posterior": ("posterior", "ce")}
 #: seeded Bernoulli draws over which a start's deployed confidence is averaged (rate and event encoders)
 SELECT_DRAWS = 8
-#: upper bounds of the selection's shifted copies and of their shift (pixels)
-MAX_SELECT_SHIFTS = 64
-MAX_SHIFT_PIXELS = 16
 
 
 @dataclass(frozen=True)
@@ -87,11 +84,8 @@ class GenParams(AttackParams):
         self._in_range("latent_weight", 0.0, float("inf"), hi_open=True)
         self._in_range("kappa", 0.0, float("inf"), lo_open=True, hi_open=True)
         self._in_range("select_tolerance", 0.0, 1.0)
-        for name, top in (("select_shifts", MAX_SELECT_SHIFTS), ("shift_pixels", MAX_SHIFT_PIXELS)):
-            v = getattr(self, name)
-            low = 1 if name == "select_shifts" else 0
-            if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= top:
-                raise InputError(f"{name} must be an integer from {low} to {top}, got {v!r}")
+        self._positive_int("select_shifts")  # at most safety.MAX_COUNTS' bound, as every count
+        self._positive_int("shift_pixels")
 
     @classmethod
     def reference(cls, **overrides) -> "GenParams":

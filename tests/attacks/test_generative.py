@@ -154,7 +154,7 @@ def test_bad_parameters_are_refused(signed_net, small_ann_path):
                      ({"objective": "potential"}, "objective"), ({"latent_weight": -1.0}, "latent_weight"),
                      ({"lr": 0.0}, "lr"), ({"kappa": 0.0}, "kappa"), ({"estimator": "x"}, "estimator"),
                      ({"starts": 2.0}, "starts"), ({"select_shifts": 0}, "select_shifts"),
-                     ({"select_shifts": 65}, "select_shifts"), ({"shift_pixels": -1}, "shift_pixels"),
+                     ({"select_shifts": 65}, "select_shifts"), ({"shift_pixels": 0}, "shift_pixels"),
                      ({"shift_pixels": 17}, "shift_pixels"), ({"shift_pixels": 1.5}, "shift_pixels"),
                      ({"select_tolerance": -0.1}, "select_tolerance"), ({"select_tolerance": 1.5}, "select_tolerance")):
         with pytest.raises(InputError, match=name):
