@@ -30,8 +30,8 @@ an image smaller than 8 pixels is not moved), each encoded as the deployment enc
 lower final loss. The shift score is Plug & Play's final selection (Struppek et al. 2022); it needs nothing but the
 target. Why: a spike-count read-out (lava-dl's tutorial classifier) gives confidence 1.0 to many starts, among them
 images the judges call another digit, and the unshifted confidence cannot tell them apart (docs/attacks.md has the
-measurement); ``select_shifts=1`` or ``select_tolerance=0`` gives the unshifted rule. ``extra`` records the prior (path, sha256, provenance: which public data trained it), the winners'
-latent codes, the starts and the winning start of each class, and the deployed confidence of the winner's start
+measurement); ``select_shifts=1`` gives the unshifted rule (exact ties to the lower final loss). ``extra`` records
+the prior (path, sha256, provenance: which public data trained it), the winners' latent codes, the starts and the winning start of each class, and the deployed confidence of the winner's start
 and end measured the same way (``worse_than_start`` flags a class that ends below its start).
 """
 from __future__ import annotations
