@@ -949,6 +949,13 @@ def _run_sweep(args) -> int:
     return 0
 
 
+def _run_mia(args) -> int:
+    report = _privacy_command().mia_command(args)
+    print(report.read_text())
+    print(f"report: {report}")
+    return 0
+
+
 COMMANDS = {
     "dataset": ("check a dataset directory and print its splits", _add_dataset, _run_dataset),
     "train": ("train an SNN or ANN target and write its model file", _add_train, _run_train),
@@ -970,7 +977,7 @@ COMMANDS = {
               "local or Ray)", _add_sweep, _run_sweep),
     "mia": ("membership inference: does the deployed model reveal which records it trained on? (LiRA with shadow "
             "models, loss; twin and Lava)", lambda p: _privacy_command().add_mia(p),
-            lambda args: _privacy_command().run_mia(args)),
+            _run_mia),
 }
 
 

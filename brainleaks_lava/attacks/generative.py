@@ -31,7 +31,8 @@ lower final loss. The shift score is Plug & Play's final selection (Struppek et 
 target. Why: a spike-count read-out (lava-dl's tutorial classifier) gives confidence 1.0 to many starts, among them
 images the judges call another digit, and the unshifted confidence cannot tell them apart (docs/attacks.md has the
 measurement); ``select_shifts=1`` gives the unshifted rule (exact ties to the lower final loss). ``extra`` records
-the prior (path, sha256, provenance: which public data trained it), the winners' latent codes, the starts and the winning start of each class, and the deployed confidence of the winner's start
+the prior (path, sha256, provenance: which public data trained it), the winners' latent codes, the starts and the
+winning start of each class, the selection's shifts and scores, and the deployed confidence of the winner's start
 and end measured the same way (``worse_than_start`` flags a class that ends below its start).
 """
 from __future__ import annotations
@@ -44,6 +45,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
+from ..priors.vae import shift_images
 from ..progress import progress_bar
 from .base import AttackParams
 from .encoder_aware import ESTIMATORS, EncoderAware
@@ -174,16 +176,6 @@ class GenAttack(EncoderAware):
     def _latent_penalty(self, z: torch.Tensor, _rate=None) -> torch.Tensor:
         return self.params.latent_weight * z.pow(2).mean(1)
 
-    def _draws_confidence(self, rate: torch.Tensor, cls: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        """The deployed read-out's confidence (R,) in ``cls`` of the inputs the deployment's encoder makes of
-        ``rate``: the mean over ``SELECT_DRAWS`` seeded draws of a Bernoulli encoder, else its one input."""
-        n = SELECT_DRAWS if self.encoding in ("rate", "events") else 1
-        total = torch.zeros(len(rate), device=rate.device)
-        for _ in range(n):
-            x, _ = self._final_input(rate, gen)
-            total += self._objective(x.to(rate.device), cls)[1]
-        return total / n
-
     def _shifts(self, seed: int) -> list[tuple[int, int]]:
         """The selection's (dy, dx) offsets: the image itself, then ``select_shifts - 1`` seeded offsets of at most
         ``shift_pixels`` (clamped to an eighth of the image's shorter side; none for an image under 8 pixels)."""
@@ -195,11 +187,11 @@ class GenAttack(EncoderAware):
         off = torch.randint(-m, m + 1, (self.params.select_shifts - 1, 2), generator=g).tolist()
         return [(0, 0)] + [(int(dy), int(dx)) for dy, dx in off]
 
-    def _selection_confidence(self, rate: torch.Tensor, cls: torch.Tensor, seed: int) -> torch.Tensor:
-        """The selection score (R,) of the images ``rate`` (R, C*H*W): the mean deployed confidence over the copies
-        of :meth:`_shifts` (zeros move in at the border), each encoded by the deployment's encoder with the draws
-        of one seeded generator (``SELECT_DRAWS`` draws in all for a Bernoulli encoder, at least one per copy)."""
-        shifts = self._shifts(seed)
+    def _confidence(self, rate: torch.Tensor, cls: torch.Tensor, seed: int, shifts=((0, 0),)) -> torch.Tensor:
+        """The deployed read-out's mean confidence (R,) in ``cls`` over copies of the images ``rate`` (R, C*H*W)
+        moved by ``shifts`` (zeros move in at the border; the default: the images themselves), each encoded by the
+        deployment's encoder with the draws of one generator seeded ``seed`` (``SELECT_DRAWS`` draws in all for a
+        Bernoulli encoder, at least one per copy; one pass per copy for a deterministic one)."""
         per = max(1, -(-SELECT_DRAWS // len(shifts))) if self.encoding in ("rate", "events") else 1
         gen = torch.Generator().manual_seed(seed)
         img = rate.view(len(rate), *self.prior.image_shape)
@@ -227,9 +219,10 @@ class GenAttack(EncoderAware):
         measure = int(torch.randint(0, 2**62, (1,), generator=gen))
         with torch.no_grad():
             rate = self.prior.decode(z)
-            start, end = (self._draws_confidence(img, cls, torch.Generator().manual_seed(measure)).view(r, s)
-                          .cpu().numpy() for img in (self.prior.decode(z0), rate))
-            robust = self._selection_confidence(rate, cls, measure).view(r, s).cpu().numpy()
+            shifts = self._shifts(measure)
+            start, end, robust = (self._confidence(img, cls, measure, sh).view(r, s).cpu().numpy()
+                                  for img, sh in ((self.prior.decode(z0), ((0, 0),)), (rate, ((0, 0),)),
+                                                  (rate, shifts)))
             obj, _ = self._objective(self._encode(rate, gen, sample=False), cls)
             final = (obj + self._latent_penalty(z)).view(r, s).cpu().numpy()
         # the most confident; near-ties (within select_tolerance) to the most confident under shifts, then lowest loss
@@ -243,24 +236,12 @@ class GenAttack(EncoderAware):
             "prior": prior_record(self.prior), "latent_codes": z[pick].cpu().tolist(), "starts": s, "best_start": best,
             "start_confidence": start_best, "selected_confidence": end_best,
             "final_loss": final[np.arange(r), best].tolist(), "starts_confidence": end.tolist(),
-            "selection_shifts": [list(o) for o in self._shifts(measure)], "starts_selection_score": robust.tolist(),
+            "selection_shifts": [list(o) for o in shifts], "starts_selection_score": robust.tolist(),
             "worse_than_start": self._worse_than_start(classes, end_best, start_best,
                                                        "the latent search lowered the deployed confidence"),
         }
         return self._result(classes, rate[pick], gen, p.iterations, [h[rows] for h in history], extra)
 
 
-def shift_images(img: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
-    """``img`` (N, C, H, W) moved by ``dy`` rows and ``dx`` columns, zeros moving in at the border."""
-    out = torch.zeros_like(img)
-    h, w = img.shape[-2:]
-    if abs(dy) >= h or abs(dx) >= w:
-        return out
-    src_y, dst_y = (slice(0, h - dy), slice(dy, h)) if dy >= 0 else (slice(-dy, h), slice(0, h + dy))
-    src_x, dst_x = (slice(0, w - dx), slice(dx, w)) if dx >= 0 else (slice(-dx, w), slice(0, w + dx))
-    out[..., dst_y, dst_x] = img[..., src_y, src_x]
-    return out
-
-
-__all__ = ["GenAttack", "GenParams", "OBJECTIVES", "SELECT_DRAWS", "shift_images", "check_prior_fits", "resolve_prior", "prior_record",
-           "prior_text"]
+__all__ = ["GenAttack", "GenParams", "OBJECTIVES", "SELECT_DRAWS", "shift_images", "check_prior_fits", "resolve_prior",
+           "prior_record", "prior_text"]

@@ -176,19 +176,31 @@ class ConvVAE(nn.Module):
         return dict(self.arch)
 
 
+def shift_images(img: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """``img`` (N, C, H, W) moved by ``dy`` rows and ``dx`` columns, zeros moving in at the border."""
+    out = torch.zeros_like(img)
+    h, w = img.shape[-2:]
+    if abs(dy) >= h or abs(dx) >= w:
+        return out
+    src_y, dst_y = (slice(0, h - dy), slice(dy, h)) if dy >= 0 else (slice(-dy, h), slice(0, h + dy))
+    src_x, dst_x = (slice(0, w - dx), slice(dx, w)) if dx >= 0 else (slice(-dx, w), slice(0, w + dx))
+    out[..., dst_y, dst_x] = img[..., src_y, src_x]
+    return out
+
+
 def _shifted(x: torch.Tensor, shift: int, flip: bool, gen: torch.Generator) -> torch.Tensor:
     """Each image of ``x`` (N, C, H, W) moved by a random whole number of pixels in -shift..shift along each axis
     (the vacated border is 0) and, with ``flip``, mirrored left-right with probability 1/2."""
-    n, _, h, w = x.shape
+    n = len(x)
     out = x
     if flip:
         mirror = torch.rand(n, generator=gen) < 0.5
         out = torch.where(mirror[:, None, None, None], out.flip(-1), out)
     if shift > 0:
-        padded = F.pad(out, (shift, shift, shift, shift))
-        dy = torch.randint(0, 2 * shift + 1, (n,), generator=gen)
-        dx = torch.randint(0, 2 * shift + 1, (n,), generator=gen)
-        out = torch.stack([padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w] for i in range(n)])
+        # crop offsets 0..2*shift of the image padded by shift on every side: a move by shift - offset
+        dy = (shift - torch.randint(0, 2 * shift + 1, (n,), generator=gen)).tolist()
+        dx = (shift - torch.randint(0, 2 * shift + 1, (n,), generator=gen)).tolist()
+        out = torch.cat([shift_images(out[i:i + 1], dy[i], dx[i]) for i in range(n)])
     return out
 
 

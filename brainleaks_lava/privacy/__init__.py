@@ -5,7 +5,7 @@
 - :mod:`.shadows`: the target's training recipe from its sidecar, and shadow models trained with it on random
   halves of a pool (units on ``sweep.engines.Engine``, cached and resumable; ``shadow_tasks`` / ``collect_shadows``
   let ``brainleaks sweep`` run them on its own engine, see ``sweep.mia``);
-- :mod:`.command`: ``brainleaks mia`` (``add_mia``, ``run_mia(args)``) and :func:`run_mia`, the Python API.
+- :mod:`.command`: ``brainleaks mia`` (``add_mia``, ``mia_command(args)``) and :func:`run_mia`, the Python API.
 """
 from __future__ import annotations
 

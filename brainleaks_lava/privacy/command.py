@@ -575,8 +575,9 @@ def add_mia(p) -> None:
     _add_deployment(p)
 
 
-def run_mia(args) -> int:
-    """``brainleaks mia``: run the inference, print the report."""
+def mia_command(args) -> Path:
+    """``brainleaks mia``: run the inference from the parsed options; returns the report's path (the CLI prints
+    it)."""
     from ..cli import _deployment_options
     from ..models.training import apply_threads
 
@@ -590,6 +591,4 @@ def run_mia(args) -> int:
                              address=args.address, replay=not args.no_replay, seed=args.seed,
                              card=args.card, options=_deployment_options(args),
                              threads=args.threads if args.threads and args.workers == 1 else None)
-    print((out / "report.md").read_text())
-    print(f"report: {out / 'report.md'}")
-    return 0
+    return out / "report.md"

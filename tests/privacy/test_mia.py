@@ -15,7 +15,8 @@ from brainleaks_lava.models.snn import SNNSpec, SpikingMLP
 from brainleaks_lava.models.targets import TargetRequest, train_on_arrays, train_target
 from brainleaks_lava.models.training import TrainConfig
 from brainleaks_lava.privacy import run_mia
-from brainleaks_lava.privacy.command import add_mia, run_mia as run_mia_cli
+from brainleaks_lava.cli import _run_mia as run_mia_cli
+from brainleaks_lava.privacy.command import add_mia
 from brainleaks_lava.privacy.shadows import in_mask, recipe_of
 
 torch.set_num_threads(1)
